@@ -1,0 +1,426 @@
+/*
+ * window/window.h — the offline core of windowseal: pure computation, no I/O.
+ *
+ * Everything that turns Kafka records into a signed, verifiable statement lives here and can be
+ * tested without a broker, a disk or a network:
+ *
+ *   ws_err_t         one error enum for every layer (append-only; retriable or permanent)
+ *   ws_sha256_*      SHA-256 via OpenSSL libcrypto (SHA-NI), incremental, no allocation
+ *   ws_record_*      the record encoding windowseal.record.v1 (SPEC 3.1) and its decoder
+ *   ws_window_*      the window accumulator: stream digest + Merkle tree + per-source stats
+ *   ws_merkle_*      streaming RFC 6962 tree (compact range), RFC 9162 proofs (SPEC 4)
+ *   ws_log_*         the per-query window log entry (SPEC 5)
+ *   ws_evidence_*    LZ4-frame evidence archive writer/reader over callbacks (SPEC 3.3)
+ *   ws_key_*         Ed25519 keys as PKCS#8 / SPKI PEM, keyid (SPEC 7)
+ *   ws_dsse_*        DSSE envelopes: PAE, sign, open/verify (SPEC 7)
+ *   ws_statement_*   the in-toto Statement with the Makoto stream-window predicate (SPEC 6)
+ *
+ * Threads: every handle is used by one thread at a time; functions without a handle are
+ * thread-safe. Output buffers are caller-owned unless a function says it allocates.
+ */
+#ifndef WS_WINDOW_H
+#define WS_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#if defined(__GNUC__)
+#define WS_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define WS_MUST_CHECK
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors. X(name, retriable, text). Append only: values are never renumbered.                */
+
+#define WS_ERRORS(X)                                                                           \
+    X(WS_OK, 0, "success")                                                                     \
+    X(WS_ERR_NOMEM, 1, "out of memory")                                                        \
+    X(WS_ERR_INVALID, 0, "invalid argument")                                                   \
+    X(WS_ERR_MALFORMED, 0, "malformed input")                                                  \
+    X(WS_ERR_TRUNCATED, 0, "truncated input")                                                  \
+    X(WS_ERR_TOO_LARGE, 0, "input too large")                                                  \
+    X(WS_ERR_IO, 1, "I/O error")                                                               \
+    X(WS_ERR_NOSPACE, 1, "no space left on device")                                            \
+    X(WS_ERR_NOT_FOUND, 0, "not found")                                                        \
+    X(WS_ERR_EXISTS_DIFFERENT, 0, "object exists with different content")                      \
+    X(WS_ERR_SIGNATURE, 0, "signature verification failed")                                    \
+    X(WS_ERR_VERIFY, 0, "verification failed")                                                 \
+    X(WS_ERR_KEY, 0, "unusable key")                                                           \
+    X(WS_ERR_CONFIG, 0, "configuration error")                                                 \
+    X(WS_ERR_KAFKA, 1, "Kafka error")                                                          \
+    X(WS_ERR_KAFKA_FATAL, 0, "fatal Kafka error")                                              \
+    X(WS_ERR_TIMEOUT, 1, "timed out")                                                          \
+    X(WS_ERR_NOT_RETAINED, 0, "records no longer retained")                                    \
+    X(WS_ERR_UNKNOWN_TOPIC, 0, "unknown topic or partition")                                   \
+    X(WS_ERR_CONFLICT, 0, "conflicting notification for an attested batch")                   \
+    X(WS_ERR_UNSAFE_ID, 0, "unsafe query id")                                                  \
+    X(WS_ERR_CRYPTO, 0, "cryptographic library failure")                                       \
+    X(WS_ERR_SINK_RETRY, 1, "sink failure (retriable)")                                        \
+    X(WS_ERR_SINK_PERMANENT, 0, "sink failure (permanent)")                                    \
+    X(WS_ERR_STOPPED, 0, "stopped")                                                            \
+    X(WS_ERR_PROOF, 0, "proof does not verify")                                                \
+    X(WS_ERR_ORDER, 0, "records out of window-stream order")                                   \
+    X(WS_ERR_UNSUPPORTED, 0, "unsupported")                                                    \
+    X(WS_ERR_AGAIN, 1, "not ready yet")                                                        \
+    X(WS_ERR_PERMISSION, 0, "permission denied")
+
+typedef enum {
+#define WS_X_ENUM(name, retr, text) name,
+    WS_ERRORS(WS_X_ENUM)
+#undef WS_X_ENUM
+        WS_ERR__COUNT
+} ws_err_t;
+
+const char *ws_strerror(ws_err_t err);  /* "out of memory" */
+const char *ws_err_name(ws_err_t err);  /* "WS_ERR_NOMEM"  */
+bool ws_err_retriable(ws_err_t err);    /* true: the engine may retry with backoff */
+
+/* snprintf into errbuf (if non-NULL) and return err: `return ws_fail(e, eb, el, "x %d", 1);` */
+ws_err_t ws_fail(ws_err_t err, char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ------------------------------------------------------------------------------------------ */
+/* SHA-256                                                                                      */
+
+#define WS_HASH_LEN 32
+#define WS_HASH_HEX_LEN 64 /* without the terminating NUL */
+
+struct ws_sha256 {
+    _Alignas(16) unsigned char opaque[128]; /* holds OpenSSL's SHA256_CTX */
+};
+void ws_sha256_init(struct ws_sha256 *h);
+void ws_sha256_update(struct ws_sha256 *h, const void *data, size_t len);
+void ws_sha256_final(struct ws_sha256 *h, uint8_t out[WS_HASH_LEN]);
+void ws_sha256(const void *data, size_t len, uint8_t out[WS_HASH_LEN]);
+
+/* out must hold 2*len+1 bytes; lowercase. */
+void ws_hex_encode(const uint8_t *bin, size_t len, char *out);
+/* Exactly 2*len hex digits (either case) -> len bytes. */
+ws_err_t ws_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t len) WS_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Records: windowseal.record.v1 (SPEC 3.1). Lengths of -1 mean null.                          */
+
+struct ws_header {
+    const char *name;
+    uint16_t name_len;
+    const void *value;
+    int32_t value_len; /* -1: null */
+};
+
+struct ws_record {
+    const char *topic;
+    uint16_t topic_len;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp; /* ms since epoch, -1 none */
+    uint8_t ts_type;   /* 0 none, 1 create time, 2 log-append time */
+    const void *key;
+    int32_t key_len; /* -1: null */
+    const void *value;
+    int32_t value_len; /* -1: null */
+    const struct ws_header *headers;
+    uint32_t header_count;
+};
+
+#define WS_RECORD_VERSION 0x01
+#define WS_RECORD_MAX (256u * 1024 * 1024) /* decoder refuses encodings larger than this */
+
+/* Bytes the encoding of r takes. */
+size_t ws_record_encoded_size(const struct ws_record *r);
+/* Encode into buf (cap >= ws_record_encoded_size(r)); returns bytes written, 0 if cap too small. */
+size_t ws_record_encode(const struct ws_record *r, uint8_t *buf, size_t cap);
+/*
+ * Decode one encoding occupying exactly len bytes. Pointers in *out point into buf; headers are
+ * written to the caller's array hdrs[0..max_hdrs). If the record has more headers than max_hdrs,
+ * returns WS_ERR_TOO_LARGE with out->header_count set to the number needed (retry bigger).
+ */
+ws_err_t ws_record_decode(const uint8_t *buf, size_t len, struct ws_record *out,
+                          struct ws_header *hdrs, uint32_t max_hdrs, char *errbuf,
+                          size_t errlen) WS_MUST_CHECK;
+/* Window-stream order (SPEC 3.2): topic bytes, then partition, then offset. <0, 0, >0. */
+int ws_record_cmp(const struct ws_record *a, const struct ws_record *b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Merkle tree (SPEC 4): RFC 6962 hashing, built as leaves stream in, O(log n) memory.         */
+
+#define WS_MERKLE_MAX_DEPTH 64
+
+struct ws_merkle {
+    uint64_t size;                                 /* leaves so far */
+    uint8_t range[WS_MERKLE_MAX_DEPTH][WS_HASH_LEN]; /* compact range, largest subtree first */
+    unsigned nrange;                               /* == popcount(size) */
+};
+
+void ws_merkle_init(struct ws_merkle *m);
+/* leaf hash = SHA-256(0x00 || data) */
+void ws_merkle_leaf_hash(const void *data, size_t len, uint8_t out[WS_HASH_LEN]);
+/* node hash = SHA-256(0x01 || left || right) */
+void ws_merkle_node_hash(const uint8_t l[WS_HASH_LEN], const uint8_t r[WS_HASH_LEN],
+                         uint8_t out[WS_HASH_LEN]);
+void ws_merkle_add_leaf(struct ws_merkle *m, const void *data, size_t len);
+void ws_merkle_add_hash(struct ws_merkle *m, const uint8_t leaf_hash[WS_HASH_LEN]);
+/* Root over the leaves so far; SHA-256("") when empty. */
+void ws_merkle_root(const struct ws_merkle *m, uint8_t out[WS_HASH_LEN]);
+/* Rebuild from a saved compact range (size + its popcount(size) hashes, largest first). */
+ws_err_t ws_merkle_restore(struct ws_merkle *m, uint64_t size, const uint8_t (*range)[WS_HASH_LEN],
+                           unsigned nrange) WS_MUST_CHECK;
+
+/*
+ * Proofs (RFC 9162 2.1.3 / 2.1.4) generated from all leaf hashes in memory. path must hold
+ * WS_MERKLE_MAX_DEPTH (inclusion) or 2*WS_MERKLE_MAX_DEPTH (consistency) hashes.
+ */
+ws_err_t ws_merkle_inclusion_proof(const uint8_t (*leaves)[WS_HASH_LEN], uint64_t size,
+                                   uint64_t index, uint8_t (*path)[WS_HASH_LEN],
+                                   size_t *pathlen) WS_MUST_CHECK;
+ws_err_t ws_merkle_verify_inclusion(const uint8_t leaf_hash[WS_HASH_LEN], uint64_t index,
+                                    uint64_t size, const uint8_t (*path)[WS_HASH_LEN],
+                                    size_t pathlen,
+                                    const uint8_t root[WS_HASH_LEN]) WS_MUST_CHECK;
+ws_err_t ws_merkle_consistency_proof(const uint8_t (*leaves)[WS_HASH_LEN], uint64_t size1,
+                                     uint64_t size2, uint8_t (*proof)[WS_HASH_LEN],
+                                     size_t *prooflen) WS_MUST_CHECK;
+ws_err_t ws_merkle_verify_consistency(uint64_t size1, uint64_t size2,
+                                      const uint8_t root1[WS_HASH_LEN],
+                                      const uint8_t root2[WS_HASH_LEN],
+                                      const uint8_t (*proof)[WS_HASH_LEN],
+                                      size_t prooflen) WS_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Window log (SPEC 5): entry = 0x01 || u64 batchId || window root || stream digest.           */
+
+#define WS_LOG_ENTRY_LEN (1 + 8 + WS_HASH_LEN + WS_HASH_LEN)
+void ws_log_entry_encode(int64_t batch_id, const uint8_t root[WS_HASH_LEN],
+                         const uint8_t stream_digest[WS_HASH_LEN], uint8_t out[WS_LOG_ENTRY_LEN]);
+/* Append one window to a query's log (a ws_merkle over log entries). */
+void ws_log_append(struct ws_merkle *log, int64_t batch_id, const uint8_t root[WS_HASH_LEN],
+                   const uint8_t stream_digest[WS_HASH_LEN]);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Window accumulator: feeds records in window-stream order into the stream digest, the Merkle
+ * tree and per-source statistics; hands the window-stream bytes to an optional sink (the
+ * evidence writer). Memory does not grow with the window. */
+
+typedef ws_err_t (*ws_write_fn)(void *opaque, const void *buf, size_t len);
+
+struct ws_window;
+struct ws_window_source {
+    char *topic;
+    int32_t partition;
+    int64_t from_offset, until_offset;
+    uint64_t record_count;
+    uint64_t bytes; /* sum of the record encodings' lengths */
+};
+
+struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque);
+void ws_window_destroy(struct ws_window *w);
+/* Declare a source range; sources may be declared in any order, before adding records. */
+ws_err_t ws_window_add_source(struct ws_window *w, const char *topic, int32_t partition,
+                              int64_t from, int64_t until) WS_MUST_CHECK;
+/* Records must arrive in window-stream order and inside a declared range. */
+ws_err_t ws_window_add(struct ws_window *w, const struct ws_record *r, char *errbuf,
+                       size_t errlen) WS_MUST_CHECK;
+/* Add an already-encoded record (from an evidence archive); validated the same way. */
+ws_err_t ws_window_add_encoded(struct ws_window *w, const uint8_t *enc, size_t len, char *errbuf,
+                               size_t errlen) WS_MUST_CHECK;
+/* Finish: fills the digests. Sources are returned sorted by (topic, partition). */
+struct ws_window_result {
+    uint8_t stream_digest[WS_HASH_LEN];
+    uint8_t root[WS_HASH_LEN];
+    uint64_t leaf_count;
+    uint64_t bytes;
+    bool has_time;
+    int64_t ts_min, ts_max; /* ms, over records with timestamp >= 0 */
+    const struct ws_window_source *sources; /* owned by the window */
+    size_t nsources;
+};
+ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res) WS_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Evidence archive (SPEC 3.3): one standard LZ4 frame of the window stream.                   */
+
+struct ws_evidence_writer;
+/* Compressed output goes to out() in blocks of about block_size bytes (0: 1 MiB). */
+struct ws_evidence_writer *ws_evidence_writer_new(ws_write_fn out, void *opaque,
+                                                  size_t block_size);
+ws_err_t ws_evidence_write(struct ws_evidence_writer *e, const void *buf,
+                           size_t len) WS_MUST_CHECK;
+/* Writes the frame end marker and flushes. */
+ws_err_t ws_evidence_finish(struct ws_evidence_writer *e) WS_MUST_CHECK;
+void ws_evidence_writer_destroy(struct ws_evidence_writer *e);
+/* Adapter so a ws_window can stream straight into a writer: opaque = the writer. */
+ws_err_t ws_evidence_write_cb(void *writer, const void *buf, size_t len);
+
+/* Reads compressed bytes: fills buf with up to cap bytes, *got = 0 at end of input. */
+typedef ws_err_t (*ws_read_fn)(void *opaque, void *buf, size_t cap, size_t *got);
+struct ws_evidence_reader;
+struct ws_evidence_reader *ws_evidence_reader_new(ws_read_fn in, void *opaque);
+/*
+ * Next record encoding of the window stream: *rec points into the reader's buffer, valid until
+ * the next call. At a clean end returns WS_OK with *rec == NULL. Truncated or corrupt input is
+ * WS_ERR_TRUNCATED / WS_ERR_MALFORMED with a reason in errbuf.
+ */
+ws_err_t ws_evidence_next(struct ws_evidence_reader *r, const uint8_t **rec, size_t *len,
+                          char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* SHA-256 of the decompressed window stream read so far (the stream digest at the end). */
+void ws_evidence_stream_digest(const struct ws_evidence_reader *r, uint8_t out[WS_HASH_LEN]);
+void ws_evidence_reader_destroy(struct ws_evidence_reader *r);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Keys (SPEC 7): Ed25519; private key PKCS#8 PEM, public key SPKI PEM.                         */
+
+#define WS_KEYID_LEN WS_HASH_HEX_LEN
+struct ws_key {
+    uint8_t pk[32];
+    uint8_t sk[64]; /* libsodium's seed||pk form; zero when has_secret is false */
+    bool has_secret;
+    char keyid[WS_KEYID_LEN + 1]; /* lowercase hex SHA-256 of pk */
+};
+
+ws_err_t ws_key_generate(struct ws_key *k) WS_MUST_CHECK;
+/* Parse a PKCS#8 private key PEM or an SPKI public key PEM from memory. */
+ws_err_t ws_key_from_pem(const char *pem, size_t len, struct ws_key *k, char *errbuf,
+                         size_t errlen) WS_MUST_CHECK;
+/* PEM text into out (NUL-terminated); returns WS_ERR_TOO_LARGE if cap is too small (256 is). */
+ws_err_t ws_key_private_pem(const struct ws_key *k, char *out, size_t cap) WS_MUST_CHECK;
+ws_err_t ws_key_public_pem(const struct ws_key *k, char *out, size_t cap) WS_MUST_CHECK;
+/* sodium_memzero the whole struct. */
+void ws_key_wipe(struct ws_key *k);
+
+/* ------------------------------------------------------------------------------------------ */
+/* DSSE (SPEC 7)                                                                                */
+
+#define WS_PAYLOAD_TYPE "application/vnd.in-toto+json"
+#define WS_ENVELOPE_MAX (64u * 1024 * 1024)
+
+/* PAE bytes, malloc'ed into *out. */
+ws_err_t ws_dsse_pae(const char *type, const void *body, size_t len, uint8_t **out,
+                     size_t *outlen) WS_MUST_CHECK;
+/* Sign payload; *envelope is malloc'ed compact JSON with sorted keys (NUL-terminated). */
+ws_err_t ws_dsse_sign(const struct ws_key *k, const char *type, const void *payload, size_t len,
+                      char **envelope, size_t *envlen) WS_MUST_CHECK;
+/*
+ * Parse an envelope and verify it with any of keys[0..nkeys) (standard or URL-safe base64,
+ * unknown fields ignored). On success *payload (malloc'ed, NUL-terminated) is the decoded
+ * statement and *which the index of the key that verified. Errors: WS_ERR_MALFORMED (not an
+ * envelope), WS_ERR_SIGNATURE (no signature verifies).
+ */
+ws_err_t ws_dsse_open(const char *envelope, size_t len, const struct ws_key *keys, size_t nkeys,
+                      char **payload, size_t *payload_len, size_t *which, char *errbuf,
+                      size_t errlen) WS_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Statement (SPEC 6). Built with jansson, compact, keys sorted: a pure function of its input. */
+
+#define WS_STATEMENT_TYPE "https://in-toto.io/Statement/v1"
+#define WS_PREDICATE_TYPE "https://makoto.dev/stream-window/v1"
+
+struct ws_out_file {
+    const char *name;
+    bool has_digest;
+    uint8_t sha256[WS_HASH_LEN];
+    int64_t bytes;     /* -1: unknown */
+    const char *error; /* NULL unless the file could not be read */
+};
+struct ws_output {
+    const char *name;
+    const char *snapshot_id; /* may be NULL */
+    const struct ws_out_file *files;
+    size_t nfiles;
+};
+struct ws_gap {
+    int64_t from_batch, until_batch; /* half-open: [from, until) were never attested */
+};
+
+struct ws_statement_in {
+    const char *query_id;
+    const char *name;   /* may be NULL */
+    const char *run_id; /* may be NULL */
+    int64_t batch_id;
+    int64_t observed_at_ms; /* the notification's Kafka timestamp */
+    const struct ws_window_result *window;
+    const char *const *ignored_sources; /* may be NULL */
+    size_t nignored;
+    /* chain */
+    bool has_previous;
+    const char *previous_window_id;
+    uint8_t previous_root[WS_HASH_LEN];
+    uint8_t previous_attestation_digest[WS_HASH_LEN];
+    uint64_t chain_length;
+    uint8_t log_root[WS_HASH_LEN];
+    const char *genesis_window_id;
+    const struct ws_gap *gaps;
+    size_t ngaps;
+    const struct ws_output *outputs;
+    size_t noutputs;
+    /* collector */
+    const char *group_id;
+    const char *version;
+    const char *keyid;
+};
+/* *json is malloc'ed, NUL-terminated; the bytes that get signed. */
+ws_err_t ws_statement_build(const struct ws_statement_in *in, char **json,
+                            size_t *len) WS_MUST_CHECK;
+/* RFC 3339 UTC with milliseconds: 2026-11-22T03:19:36.123Z. out must hold 32 bytes. */
+void ws_format_time_ms(int64_t ms, char out[32]);
+/* "<queryId>/<batch20>" + suffix, e.g. ".dsse.json"; out must hold 256 bytes. */
+void ws_object_name(const char *query_id, int64_t batch_id, const char *suffix, char out[256]);
+/* Query ids allowed in object names (SPEC 8): [A-Za-z0-9._-]{1,128}, not starting with '.'. */
+bool ws_query_id_safe(const char *id, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Notifications (SPEC 2): the native shape and Spark's StreamingQueryProgress JSON.           */
+
+#define WS_OFFSET_UNRESOLVED (-2) /* fromOffset of a batch-0 source whose startOffset was null */
+
+struct ws_notif_source {
+    char *topic;
+    int32_t partition;
+    int64_t from_offset, until_offset; /* [from, until); from may be WS_OFFSET_UNRESOLVED */
+};
+struct ws_notif_output {
+    char *name;
+    char *snapshot_id; /* NULL if absent; numbers are kept as their decimal text */
+    char **files;
+    size_t nfiles;
+};
+enum ws_notif_shape { WS_NOTIF_NATIVE = 1, WS_NOTIF_PROGRESS = 2 };
+
+struct ws_notification {
+    enum ws_notif_shape shape;
+    char *query_id;
+    char *run_id; /* NULL if absent */
+    char *name;   /* NULL if absent */
+    int64_t batch_id;
+    struct ws_notif_source *sources; /* sorted by (topic bytes, partition), no duplicates */
+    size_t nsources;
+    struct ws_notif_output *outputs;
+    size_t noutputs;
+    char **ignored_sources; /* progress shape: descriptions of non-Kafka sources, in order */
+    size_t nignored;
+};
+
+struct ws_notif_opts {
+    size_t max_bytes;        /* 0: 1 MiB */
+    size_t max_sources;      /* 0: 100000 */
+    size_t max_files;        /* 0: 100000 (over all outputs) */
+    bool allow_unresolved_start; /* batch 0 with startOffset null -> WS_OFFSET_UNRESOLVED */
+};
+
+/*
+ * Parse and validate one notification value. On failure nothing needs freeing and errbuf names
+ * what is wrong (the reason that goes into the dead-letter header). Errors: WS_ERR_MALFORMED
+ * (not JSON, unknown shape, wrong types, duplicate partitions), WS_ERR_TOO_LARGE,
+ * WS_ERR_UNSAFE_ID (query id not allowed in object names), WS_ERR_INVALID (negative or inverted
+ * offsets, unresolved start not allowed).
+ */
+ws_err_t ws_notification_parse(const char *json, size_t len, const struct ws_notif_opts *opts,
+                               struct ws_notification *out, char *errbuf,
+                               size_t errlen) WS_MUST_CHECK;
+void ws_notification_free(struct ws_notification *n);
+/* Digest of the sorted (topic, partition, from, until) list: equal iff the sources are equal. */
+void ws_notification_sources_digest(const struct ws_notification *n, uint8_t out[WS_HASH_LEN]);
+
+#endif /* WS_WINDOW_H */
