@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for windowseal and build it.
+#   scripts/setup.sh [BUILD_DIR] [extra cmake args...]
+# Installs (as root, idempotently, quietly) every Debian package the build, the tests and the
+# demo need, then configures and builds into BUILD_DIR (default: build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+      librdkafka-dev libsodium-dev libjansson-dev liburing-dev liblz4-dev lz4
+      libcurl4-openssl-dev libssl-dev openssl libmicrohttpd-dev
+      kcat python3 python3-confluent-kafka python3-cryptography python3-botocore
+      nodejs npm strace procps util-linux)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+BUILD=${1:-build}
+shift || true
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+echo "setup: built $BUILD/windowseal" >&2

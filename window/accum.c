@@ -1,0 +1,357 @@
+/*
+ * accum.c — the window accumulator (struct ws_window): one pass over a window's records, in
+ * window-stream order, producing everything the statement needs about them.
+ *
+ * Per record, after checking it is where it may be:
+ *   frame = u32 length || encoding            (SPEC 3.2)
+ *   stream digest  <- frame                    (one running SHA-256)
+ *   Merkle tree    <- leaf(encoding)           (compact range, O(log n) memory)
+ *   stream_out     <- frame                    (the evidence writer, optional)
+ *   source stats   <- recordCount, bytes (= encoding length), min/max timestamp
+ *
+ * Where a record may be: inside a declared source range [from, until) and strictly after the
+ * previous record in (topic bytes, partition, offset) order. Sources are kept sorted by
+ * (topic bytes, partition) from the moment they are declared (sorted insert, so duplicates are
+ * refused on the spot; the engine declares them already sorted, which makes every insert an
+ * append). Because records arrive in the same order, the source of the previous record is a
+ * cursor: the next record is in that source or in a later one, found by binary search over the
+ * sources after the cursor. A record never costs O(nsources).
+ *
+ * Memory does not grow with the window: one scratch buffer (grown to the largest frame seen)
+ * holds the frame of the record being added. A rejected record changes no state, so the caller
+ * may report it and carry on or abandon the window.
+ */
+#include "window/window.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ws_window {
+    ws_write_fn out;
+    void *opaque;
+    struct ws_sha256 stream;
+    struct ws_merkle tree;
+
+    struct ws_window_source *src; /* sorted by (topic bytes, partition), no duplicates */
+    size_t *topic_len;            /* parallel to src: strlen of each topic */
+    size_t nsrc, capsrc;
+
+    bool started;    /* a record has been accepted: cur/last are meaningful */
+    size_t cur;      /* source of the previous record */
+    int64_t last;    /* offset of the previous record */
+    bool finished;   /* digest finalised; no more records or sources */
+    uint8_t digest[WS_HASH_LEN];
+
+    uint8_t *buf; /* scratch: the frame of the record being added */
+    size_t bufcap;
+
+    uint64_t bytes;
+    bool has_time;
+    int64_t ts_min, ts_max;
+};
+
+struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
+{
+    struct ws_window *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->out = stream_out;
+    w->opaque = opaque;
+    ws_sha256_init(&w->stream);
+    ws_merkle_init(&w->tree);
+    return w;
+}
+
+void ws_window_destroy(struct ws_window *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->nsrc; i++)
+        free(w->src[i].topic);
+    free(w->src);
+    free(w->topic_len);
+    free(w->buf);
+    free(w);
+}
+
+/* (topic bytes, partition) of a record against source i: <0, 0, >0. */
+static int cmp_source(const struct ws_window *w, size_t i, const char *topic, size_t tlen,
+                      int32_t partition)
+{
+    size_t slen = w->topic_len[i];
+    size_t n = tlen < slen ? tlen : slen;
+    int c = n ? memcmp(topic, w->src[i].topic, n) : 0;
+
+    if (c)
+        return c;
+    if (tlen != slen)
+        return tlen < slen ? -1 : 1;
+    if (partition != w->src[i].partition)
+        return partition < w->src[i].partition ? -1 : 1;
+    return 0;
+}
+
+/* First source in [lo, hi) not less than (topic, partition). */
+static size_t lower_bound(const struct ws_window *w, size_t lo, size_t hi, const char *topic,
+                          size_t tlen, int32_t partition)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_source(w, mid, topic, tlen, partition) > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+ws_err_t ws_window_add_source(struct ws_window *w, const char *topic, int32_t partition,
+                              int64_t from, int64_t until)
+{
+    size_t tlen, pos;
+    char *copy;
+
+    if (!w || !topic || w->started || w->finished)
+        return WS_ERR_INVALID;
+    tlen = strlen(topic);
+    if (tlen == 0 || tlen > UINT16_MAX || partition < 0 || from < 0 || until < 0 || from > until)
+        return WS_ERR_INVALID;
+    pos = lower_bound(w, 0, w->nsrc, topic, tlen, partition);
+    if (pos < w->nsrc && cmp_source(w, pos, topic, tlen, partition) == 0)
+        return WS_ERR_INVALID; /* duplicate (topic, partition) */
+    if (w->nsrc == w->capsrc) {
+        size_t cap = w->capsrc ? 2 * w->capsrc : 8;
+        struct ws_window_source *s = realloc(w->src, cap * sizeof(*s));
+        if (!s)
+            return WS_ERR_NOMEM;
+        w->src = s;
+        size_t *l = realloc(w->topic_len, cap * sizeof(*l));
+        if (!l)
+            return WS_ERR_NOMEM;
+        w->topic_len = l;
+        w->capsrc = cap;
+    }
+    copy = strdup(topic);
+    if (!copy)
+        return WS_ERR_NOMEM;
+    memmove(&w->src[pos + 1], &w->src[pos], (w->nsrc - pos) * sizeof(*w->src));
+    memmove(&w->topic_len[pos + 1], &w->topic_len[pos], (w->nsrc - pos) * sizeof(size_t));
+    w->src[pos] = (struct ws_window_source){.topic = copy,
+                                            .partition = partition,
+                                            .from_offset = from,
+                                            .until_offset = until};
+    w->topic_len[pos] = tlen;
+    w->nsrc++;
+    return WS_OK;
+}
+
+/* Topic for an error message: at most 96 bytes, control bytes shown as '?'. */
+static void printable(const char *topic, size_t len, char out[100])
+{
+    size_t n = len < 96 ? len : 96, i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)topic[i];
+        out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (n < len)
+        out[i++] = '.', out[i++] = '.', out[i++] = '.';
+    out[i] = '\0';
+}
+
+/*
+ * Where record r goes: the index of its declared source, after checking it sorts strictly after
+ * the previous record and its offset lies in the source's range. Changes nothing.
+ */
+static ws_err_t locate(const struct ws_window *w, const struct ws_record *r, size_t *idx,
+                       char *errbuf, size_t errlen)
+{
+    size_t i, from = 0;
+    char t[100];
+    int c;
+
+    if (w->started) {
+        c = cmp_source(w, w->cur, r->topic, r->topic_len, r->partition);
+        if (c < 0 || (c == 0 && r->offset <= w->last)) {
+            char pt[100];
+            const struct ws_window_source *p = &w->src[w->cur];
+            printable(r->topic, r->topic_len, t);
+            printable(p->topic, w->topic_len[w->cur], pt);
+            return ws_fail(WS_ERR_ORDER, errbuf, errlen,
+                           "record %s/%d@%lld is not after the previous record %s/%d@%lld", t,
+                           (int)r->partition, (long long)r->offset, pt, (int)p->partition,
+                           (long long)w->last);
+        }
+        if (c == 0) {
+            i = w->cur;
+            goto check_range;
+        }
+        from = w->cur + 1;
+    }
+    i = lower_bound(w, from, w->nsrc, r->topic, r->topic_len, r->partition);
+    if (i == w->nsrc || cmp_source(w, i, r->topic, r->topic_len, r->partition) != 0) {
+        printable(r->topic, r->topic_len, t);
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                       "record %s/%d@%lld is in no declared source of the window", t,
+                       (int)r->partition, (long long)r->offset);
+    }
+check_range:
+    if (r->offset < w->src[i].from_offset || r->offset >= w->src[i].until_offset) {
+        printable(r->topic, r->topic_len, t);
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                       "record %s/%d@%lld is outside the declared range [%lld, %lld)", t,
+                       (int)r->partition, (long long)r->offset,
+                       (long long)w->src[i].from_offset, (long long)w->src[i].until_offset);
+    }
+    *idx = i;
+    return WS_OK;
+}
+
+static ws_err_t reserve(struct ws_window *w, size_t need)
+{
+    size_t cap;
+    uint8_t *b;
+
+    if (need <= w->bufcap)
+        return WS_OK;
+    cap = w->bufcap ? w->bufcap : 4096;
+    while (cap < need)
+        cap *= 2;
+    b = realloc(w->buf, cap);
+    if (!b)
+        return WS_ERR_NOMEM;
+    w->buf = b;
+    w->bufcap = cap;
+    return WS_OK;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/*
+ * Take an accepted record into the window. frame (4 + len bytes, may be NULL) is the
+ * u32 length || encoding when the caller has it contiguous; enc is the encoding.
+ */
+static ws_err_t commit(struct ws_window *w, size_t idx, const struct ws_record *r,
+                       const uint8_t *frame, const uint8_t *enc, size_t len, char *errbuf,
+                       size_t errlen)
+{
+    ws_err_t err;
+
+    if (!frame && w->out) {
+        err = reserve(w, len + 4);
+        if (err)
+            return ws_fail(err, errbuf, errlen, "no memory for a %zu-byte record", len);
+        put32(w->buf, (uint32_t)len);
+        memcpy(w->buf + 4, enc, len);
+        frame = w->buf;
+    }
+    /* Output first: if the evidence cannot take the record, the window has not counted it. */
+    if (w->out) {
+        err = w->out(w->opaque, frame, len + 4);
+        if (err)
+            return ws_fail(err, errbuf, errlen, "window stream output failed: %s",
+                           ws_strerror(err));
+    }
+    if (frame) {
+        ws_sha256_update(&w->stream, frame, len + 4);
+    } else {
+        uint8_t be[4];
+        put32(be, (uint32_t)len);
+        ws_sha256_update(&w->stream, be, 4);
+        ws_sha256_update(&w->stream, enc, len);
+    }
+    ws_merkle_add_leaf(&w->tree, enc, len);
+
+    w->src[idx].record_count++;
+    w->src[idx].bytes += len;
+    w->bytes += len;
+    if (r->timestamp >= 0) {
+        if (!w->has_time || r->timestamp < w->ts_min)
+            w->ts_min = r->timestamp;
+        if (!w->has_time || r->timestamp > w->ts_max)
+            w->ts_max = r->timestamp;
+        w->has_time = true;
+    }
+    w->started = true;
+    w->cur = idx;
+    w->last = r->offset;
+    return WS_OK;
+}
+
+ws_err_t ws_window_add(struct ws_window *w, const struct ws_record *r, char *errbuf,
+                       size_t errlen)
+{
+    size_t len, idx;
+    ws_err_t err;
+
+    if (!w || !r || w->finished)
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen, "window is finished");
+    len = ws_record_encoded_size(r);
+    if (len > WS_RECORD_MAX)
+        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "record encoding of %zu bytes exceeds %u",
+                       len, WS_RECORD_MAX);
+    err = reserve(w, len + 4);
+    if (err)
+        return ws_fail(err, errbuf, errlen, "no memory for a %zu-byte record", len);
+    if (ws_record_encode(r, w->buf + 4, w->bufcap - 4) != len)
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                       "record has an invalid length, pointer or timestamp type");
+    err = locate(w, r, &idx, errbuf, errlen);
+    if (err)
+        return err;
+    put32(w->buf, (uint32_t)len);
+    return commit(w, idx, r, w->buf, w->buf + 4, len, errbuf, errlen);
+}
+
+ws_err_t ws_window_add_encoded(struct ws_window *w, const uint8_t *enc, size_t len, char *errbuf,
+                               size_t errlen)
+{
+    struct ws_record r;
+    size_t idx;
+    ws_err_t err;
+
+    if (!w || w->finished)
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen, "window is finished");
+    if (len > WS_RECORD_MAX)
+        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "record encoding of %zu bytes exceeds %u",
+                       len, WS_RECORD_MAX);
+    /* Headers are not needed here: the decoder validates them all before it reports that the
+     * (empty) header array is too small, so WS_ERR_TOO_LARGE means a valid encoding. */
+    err = ws_record_decode(enc, len, &r, NULL, 0, errbuf, errlen);
+    if (err == WS_ERR_TOO_LARGE)
+        err = WS_OK;
+    if (err)
+        return err;
+    err = locate(w, &r, &idx, errbuf, errlen);
+    if (err)
+        return err;
+    return commit(w, idx, &r, NULL, enc, len, errbuf, errlen);
+}
+
+ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res)
+{
+    if (!w || !res)
+        return WS_ERR_INVALID;
+    if (!w->finished) {
+        ws_sha256_final(&w->stream, w->digest);
+        w->finished = true;
+    }
+    memset(res, 0, sizeof(*res));
+    memcpy(res->stream_digest, w->digest, WS_HASH_LEN);
+    ws_merkle_root(&w->tree, res->root);
+    res->leaf_count = w->tree.size;
+    res->bytes = w->bytes;
+    res->has_time = w->has_time;
+    res->ts_min = w->has_time ? w->ts_min : -1;
+    res->ts_max = w->has_time ? w->ts_max : -1;
+    res->sources = w->src;
+    res->nsources = w->nsrc;
+    return WS_OK;
+}
