@@ -50,7 +50,8 @@ static const struct key keys[] = {
     {"signing", "key", K_STRING, OFF(signing_key), "", 0, 0, NULL,
      "Ed25519 private key, PKCS#8 PEM, mode 0600 (made by `windowseal keygen`). Required by run."},
     {"signing", "verify_keys", K_STRLIST, OFF(verify_keys), NULL, 0, 0, NULL,
-     "Extra public keys (SPKI PEM) whose existing envelopes may be adopted (key rotation)."},
+     "Public keys (SPKI PEM) besides the signing key's whose envelopes the engine accepts when it "
+     "reads back earlier windows (duplicate checks after a key rotation)."},
     {"spool", "path", K_STRING, OFF(spool_path), "spool/", 0, 0, NULL,
      "Local directory where evidence and envelopes are made durable before any sink."},
     {"spool", "io_uring", K_ENUM, OFF(spool_io_uring), "auto", 0, 0, "auto|on|off",

@@ -98,6 +98,8 @@ struct inflight { /* offsets in hand, per partition of the notifications topic *
 struct ws_engine {
     const struct ws_config *cfg;
     struct ws_key key;
+    struct ws_key *read_keys; /* public halves: signing key first, then signing.verify_keys */
+    size_t nread_keys;
     struct ws_kafka_producer *producer;
     struct ws_kafka_reader *reader;
     struct ws_kafka_consumer *consumer;
@@ -632,7 +634,8 @@ static ws_err_t attested_sources(struct ws_engine *e, const char *qid, int64_t b
     }
     if (err)
         return err;
-    err = ws_dsse_open(env, len, &e->key, 1, &payload, &plen, &which, why, sizeof why);
+    err = ws_dsse_open(env, len, e->read_keys, e->nread_keys, &payload, &plen, &which, why,
+                       sizeof why);
     free(env);
     if (err)
         return err;
@@ -981,6 +984,17 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     }
     if ((err = ws_key_load(cfg->signing_key, true, &e->key, errbuf, errlen)))
         goto fail;
+    if (!(e->read_keys = calloc(cfg->nverify_keys + 1, sizeof *e->read_keys))) {
+        err = WS_ERR_NOMEM;
+        goto fail;
+    }
+    memcpy(e->read_keys[0].pk, e->key.pk, sizeof e->key.pk);
+    memcpy(e->read_keys[0].keyid, e->key.keyid, sizeof e->key.keyid);
+    e->nread_keys = 1;
+    for (size_t i = 0; i < cfg->nverify_keys; i++, e->nread_keys++)
+        if ((err = ws_key_load(cfg->verify_keys[i], false, &e->read_keys[e->nread_keys], errbuf,
+                               errlen)))
+            goto fail;
     if (!(e->producer = ws_kafka_producer_new(&kc, ws_delivery_report, e, errbuf, errlen)) ||
         !(e->reader = ws_kafka_reader_new(&kc, errbuf, errlen)) ||
         !(e->consumer = ws_kafka_consumer_new(&kc, cfg->notifications_topic, errbuf, errlen))) {
@@ -1036,5 +1050,8 @@ void ws_engine_destroy(struct ws_engine *e)
         free(e->parts[i].offs);
     free(e->parts);
     ws_key_wipe(&e->key);
+    for (size_t i = 0; i < e->nread_keys; i++)
+        ws_key_wipe(&e->read_keys[i]);
+    free(e->read_keys);
     free(e);
 }

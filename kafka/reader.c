@@ -66,7 +66,7 @@ struct ws_kafka_reader *ws_kafka_reader_new(const struct ws_kafka_conf *conf, ch
                                             size_t errlen)
 {
     static const char *const defaults[] = {
-        "fetch.wait.max.ms", "10",
+        "fetch.wait.max.ms", "1",
         "queued.min.messages", "1000000",
         "fetch.error.backoff.ms", "100",
         "isolation.level", "read_uncommitted",

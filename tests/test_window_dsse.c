@@ -15,13 +15,13 @@
 #include <unistd.h>
 
 static int checks, failures;
-#define CHECK(expr)                                                                            \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(expr)) {                                                                         \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);           \
-        }                                                                                      \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(expr)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);               \
+        }                                                                                          \
     } while (0)
 
 static char tmpdir[] = "/tmp/test_dsse_XXXXXX";
@@ -139,8 +139,8 @@ static void keys(void)
              tmpdir, tmpdir);
     CHECK(system(cmd) == 0);
     s = slurp(path("msg.sig"), &len);
-    CHECK(s && len == 64 && crypto_sign_verify_detached((uint8_t *)s, (const uint8_t *)"hello",
-                                                        5, pub.pk) == 0);
+    CHECK(s && len == 64 &&
+          crypto_sign_verify_detached((uint8_t *)s, (const uint8_t *)"hello", 5, pub.pk) == 0);
     free(s);
 
     /* RSA / EC keys: WS_ERR_KEY, and the message says what is wrong */
@@ -256,8 +256,7 @@ static void dsse(void)
     ws_err_t err;
 
     /* PAE golden vector from the DSSE specification */
-    CHECK(ws_dsse_pae("http://example.com/HelloWorld", "hello world", 11, &pae, &paelen) ==
-          WS_OK);
+    CHECK(ws_dsse_pae("http://example.com/HelloWorld", "hello world", 11, &pae, &paelen) == WS_OK);
     {
         const char *want = "DSSEv1 29 http://example.com/HelloWorld 11 hello world";
         CHECK(paelen == strlen(want) && memcmp(pae, want, paelen) == 0);
@@ -431,9 +430,10 @@ static void dsse(void)
                   WS_ERR_MALFORMED);
         }
         /* well-formed, bogus signature */
-        snprintf(hand, sizeof(hand),
-                 "{\"payload\":\"e30=\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"AAAA\"}]}",
-                 WS_PAYLOAD_TYPE);
+        snprintf(
+            hand, sizeof(hand),
+            "{\"payload\":\"e30=\",\"payloadType\":\"%s\",\"signatures\":[{\"sig\":\"AAAA\"}]}",
+            WS_PAYLOAD_TYPE);
         CHECK(open1(hand, &k, &payload, &plen) == WS_ERR_SIGNATURE);
         /* no keys; too large */
         CHECK(ws_dsse_open(env, envlen, &k, 0, &payload, &plen, &which, eb, sizeof(eb)) ==

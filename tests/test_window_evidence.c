@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 static int checks, failures;
-#define CHECK(expr)                                                                            \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(expr)) {                                                                         \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);           \
-        }                                                                                      \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(expr)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);               \
+        }                                                                                          \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -341,21 +341,31 @@ static void bad_framing(void)
     ws_err_t err;
 
     /* a record cut short by the end of the stream */
-    buf_put(&stream, "\0\0\0\x10" "abc", 7);
+    buf_put(&stream,
+            "\0\0\0\x10"
+            "abc",
+            7);
     compress(&stream, 0, 0, &arch);
     err = decompress(&arch, 0, &rebuilt, got, &n, eb, sizeof(eb));
     CHECK(err == WS_ERR_TRUNCATED && strstr(eb, "inside a record") != NULL);
 
     /* a length prefix cut short */
     stream.len = arch.len = 0;
-    buf_put(&stream, "\0\0\0\x01" "a" "\0\0", 7);
+    buf_put(&stream,
+            "\0\0\0\x01"
+            "a"
+            "\0\0",
+            7);
     compress(&stream, 0, 0, &arch);
     err = decompress(&arch, 0, &rebuilt, got, &n, eb, sizeof(eb));
     CHECK(err == WS_ERR_TRUNCATED && n == 1);
 
     /* a length above WS_RECORD_MAX is refused before any allocation */
     stream.len = arch.len = 0;
-    buf_put(&stream, "\x10\0\0\x01" "a", 5);
+    buf_put(&stream,
+            "\x10\0\0\x01"
+            "a",
+            5);
     compress(&stream, 0, 0, &arch);
     err = decompress(&arch, 0, &rebuilt, got, &n, eb, sizeof(eb));
     CHECK(err == WS_ERR_TOO_LARGE);

@@ -22,8 +22,7 @@
 
 #define MAX_SIGNATURES 64 /* bounds the sigs x keys verification work on hostile input */
 
-ws_err_t ws_dsse_pae(const char *type, const void *body, size_t len, uint8_t **out,
-                     size_t *outlen)
+ws_err_t ws_dsse_pae(const char *type, const void *body, size_t len, uint8_t **out, size_t *outlen)
 {
     char head[96];
     size_t tlen = strlen(type), hlen, total;
@@ -229,8 +228,8 @@ ws_err_t ws_dsse_open(const char *envelope, size_t len, const struct ws_key *key
             goto out_free;
         }
     }
-    err = b64_decode_any(json_string_value(jpayload), json_string_length(jpayload), &body,
-                         &bodylen);
+    err =
+        b64_decode_any(json_string_value(jpayload), json_string_length(jpayload), &body, &bodylen);
     if (err) {
         ws_fail(err, errbuf, errlen, "dsse: payload is not valid base64");
         goto out_free;

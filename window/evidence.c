@@ -32,12 +32,12 @@
 #include <stdio.h>
 #include <stdarg.h>
 
-#define STAGE_SIZE (64u * 1024)             /* == the frame's block size */
-#define DEFAULT_OUT_BLOCK (1024u * 1024)    /* block_size 0 */
-#define MAX_OUT_BLOCK (64u * 1024 * 1024)   /* larger requests are clamped */
-#define READ_CHUNK (64u * 1024)             /* compressed bytes per in() call */
-#define PENDING_MIN (128u * 1024)           /* initial decompressed buffer */
-#define PENDING_SLACK (64u * 1024)          /* room kept beyond the record being assembled */
+#define STAGE_SIZE (64u * 1024)           /* == the frame's block size */
+#define DEFAULT_OUT_BLOCK (1024u * 1024)  /* block_size 0 */
+#define MAX_OUT_BLOCK (64u * 1024 * 1024) /* larger requests are clamped */
+#define READ_CHUNK (64u * 1024)           /* compressed bytes per in() call */
+#define PENDING_MIN (128u * 1024)         /* initial decompressed buffer */
+#define PENDING_SLACK (64u * 1024)        /* room kept beyond the record being assembled */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Writer                                                                                      */
@@ -85,8 +85,7 @@ static ws_err_t compress_stage(struct ws_evidence_writer *e)
     return WS_OK;
 }
 
-struct ws_evidence_writer *ws_evidence_writer_new(ws_write_fn out, void *opaque,
-                                                  size_t block_size)
+struct ws_evidence_writer *ws_evidence_writer_new(ws_write_fn out, void *opaque, size_t block_size)
 {
     struct ws_evidence_writer *e;
     size_t hdr;
@@ -392,8 +391,8 @@ ws_err_t ws_evidence_next(struct ws_evidence_reader *r, const uint8_t **rec, siz
                 goto out_err;
             }
             if (n > WS_RECORD_MAX) {
-                rfail(r, WS_ERR_TOO_LARGE, "evidence: record of %u bytes exceeds the %u limit",
-                      n, WS_RECORD_MAX);
+                rfail(r, WS_ERR_TOO_LARGE, "evidence: record of %u bytes exceeds the %u limit", n,
+                      WS_RECORD_MAX);
                 goto out_err;
             }
             need = 4 + (size_t)n;

@@ -241,8 +241,7 @@ static ws_err_t pem_split(const char *pem, size_t len, const char **label, size_
     return WS_OK;
 }
 
-ws_err_t ws_key_from_pem(const char *pem, size_t len, struct ws_key *k, char *errbuf,
-                         size_t errlen)
+ws_err_t ws_key_from_pem(const char *pem, size_t len, struct ws_key *k, char *errbuf, size_t errlen)
 {
     const char *label;
     size_t label_len, derlen = 0;
@@ -255,8 +254,7 @@ ws_err_t ws_key_from_pem(const char *pem, size_t len, struct ws_key *k, char *er
     if (sodium_ready())
         return ws_fail(WS_ERR_CRYPTO, errbuf, errlen, "key: libsodium failed to initialise");
     if (len > PEM_MAX)
-        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "key: file larger than %u bytes",
-                       PEM_MAX);
+        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "key: file larger than %u bytes", PEM_MAX);
     b64 = malloc(len + 1);
     der = malloc(len + 1);
     if (!b64 || !der) {

@@ -68,21 +68,6 @@ struct ctx {
     size_t errlen;
 };
 
-/* TEMPORARY: ws_query_id_safe belongs to statement.c, not written yet. Remove when it is. */
-static bool tmp_query_id_safe(const char *id, size_t len)
-{
-    if (len == 0 || len > 128 || id[0] == '.')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = id[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
-#define ws_query_id_safe tmp_query_id_safe
-
 #define FAIL(c, e, ...) ws_fail((e), (c)->errbuf, (c)->errlen, __VA_ARGS__)
 
 /* Printable ASCII only: control bytes, non-ASCII, '"' and '\' escaped; long strings cut. */
