@@ -204,8 +204,7 @@ int main(int argc, char **argv)
            "measures");
     for (int k = 0; k < 4; k++)
         printf("%-15s %10.1f %12.0f %10.1f %8.2fx  %s\n", names[k], best[k] * 1e3,
-               (double)n / best[k], (double)stream_len / best[k] / 1e6, best[k] / best[0],
-               what[k]);
+               (double)n / best[k], (double)stream_len / best[k] / 1e6, best[k] / best[0], what[k]);
     ws_hex_encode(res[0].root, WS_HASH_LEN, hex);
     printf("root %s\n", hex);
     ws_hex_encode(flat_digest, WS_HASH_LEN, hex);

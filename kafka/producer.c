@@ -44,7 +44,9 @@ struct ws_kafka_producer *ws_kafka_producer_new(const struct ws_kafka_conf *conf
                                                 void *app_opaque, char *errbuf, size_t errlen)
 {
     static const char *const defaults[] = {
-        "linger.ms", "5",
+        /* The engine waits on each attestation and chain head before committing: batching
+         * them costs latency for nothing (5 ms measured 2 x 5 ms per window). */
+        "linger.ms", "0",
         "partitioner", "murmur2_random",
         "message.timeout.ms", "30000",
         "socket.nagle.disable", "true",

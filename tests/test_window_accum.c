@@ -16,14 +16,14 @@
 
 static unsigned long checks, failures;
 
-#define CHECK(e)                                                                               \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(e)) {                                                                            \
-            failures++;                                                                        \
-            if (failures < 50)                                                                 \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);         \
-        }                                                                                      \
+#define CHECK(e)                                                                                   \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(e)) {                                                                                \
+            failures++;                                                                            \
+            if (failures < 50)                                                                     \
+                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);              \
+        }                                                                                          \
     } while (0)
 
 #define H WS_HASH_LEN
@@ -71,11 +71,13 @@ struct src {
 static struct src sources[] = {
     {"orders", 1, 0, 100, 0, 0},
     {"orders", 0, 10, 20, 0, 0},
-    {"\xc3\xbc" "bersicht", 0, 0, 5, 0, 0}, /* UTF-8 lead byte 0xc3: after "zzz" */
-    {"empty", 0, 5, 5, 0, 0},       /* an empty range */
-    {"Orders", 7, 0, 1000, 0, 0},   /* upper case sorts first */
-    {"orders", 10, 0, 50, 0, 0},    /* partition 10 after partition 1 */
-    {"zzz", 3, 0, 10, 0, 0},        /* declared, no records */
+    {"\xc3\xbc"
+     "bersicht",
+     0, 0, 5, 0, 0},              /* UTF-8 lead byte 0xc3: after "zzz" */
+    {"empty", 0, 5, 5, 0, 0},     /* an empty range */
+    {"Orders", 7, 0, 1000, 0, 0}, /* upper case sorts first */
+    {"orders", 10, 0, 50, 0, 0},  /* partition 10 after partition 1 */
+    {"zzz", 3, 0, 10, 0, 0},      /* declared, no records */
 };
 #define NSRC (sizeof(sources) / sizeof(sources[0]))
 
@@ -172,19 +174,19 @@ static void test_sources(void)
 
     CHECK(w != NULL);
     CHECK(ws_window_add_source(w, "t", 0, 0, 10) == WS_OK);
-    CHECK(ws_window_add_source(w, "t", 0, 0, 10) == WS_ERR_INVALID);  /* duplicate */
-    CHECK(ws_window_add_source(w, "t", 0, 5, 6) == WS_ERR_INVALID);   /* duplicate, other range */
-    CHECK(ws_window_add_source(w, "t", 1, 10, 9) == WS_ERR_INVALID);  /* from > until */
-    CHECK(ws_window_add_source(w, "t", 2, -1, 9) == WS_ERR_INVALID);  /* negative from */
-    CHECK(ws_window_add_source(w, "t", 3, 0, -1) == WS_ERR_INVALID);  /* negative until */
-    CHECK(ws_window_add_source(w, "t", -1, 0, 1) == WS_ERR_INVALID);  /* negative partition */
-    CHECK(ws_window_add_source(w, "", 0, 0, 1) == WS_ERR_INVALID);    /* empty topic */
+    CHECK(ws_window_add_source(w, "t", 0, 0, 10) == WS_ERR_INVALID); /* duplicate */
+    CHECK(ws_window_add_source(w, "t", 0, 5, 6) == WS_ERR_INVALID);  /* duplicate, other range */
+    CHECK(ws_window_add_source(w, "t", 1, 10, 9) == WS_ERR_INVALID); /* from > until */
+    CHECK(ws_window_add_source(w, "t", 2, -1, 9) == WS_ERR_INVALID); /* negative from */
+    CHECK(ws_window_add_source(w, "t", 3, 0, -1) == WS_ERR_INVALID); /* negative until */
+    CHECK(ws_window_add_source(w, "t", -1, 0, 1) == WS_ERR_INVALID); /* negative partition */
+    CHECK(ws_window_add_source(w, "", 0, 0, 1) == WS_ERR_INVALID);   /* empty topic */
     CHECK(ws_window_add_source(w, NULL, 0, 0, 1) == WS_ERR_INVALID);
-    CHECK(ws_window_add_source(w, "t", 4, 7, 7) == WS_OK);            /* empty range is fine */
+    CHECK(ws_window_add_source(w, "t", 4, 7, 7) == WS_OK); /* empty range is fine */
     CHECK(ws_window_add_source(w, "t\xff", 0, 0, 1) == WS_OK);
 
-    struct ws_record r = {.topic = "t", .topic_len = 1, .offset = 3, .timestamp = -1,
-                          .key_len = -1, .value_len = -1};
+    struct ws_record r = {
+        .topic = "t", .topic_len = 1, .offset = 3, .timestamp = -1, .key_len = -1, .value_len = -1};
     CHECK(ws_window_add(w, &r, eb, sizeof(eb)) == WS_OK);
     /* sources are fixed once records flow */
     CHECK(ws_window_add_source(w, "u", 0, 0, 1) == WS_ERR_INVALID);
@@ -323,19 +325,19 @@ static void test_window(void)
                 keybuf[j] = (uint8_t)('a' + j);
             struct ws_header hdrs[2] = {{"trace-id", 8, valbuf, (int32_t)(vlen % 17)},
                                         {"n", 1, NULL, -1}};
-            struct ws_record r = {.topic = s->topic,
-                                  .topic_len = (uint16_t)strlen(s->topic),
-                                  .partition = s->partition,
-                                  .offset = off,
-                                  .timestamp = next() % 5 == 0 ? -1
-                                                               : 1700000000000 + (int64_t)(next() % 100000),
-                                  .ts_type = (uint8_t)(next() % 3),
-                                  .key = klen >= 0 ? keybuf : NULL,
-                                  .key_len = klen >= 0 ? klen : -1,
-                                  .value = vlen ? valbuf : NULL,
-                                  .value_len = vlen ? (int32_t)vlen : -1,
-                                  .headers = hdrs,
-                                  .header_count = (uint32_t)(next() % 3)};
+            struct ws_record r = {
+                .topic = s->topic,
+                .topic_len = (uint16_t)strlen(s->topic),
+                .partition = s->partition,
+                .offset = off,
+                .timestamp = next() % 5 == 0 ? -1 : 1700000000000 + (int64_t)(next() % 100000),
+                .ts_type = (uint8_t)(next() % 3),
+                .key = klen >= 0 ? keybuf : NULL,
+                .key_len = klen >= 0 ? klen : -1,
+                .value = vlen ? valbuf : NULL,
+                .value_len = vlen ? (int32_t)vlen : -1,
+                .headers = hdrs,
+                .header_count = (uint32_t)(next() % 3)};
             if (r.timestamp < 0)
                 r.ts_type = 0;
             if (k == 2 && off == s->from) {
@@ -353,9 +355,13 @@ static void test_window(void)
         /* a record of an earlier source after this one's: out of order, named in the error */
         if (k > 0 && sources[sorted[k - 1]].until > sources[sorted[k - 1]].from) {
             const struct src *p = &sources[sorted[k - 1]];
-            struct ws_record r = {.topic = p->topic, .topic_len = (uint16_t)strlen(p->topic),
-                                  .partition = p->partition, .offset = p->from,
-                                  .timestamp = -1, .key_len = -1, .value_len = -1};
+            struct ws_record r = {.topic = p->topic,
+                                  .topic_len = (uint16_t)strlen(p->topic),
+                                  .partition = p->partition,
+                                  .offset = p->from,
+                                  .timestamp = -1,
+                                  .key_len = -1,
+                                  .value_len = -1};
             eb[0] = '\0';
             CHECK(ws_window_add(w, &r, eb, sizeof(eb)) == WS_ERR_ORDER);
             CHECK(has(eb, p->topic) && has(eb, "not after"));
@@ -448,9 +454,15 @@ static void test_many_sources(void)
             if ((t + p) % 7 == 0)
                 continue; /* some sources without records */
             for (int64_t o = p; o < p + 3; o += 1 + (p % 2)) {
-                struct ws_record r = {.topic = topics[t], .topic_len = 9, .partition = p,
-                                      .offset = o, .timestamp = o, .ts_type = 1, .key_len = -1,
-                                      .value = "v", .value_len = 1};
+                struct ws_record r = {.topic = topics[t],
+                                      .topic_len = 9,
+                                      .partition = p,
+                                      .offset = o,
+                                      .timestamp = o,
+                                      .ts_type = 1,
+                                      .key_len = -1,
+                                      .value = "v",
+                                      .value_len = 1};
                 CHECK(ws_window_add(w, &r, eb, sizeof(eb)) == WS_OK);
                 expect_add(&e, &r);
             }
@@ -470,12 +482,50 @@ static void test_many_sources(void)
     free(e.stream.buf);
 }
 
+/* Records larger than the batch buffer, between small ones: the buffer grows, the digest and
+ * the tree still see exactly the window stream. */
+static void test_big_records(void)
+{
+    static const size_t sizes[] = {10, 40000, 5, 1 << 20, 16000, 16384, 3};
+    struct sink out = {0};
+    struct expect e = {0};
+    struct ws_window *w = ws_window_new(sink_write, &out);
+    struct ws_window_result res;
+    uint8_t *val = malloc(1 << 20);
+    char eb[256];
+
+    for (size_t i = 0; i < (1 << 20); i++)
+        val[i] = (uint8_t)(i ^ (i >> 8));
+    ws_merkle_init(&e.tree);
+    CHECK(ws_window_add_source(w, "big", 0, 0, 100) == WS_OK);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct ws_record r = {.topic = "big",
+                              .topic_len = 3,
+                              .offset = (int64_t)i,
+                              .timestamp = -1,
+                              .key_len = -1,
+                              .value = val,
+                              .value_len = (int32_t)sizes[i]};
+        CHECK(ws_window_add(w, &r, eb, sizeof(eb)) == WS_OK);
+        expect_add(&e, &r);
+    }
+    CHECK(ws_window_finish(w, &res) == WS_OK);
+    check_result(&res, &e);
+    CHECK(!res.has_time && res.sources[0].record_count == 7);
+    CHECK(out.len == e.stream.len && memcmp(out.buf, e.stream.buf, out.len) == 0);
+    ws_window_destroy(w);
+    free(out.buf);
+    free(e.stream.buf);
+    free(val);
+}
+
 int main(void)
 {
     test_sources();
     test_empty();
     test_window();
     test_many_sources();
+    test_big_records();
     if (failures) {
         fprintf(stderr, "test_window_accum: %lu of %lu checks FAILED\n", failures, checks);
         return 1;

@@ -324,6 +324,11 @@ static void truncations_and_corruption(void)
     }
     err = decompress(&cut, 0, &rebuilt, got, &n, eb, sizeof(eb));
     CHECK(err == WS_ERR_MALFORMED);
+    /* a skippable frame (which `lz4 -dc` would print as nothing) is not an archive */
+    cut.len = 0;
+    buf_put(&cut, "\x50\x2a\x4d\x18\x03\0\0\0abc", 11);
+    err = decompress(&cut, 1, &rebuilt, got, &n, eb, sizeof(eb));
+    CHECK(err == WS_ERR_MALFORMED && strstr(eb, "skippable") != NULL);
 
     free(stream.p);
     free(arch.p);

@@ -16,14 +16,14 @@
 
 static unsigned long checks, failures;
 
-#define CHECK(e)                                                                               \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(e)) {                                                                            \
-            failures++;                                                                        \
-            if (failures < 50)                                                                 \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);         \
-        }                                                                                      \
+#define CHECK(e)                                                                                   \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(e)) {                                                                                \
+            failures++;                                                                            \
+            if (failures < 50)                                                                     \
+                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);              \
+        }                                                                                          \
     } while (0)
 
 #define H WS_HASH_LEN
@@ -162,8 +162,14 @@ static void hex(const char *s, uint8_t *out, size_t len)
 
 static void test_golden(void)
 {
-    static const char *inputs[8] = {"", "00", "10", "2021", "3031", "40414243",
-                                    "5051525354555657", "606162636465666768696a6b6c6d6e6f"};
+    static const char *inputs[8] = {"",
+                                    "00",
+                                    "10",
+                                    "2021",
+                                    "3031",
+                                    "40414243",
+                                    "5051525354555657",
+                                    "606162636465666768696a6b6c6d6e6f"};
     static const char *roots[8] = {
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
         "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -273,8 +279,7 @@ static void test_inclusion(const uint8_t (*lh)[H])
             CHECK(ws_merkle_verify_inclusion(lh[i], i, n, path, len, root) == WS_OK);
 
             /* another leaf, another root */
-            CHECK(ws_merkle_verify_inclusion(lh[(i + 1) % NPROOF], i, n, path, len, root) !=
-                  WS_OK);
+            CHECK(ws_merkle_verify_inclusion(lh[(i + 1) % NPROOF], i, n, path, len, root) != WS_OK);
             memcpy(other, root, H);
             flip(other, 77);
             CHECK(ws_merkle_verify_inclusion(lh[i], i, n, path, len, other) != WS_OK);
@@ -299,8 +304,7 @@ static void test_inclusion(const uint8_t (*lh)[H])
                 if (s == n)
                     continue;
                 bool same = s > i && ref_shape(s, i) == ref_shape(n, i);
-                CHECK((ws_merkle_verify_inclusion(lh[i], i, s, path, len, root) == WS_OK) ==
-                      same);
+                CHECK((ws_merkle_verify_inclusion(lh[i], i, s, path, len, root) == WS_OK) == same);
             }
             /* truncated and extended */
             if (len > 0)
@@ -366,11 +370,9 @@ static void test_consistency(const uint8_t (*lh)[H])
             /* other sizes with the right roots for those sizes still fail with this proof */
             for (uint64_t s = 1; s <= NPROOF; s++) {
                 if (s != m && s <= n)
-                    CHECK(ws_merkle_verify_consistency(s, n, roots[s], r2, proof, len) !=
-                          WS_OK);
+                    CHECK(ws_merkle_verify_consistency(s, n, roots[s], r2, proof, len) != WS_OK);
                 if (s != n && s >= m)
-                    CHECK(ws_merkle_verify_consistency(m, s, r1, roots[s], proof, len) !=
-                          WS_OK);
+                    CHECK(ws_merkle_verify_consistency(m, s, r1, roots[s], proof, len) != WS_OK);
             }
             /*
              * A wrong size with the original roots: like an inclusion path, a consistency proof
@@ -411,8 +413,8 @@ static void test_restore(void)
         }
         /* what the engine persists: size and the range; restore into a dirty struct */
         memset(&back, 0xa5, sizeof(back));
-        CHECK(ws_merkle_restore(&back, part.size, (const uint8_t(*)[H])part.range,
-                                part.nrange) == WS_OK);
+        CHECK(ws_merkle_restore(&back, part.size, (const uint8_t(*)[H])part.range, part.nrange) ==
+              WS_OK);
         ws_merkle_root(&back, a);
         ws_merkle_root(&part, b);
         CHECK(memcmp(a, b, H) == 0);

@@ -66,7 +66,8 @@ static void expect_fail_at(int line, const char *json, size_t len, const struct 
     else
         CHECK_AT(line, all_zero(&n));
 }
-#define EXPECT_FAIL(json, want, reason) expect_fail_at(__LINE__, json, strlen(json), NULL, want, reason)
+#define EXPECT_FAIL(json, want, reason)                                                            \
+    expect_fail_at(__LINE__, json, strlen(json), NULL, want, reason)
 #define EXPECT_FAIL_OPTS(json, o, want, reason)                                                    \
     expect_fail_at(__LINE__, json, strlen(json), o, want, reason)
 
@@ -156,6 +157,10 @@ static void test_native(void)
               &n)) {
         CHECK(n.nsources == 0 && n.sources == NULL && n.batch_id == 0);
         CHECK(n.run_id == NULL && n.name == NULL && n.noutputs == 0);
+        ws_notification_free(&n);
+    }
+    if (PARSE("{\"queryId\":\"q\",\"batchId\":0,\"sources\":[],\"outputs\":[]}", NULL, &n)) {
+        CHECK(n.noutputs == 0 && n.outputs == NULL);
         ws_notification_free(&n);
     }
     /* queryId wins when both keys are present */
@@ -470,8 +475,8 @@ static void test_offsets(void)
                 WS_ERR_MALFORMED, "duplicate topic-partition t[2]");
 
     /* partition keys must be canonical decimals */
-    static const char *const badkeys[] = {"-1", "007", "1x", "+1", "2147483648",
-                                          "99999999999", "0x1", "1 "};
+    static const char *const badkeys[] = {"-1",         "007",         "1x",  "+1",
+                                          "2147483648", "99999999999", "0x1", "1 "};
     for (size_t i = 0; i < sizeof badkeys / sizeof *badkeys; i++) {
         char json[512];
         snprintf(json, sizeof json,
@@ -492,8 +497,8 @@ static void test_query_ids(void)
                 "\"tenant/q\" contains '/' at byte 6");
     EXPECT_FAIL("{\"queryId\":\"..\",\"batchId\":1,\"sources\":[]}", WS_ERR_UNSAFE_ID,
                 "\"..\" starts with '.'");
-    EXPECT_FAIL("{\"queryId\":\"../../etc/passwd\",\"batchId\":1,\"sources\":[]}",
-                WS_ERR_UNSAFE_ID, "starts with '.'");
+    EXPECT_FAIL("{\"queryId\":\"../../etc/passwd\",\"batchId\":1,\"sources\":[]}", WS_ERR_UNSAFE_ID,
+                "starts with '.'");
     EXPECT_FAIL("{\"queryId\":\"a/../b\",\"batchId\":1,\"sources\":[]}", WS_ERR_UNSAFE_ID,
                 "contains '/'");
     EXPECT_FAIL("{\"queryId\":\".hidden\",\"batchId\":1,\"sources\":[]}", WS_ERR_UNSAFE_ID,
@@ -562,45 +567,63 @@ static void test_types(void)
         ws_err_t want;
         const char *reason;
     } native[] = {
-        {"\"batchId\":\"1\",\"sources\":[]", WS_ERR_MALFORMED, "batchId must be an integer, not a string"},
-        {"\"batchId\":1.0,\"sources\":[]", WS_ERR_MALFORMED, "batchId must be an integer, not a real"},
+        {"\"batchId\":\"1\",\"sources\":[]", WS_ERR_MALFORMED,
+         "batchId must be an integer, not a string"},
+        {"\"batchId\":1.0,\"sources\":[]", WS_ERR_MALFORMED,
+         "batchId must be an integer, not a real"},
         {"\"batchId\":true,\"sources\":[]", WS_ERR_MALFORMED, "not a boolean"},
         {"\"sources\":[]", WS_ERR_MALFORMED, "batchId is missing"},
         {"\"batchId\":1", WS_ERR_MALFORMED, "sources is missing"},
-        {"\"batchId\":1,\"sources\":{}", WS_ERR_MALFORMED, "sources must be an array, not an object"},
+        {"\"batchId\":1,\"sources\":{}", WS_ERR_MALFORMED,
+         "sources must be an array, not an object"},
         {"\"batchId\":1,\"sources\":null", WS_ERR_MALFORMED, "sources must be an array, not null"},
         {"\"batchId\":1,\"sources\":[\"t\"]", WS_ERR_MALFORMED, "sources[0] must be an object"},
         {"\"batchId\":1,\"sources\":[{\"partition\":0,\"fromOffset\":0,\"untilOffset\":1}]",
          WS_ERR_MALFORMED, "sources[0].topic is missing"},
         {"\"batchId\":1,\"sources\":[{\"topic\":5,\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "sources[0].topic must be a string, not an integer"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "sources[0].topic must be a string, not an integer"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"\",\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "\"\" is not a Kafka topic name"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "\"\" is not a Kafka topic name"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"a b\",\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "\"a b\" is not a Kafka topic name"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "\"a b\" is not a Kafka topic name"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"..\",\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "is not a Kafka topic name"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "is not a Kafka topic name"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"t\\u0000x\",\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "\"t\\x00x\" is not a Kafka topic name"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "\"t\\x00x\" is not a Kafka topic name"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"t\",\"partition\":\"0\",\"fromOffset\":0,"
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "sources[0].partition must be an integer"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "sources[0].partition must be an integer"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"t\",\"partition\":0,\"fromOffset\":\"0\","
-         "\"untilOffset\":1}]", WS_ERR_MALFORMED, "sources[0].fromOffset must be an integer"},
+         "\"untilOffset\":1}]",
+         WS_ERR_MALFORMED, "sources[0].fromOffset must be an integer"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"t\",\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":null}]", WS_ERR_MALFORMED, "sources[0].untilOffset must be an integer, not null"},
+         "\"untilOffset\":null}]",
+         WS_ERR_MALFORMED, "sources[0].untilOffset must be an integer, not null"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"t\",\"partition\":0,\"fromOffset\":0}]",
          WS_ERR_MALFORMED, "sources[0].untilOffset is missing"},
         {"\"batchId\":1,\"sources\":[{\"topic\":\"t\",\"partition\":0,\"fromOffset\":0,"
-         "\"untilOffset\":1e2}]", WS_ERR_MALFORMED, "not a real number"},
+         "\"untilOffset\":1e2}]",
+         WS_ERR_MALFORMED, "not a real number"},
         {"\"batchId\":1,\"sources\":[],\"runId\":5", WS_ERR_MALFORMED, "runId must be a string"},
-        {"\"batchId\":1,\"sources\":[],\"name\":[]", WS_ERR_MALFORMED, "name must be a string, not an array"},
-        {"\"batchId\":1,\"sources\":[],\"name\":\"a\\u0000b\"", WS_ERR_MALFORMED, "name contains a NUL"},
-        {"\"batchId\":1,\"sources\":[],\"outputs\":{}", WS_ERR_MALFORMED, "outputs must be an array"},
-        {"\"batchId\":1,\"sources\":[],\"outputs\":[1]", WS_ERR_MALFORMED, "outputs[0] must be an object"},
+        {"\"batchId\":1,\"sources\":[],\"name\":[]", WS_ERR_MALFORMED,
+         "name must be a string, not an array"},
+        {"\"batchId\":1,\"sources\":[],\"name\":\"a\\u0000b\"", WS_ERR_MALFORMED,
+         "name contains a NUL"},
+        {"\"batchId\":1,\"sources\":[],\"outputs\":{}", WS_ERR_MALFORMED,
+         "outputs must be an array"},
+        {"\"batchId\":1,\"sources\":[],\"outputs\":[1]", WS_ERR_MALFORMED,
+         "outputs[0] must be an object"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"files\":[]}]", WS_ERR_MALFORMED,
          "outputs[0].name is missing"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":null}]", WS_ERR_MALFORMED,
          "outputs[0].name is missing"},
+        {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":\"o\\u0000\"}]", WS_ERR_MALFORMED,
+         "outputs[0].name contains a NUL"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":7}]", WS_ERR_MALFORMED,
          "outputs[0].name must be a string"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":\"o\",\"snapshotId\":1.5}]",
@@ -610,7 +633,8 @@ static void test_types(void)
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":\"o\",\"files\":\"f\"}]",
          WS_ERR_MALFORMED, "outputs[0].files must be an array"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":\"o\"},{\"name\":\"p\",\"files\":"
-         "[\"a\",2]}]", WS_ERR_MALFORMED, "outputs[1].files[1] must be a string, not an integer"},
+         "[\"a\",2]}]",
+         WS_ERR_MALFORMED, "outputs[1].files[1] must be a string, not an integer"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":\"o\",\"files\":[null]}]",
          WS_ERR_MALFORMED, "outputs[0].files[0] must be a string, not null"},
         {"\"batchId\":1,\"sources\":[],\"outputs\":[{\"name\":\"o\",\"files\":[\"a\\u0000\"]}]",
@@ -626,7 +650,8 @@ static void test_types(void)
         {"\"batchId\":1,\"sources\":\"[]\"", WS_ERR_MALFORMED, "sources must be an array"},
         {"\"batchId\":1", WS_ERR_MALFORMED, "sources is missing"},
         {"\"batchId\":1,\"name\":3,\"sources\":[]", WS_ERR_MALFORMED, "name must be a string"},
-        {"\"batchId\":1,\"sources\":[[]]", WS_ERR_MALFORMED, "sources[0] must be an object, not an array"},
+        {"\"batchId\":1,\"sources\":[[]]", WS_ERR_MALFORMED,
+         "sources[0] must be an object, not an array"},
         {"\"batchId\":1,\"sources\":[{\"endOffset\":{}}]", WS_ERR_MALFORMED,
          "sources[0].description is missing"},
         {"\"batchId\":1,\"sources\":[{\"description\":5}]", WS_ERR_MALFORMED,
@@ -634,47 +659,48 @@ static void test_types(void)
         {"\"batchId\":1,\"sources\":[{\"description\":\"d\\u0000\",\"endOffset\":1}]",
          WS_ERR_MALFORMED, "description contains a NUL"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":{\"t\":{\"0\":1}},"
-         "\"endOffset\":{\"t\":{\"0\":\"5\"}}}]", WS_ERR_MALFORMED,
-         "sources[0].endOffset t[0] must be an integer, not a string"},
+         "\"endOffset\":{\"t\":{\"0\":\"5\"}}}]",
+         WS_ERR_MALFORMED, "sources[0].endOffset t[0] must be an integer, not a string"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":{\"t\":{\"0\":1.5}},"
-         "\"endOffset\":{\"t\":{\"0\":5}}}]", WS_ERR_MALFORMED,
-         "sources[0].startOffset t[0] must be an integer, not a real"},
+         "\"endOffset\":{\"t\":{\"0\":5}}}]",
+         WS_ERR_MALFORMED, "sources[0].startOffset t[0] must be an integer, not a real"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":{\"t\":{\"0\":null}},"
-         "\"endOffset\":{\"t\":{\"0\":5}}}]", WS_ERR_MALFORMED, "must be an integer, not null"},
+         "\"endOffset\":{\"t\":{\"0\":5}}}]",
+         WS_ERR_MALFORMED, "must be an integer, not null"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"Kafka\",\"startOffset\":5,"
-         "\"endOffset\":{\"t\":{\"0\":5}}}]", WS_ERR_MALFORMED,
+         "\"endOffset\":{\"t\":{\"0\":5}}}]",
+         WS_ERR_MALFORMED,
          "sources[0] (Kafka): endOffset is a Kafka offset map but startOffset is not"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":{\"t\":5},"
-         "\"endOffset\":{\"t\":{\"0\":5}}}]", WS_ERR_MALFORMED, "startOffset is not"},
+         "\"endOffset\":{\"t\":{\"0\":5}}}]",
+         WS_ERR_MALFORMED, "startOffset is not"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":\"{bad\","
-         "\"endOffset\":{\"t\":{\"0\":5}}}]", WS_ERR_MALFORMED, "sources[0].startOffset:"},
+         "\"endOffset\":{\"t\":{\"0\":5}}}]",
+         WS_ERR_MALFORMED, "sources[0].startOffset:"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":{\"t\":{\"0\":1}},"
-         "\"endOffset\":{\"t\":{\"0\":{\"a\":1}}}}]", WS_ERR_MALFORMED,
-         "must be an integer, not an object"},
+         "\"endOffset\":{\"t\":{\"0\":{\"a\":1}}}}]",
+         WS_ERR_MALFORMED, "must be an integer, not an object"},
         {"\"batchId\":1,\"sources\":[{\"description\":\"k\",\"startOffset\":{\"t/x\":{\"0\":1}},"
-         "\"endOffset\":{\"t/x\":{\"0\":5}}}]", WS_ERR_MALFORMED,
-         "sources[0].endOffset: \"t/x\" is not a Kafka topic name"},
+         "\"endOffset\":{\"t/x\":{\"0\":5}}}]",
+         WS_ERR_MALFORMED, "sources[0].endOffset: \"t/x\" is not a Kafka topic name"},
     };
     char json[1024];
 
     for (size_t i = 0; i < sizeof native / sizeof *native; i++) {
         snprintf(json, sizeof json, "{\"queryId\":\"q\",%s}", native[i].src);
-        expect_fail_at(__LINE__, json, strlen(json), NULL, native[i].want,
-                       native[i].reason);
+        expect_fail_at(__LINE__, json, strlen(json), NULL, native[i].want, native[i].reason);
     }
     for (size_t i = 0; i < sizeof progress / sizeof *progress; i++) {
         snprintf(json, sizeof json, "{\"id\":\"q\",%s}", progress[i].src);
-        expect_fail_at(__LINE__, json, strlen(json), NULL, progress[i].want,
-                       progress[i].reason);
+        expect_fail_at(__LINE__, json, strlen(json), NULL, progress[i].want, progress[i].reason);
     }
 
     /* unknown shapes */
-    static const char *const unknown[] = {"{}", "{\"id\":\"q\",\"sources\":[]}",
-                                          "{\"batchId\":1,\"sources\":[]}", "[1,2]", "[]",
-                                          "{\"query\":\"q\",\"batch\":1}"};
+    static const char *const unknown[] = {
+        "{}", "{\"id\":\"q\",\"sources\":[]}", "{\"batchId\":1,\"sources\":[]}", "[1,2]",
+        "[]", "{\"query\":\"q\",\"batch\":1}"};
     for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++)
-        expect_fail_at(__LINE__, unknown[i], strlen(unknown[i]), NULL,
-                       WS_ERR_MALFORMED,
+        expect_fail_at(__LINE__, unknown[i], strlen(unknown[i]), NULL, WS_ERR_MALFORMED,
                        "unknown notification shape: expected queryId (native) or id + batchId "
                        "(Spark progress)");
 }
@@ -724,20 +750,39 @@ static void test_limits(void)
     expect_fail_at(__LINE__, buf, len, &o, WS_ERR_TOO_LARGE, "JSON values");
     free(buf);
 
+    /* values hidden inside an offset string are counted too */
+    buf = malloc(400000);
+    len = (size_t)snprintf(buf, 400000,
+                           "{\"id\":\"q\",\"batchId\":1,\"sources\":[{\"description\":\"k\","
+                           "\"endOffset\":\"{\\\"x\\\":[");
+    for (size_t i = 0; i < 100000; i++)
+        len += (size_t)snprintf(buf + len, 400000 - len, "%s[]", i ? "," : "");
+    len += (size_t)snprintf(buf + len, 400000 - len, "]}\"}]}");
+    {
+        struct ws_notif_opts small = {.max_sources = 2, .max_files = 2}; /* 8*4+65536 values */
+        expect_fail_at(__LINE__, buf, len, &small, WS_ERR_TOO_LARGE, "more than 65568 JSON values");
+    }
+    free(buf);
+
     /* DOM-side checks: an escaped key dodges the pre-scan but not the limit */
     struct ws_notif_opts two = {.max_sources = 2, .max_files = 2};
     EXPECT_FAIL_OPTS("{\"queryId\":\"q\",\"batchId\":1,\"sour\\u0063es\":[{},{},{}]}", &two,
                      WS_ERR_TOO_LARGE, "more than 2 sources");
     EXPECT_FAIL_OPTS("{\"queryId\":\"q\",\"batchId\":1,\"sources\":[{},{},{}]}", &two,
                      WS_ERR_TOO_LARGE, "more than 2 sources");
+    EXPECT_FAIL_OPTS("{\"queryId\":\"q\",\"batchId\":1,\"sources\":[\"a\",\"b\",\"c\"]}", &two,
+                     WS_ERR_TOO_LARGE, "more than 2 sources");
+    EXPECT_FAIL_OPTS("{\"id\":\"q\",\"batchId\":1,\"sour\\u0063es\":[{},{},{}]}", &two,
+                     WS_ERR_TOO_LARGE, "more than 2 sources");
     /* ranges, not source elements, in the progress shape */
     EXPECT_FAIL_OPTS("{\"id\":\"q\",\"batchId\":1,\"sources\":[{\"description\":\"k\","
                      "\"startOffset\":{\"t\":{\"0\":1,\"1\":1,\"2\":1}},"
                      "\"endOffset\":{\"t\":{\"0\":1,\"1\":1,\"2\":1}}}]}",
                      &two, WS_ERR_TOO_LARGE, "more than 2 sources (max_sources)");
-    EXPECT_FAIL_OPTS("{\"queryId\":\"q\",\"batchId\":1,\"sources\":[],\"outputs\":["
-                     "{\"name\":\"a\",\"files\":[\"1\",\"2\"]},{\"name\":\"b\",\"files\":[\"3\"]}]}",
-                     &two, WS_ERR_TOO_LARGE, "more than 2 files (max_files)");
+    EXPECT_FAIL_OPTS(
+        "{\"queryId\":\"q\",\"batchId\":1,\"sources\":[],\"outputs\":["
+        "{\"name\":\"a\",\"files\":[\"1\",\"2\"]},{\"name\":\"b\",\"files\":[\"3\"]}]}",
+        &two, WS_ERR_TOO_LARGE, "more than 2 files (max_files)");
     {
         struct ws_notification n;
         if (PARSE("{\"queryId\":\"q\",\"batchId\":1,\"sources\":[{\"topic\":\"t\",\"partition\":0,"

@@ -13,14 +13,14 @@
 
 static unsigned long checks, failures;
 
-#define CHECK(e)                                                                               \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(e)) {                                                                            \
-            failures++;                                                                        \
-            if (failures < 50)                                                                 \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);         \
-        }                                                                                      \
+#define CHECK(e)                                                                                   \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(e)) {                                                                                \
+            failures++;                                                                            \
+            if (failures < 50)                                                                     \
+                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);              \
+        }                                                                                          \
     } while (0)
 
 static bool bytes_eq(const void *a, int32_t alen, const void *b, int32_t blen)
@@ -111,17 +111,17 @@ static void test_vector(void)
                                 .headers = hdr,
                                 .header_count = 2};
     static const uint8_t want[] = {
-        0x01,                                           /* version */
-        0x00, 0x02, 'a', 'b',                           /* topic */
-        0x00, 0x00, 0x00, 0x03,                         /* partition */
-        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* offset */
-        0x00, 0x00, 0x01, 0x8B, 0xCF, 0xE5, 0x68, 0x7B, /* timestamp */
-        0x01,                                           /* ts type */
-        0xff, 0xff, 0xff, 0xff,                         /* null key */
-        0x00, 0x00, 0x00, 0x03, 'x', 'y', 'z',          /* value */
-        0x00, 0x00, 0x00, 0x02,                         /* header count */
-        0x00, 0x01, 'h', 0x00, 0x00, 0x00, 0x02, 'v', '1', /* header 0 */
-        0x00, 0x01, 'n', 0xff, 0xff, 0xff, 0xff,        /* header 1, null value */
+        0x01,                                                /* version */
+        0x00, 0x02, 'a',  'b',                               /* topic */
+        0x00, 0x00, 0x00, 0x03,                              /* partition */
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,      /* offset */
+        0x00, 0x00, 0x01, 0x8B, 0xCF, 0xE5, 0x68, 0x7B,      /* timestamp */
+        0x01,                                                /* ts type */
+        0xff, 0xff, 0xff, 0xff,                              /* null key */
+        0x00, 0x00, 0x00, 0x03, 'x',  'y',  'z',             /* value */
+        0x00, 0x00, 0x00, 0x02,                              /* header count */
+        0x00, 0x01, 'h',  0x00, 0x00, 0x00, 0x02, 'v',  '1', /* header 0 */
+        0x00, 0x01, 'n',  0xff, 0xff, 0xff, 0xff,            /* header 1, null value */
     };
     uint8_t buf[sizeof(want)];
     size_t len;
@@ -208,11 +208,10 @@ static void test_roundtrips(void)
         char eb[128];
         /* a few truncations of the big one: right before, inside and right after the value */
         size_t value_at = 1 + 2 + r.topic_len + 4 + 8 + 8 + 1 + 4 + 4;
-        size_t cuts[] = {value_at - 1, value_at, value_at + 1, value_at + big - 1,
-                         value_at + big, len - 1};
+        size_t cuts[] = {value_at - 1,       value_at,       value_at + 1,
+                         value_at + big - 1, value_at + big, len - 1};
         for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
-            CHECK(ws_record_decode(enc, cuts[i], &d, NULL, 0, eb, sizeof(eb)) ==
-                  WS_ERR_TRUNCATED);
+            CHECK(ws_record_decode(enc, cuts[i], &d, NULL, 0, eb, sizeof(eb)) == WS_ERR_TRUNCATED);
     }
     free(enc);
     free(bigval);
@@ -242,9 +241,17 @@ static void test_malformed(void)
                                 .headers = hdr,
                                 .header_count = 1};
     /* offsets in the encoding of r */
-    enum { VER = 0, TOPIC_LEN = 1, TS_TYPE = 1 + 2 + 1 + 4 + 8 + 8, KEY_LEN = TS_TYPE + 1,
-           VAL_LEN = KEY_LEN + 4 + 1, HCOUNT = VAL_LEN + 4 + 1, HNAME_LEN = HCOUNT + 4,
-           HVAL_LEN = HNAME_LEN + 2 + 1, END = HVAL_LEN + 4 + 1 };
+    enum {
+        VER = 0,
+        TOPIC_LEN = 1,
+        TS_TYPE = 1 + 2 + 1 + 4 + 8 + 8,
+        KEY_LEN = TS_TYPE + 1,
+        VAL_LEN = KEY_LEN + 4 + 1,
+        HCOUNT = VAL_LEN + 4 + 1,
+        HNAME_LEN = HCOUNT + 4,
+        HVAL_LEN = HNAME_LEN + 2 + 1,
+        END = HVAL_LEN + 4 + 1
+    };
     uint8_t good[64], buf[64];
     struct ws_header hdrs[4];
     struct ws_record d;
@@ -254,13 +261,13 @@ static void test_malformed(void)
     CHECK(len == END);
     CHECK(ws_record_decode(good, len, &d, hdrs, 4, eb, sizeof(eb)) == WS_OK);
 
-#define MUTATE(stmt, want_err, word)                                                           \
-    do {                                                                                       \
-        memcpy(buf, good, len);                                                                \
-        stmt;                                                                                  \
-        eb[0] = '\0';                                                                          \
-        CHECK(ws_record_decode(buf, len, &d, hdrs, 4, eb, sizeof(eb)) == (want_err));          \
-        CHECK(strstr(eb, word) != NULL);                                                       \
+#define MUTATE(stmt, want_err, word)                                                               \
+    do {                                                                                           \
+        memcpy(buf, good, len);                                                                    \
+        stmt;                                                                                      \
+        eb[0] = '\0';                                                                              \
+        CHECK(ws_record_decode(buf, len, &d, hdrs, 4, eb, sizeof(eb)) == (want_err));              \
+        CHECK(strstr(eb, word) != NULL);                                                           \
     } while (0)
 
     MUTATE(buf[VER] = 0x02, WS_ERR_MALFORMED, "version");

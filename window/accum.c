@@ -17,14 +17,20 @@
  * cursor: the next record is in that source or in a later one, found by binary search over the
  * sources after the cursor. A record never costs O(nsources).
  *
- * Memory does not grow with the window: one scratch buffer (grown to the largest frame seen)
- * holds the frame of the record being added. A rejected record changes no state, so the caller
- * may report it and carry on or abandon the window.
+ * Memory does not grow with the window: one batch buffer (16 KiB, or the largest frame seen)
+ * receives each record's frame, encoded in place; the leaf is hashed from there, and the stream
+ * digest takes whole batches (far fewer, larger SHA-256 updates: the same bytes, the same
+ * digest). A rejected record is encoded past the batch's end and never counted: it changes no
+ * state, so the caller may report it and carry on or abandon the window.
  */
 #include "window/window.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Frames are hashed into the stream digest in batches of this size: one SHA-256 update per
+ * 154-byte frame measured 10-30 ns per record slower than 16 KiB updates (bench_merkle). */
+#define BATCH (16 * 1024)
 
 struct ws_window {
     ws_write_fn out;
@@ -36,14 +42,15 @@ struct ws_window {
     size_t *topic_len;            /* parallel to src: strlen of each topic */
     size_t nsrc, capsrc;
 
-    bool started;    /* a record has been accepted: cur/last are meaningful */
-    size_t cur;      /* source of the previous record */
-    int64_t last;    /* offset of the previous record */
-    bool finished;   /* digest finalised; no more records or sources */
+    bool started;  /* a record has been accepted: cur/last are meaningful */
+    size_t cur;    /* source of the previous record */
+    int64_t last;  /* offset of the previous record */
+    bool finished; /* digest finalised; no more records or sources */
     uint8_t digest[WS_HASH_LEN];
 
-    uint8_t *buf; /* scratch: the frame of the record being added */
+    uint8_t *buf; /* batch: frames accepted but not yet in the stream digest, then scratch */
     size_t bufcap;
+    size_t pending; /* bytes of buf waiting for the stream digest */
 
     uint64_t bytes;
     bool has_time;
@@ -137,10 +144,8 @@ ws_err_t ws_window_add_source(struct ws_window *w, const char *topic, int32_t pa
         return WS_ERR_NOMEM;
     memmove(&w->src[pos + 1], &w->src[pos], (w->nsrc - pos) * sizeof(*w->src));
     memmove(&w->topic_len[pos + 1], &w->topic_len[pos], (w->nsrc - pos) * sizeof(size_t));
-    w->src[pos] = (struct ws_window_source){.topic = copy,
-                                            .partition = partition,
-                                            .from_offset = from,
-                                            .until_offset = until};
+    w->src[pos] = (struct ws_window_source){
+        .topic = copy, .partition = partition, .from_offset = from, .until_offset = until};
     w->topic_len[pos] = tlen;
     w->nsrc++;
     return WS_OK;
@@ -201,29 +206,45 @@ check_range:
         printable(r->topic, r->topic_len, t);
         return ws_fail(WS_ERR_INVALID, errbuf, errlen,
                        "record %s/%d@%lld is outside the declared range [%lld, %lld)", t,
-                       (int)r->partition, (long long)r->offset,
-                       (long long)w->src[i].from_offset, (long long)w->src[i].until_offset);
+                       (int)r->partition, (long long)r->offset, (long long)w->src[i].from_offset,
+                       (long long)w->src[i].until_offset);
     }
     *idx = i;
     return WS_OK;
 }
 
-static ws_err_t reserve(struct ws_window *w, size_t need)
+/* Hash the frames waiting in the batch into the stream digest. */
+static void flush(struct ws_window *w)
+{
+    if (w->pending) {
+        ws_sha256_update(&w->stream, w->buf, w->pending);
+        w->pending = 0;
+    }
+}
+
+/*
+ * Room for one frame of need bytes after the pending ones; returns where it goes. The buffer
+ * only grows for a frame larger than the whole batch, i.e. to the largest record seen.
+ */
+static uint8_t *frame_slot(struct ws_window *w, size_t need)
 {
     size_t cap;
     uint8_t *b;
 
+    if (w->pending + need <= w->bufcap)
+        return w->buf + w->pending;
+    flush(w);
     if (need <= w->bufcap)
-        return WS_OK;
-    cap = w->bufcap ? w->bufcap : 4096;
+        return w->buf;
+    cap = w->bufcap ? w->bufcap : BATCH;
     while (cap < need)
         cap *= 2;
     b = realloc(w->buf, cap);
     if (!b)
-        return WS_ERR_NOMEM;
+        return NULL;
     w->buf = b;
     w->bufcap = cap;
-    return WS_OK;
+    return b;
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -235,23 +256,16 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 /*
- * Take an accepted record into the window. frame (4 + len bytes, may be NULL) is the
- * u32 length || encoding when the caller has it contiguous; enc is the encoding.
+ * Take an accepted record into the window. frame = u32 length || encoding (len bytes), already
+ * in the batch at w->buf + w->pending.
  */
-static ws_err_t commit(struct ws_window *w, size_t idx, const struct ws_record *r,
-                       const uint8_t *frame, const uint8_t *enc, size_t len, char *errbuf,
-                       size_t errlen)
+static ws_err_t commit(struct ws_window *w, size_t idx, const struct ws_record *r, uint8_t *frame,
+                       size_t len, char *errbuf, size_t errlen)
 {
+    uint8_t leaf[WS_HASH_LEN], saved = frame[3];
+    struct ws_sha256 h;
     ws_err_t err;
 
-    if (!frame && w->out) {
-        err = reserve(w, len + 4);
-        if (err)
-            return ws_fail(err, errbuf, errlen, "no memory for a %zu-byte record", len);
-        put32(w->buf, (uint32_t)len);
-        memcpy(w->buf + 4, enc, len);
-        frame = w->buf;
-    }
     /* Output first: if the evidence cannot take the record, the window has not counted it. */
     if (w->out) {
         err = w->out(w->opaque, frame, len + 4);
@@ -259,15 +273,17 @@ static ws_err_t commit(struct ws_window *w, size_t idx, const struct ws_record *
             return ws_fail(err, errbuf, errlen, "window stream output failed: %s",
                            ws_strerror(err));
     }
-    if (frame) {
-        ws_sha256_update(&w->stream, frame, len + 4);
-    } else {
-        uint8_t be[4];
-        put32(be, (uint32_t)len);
-        ws_sha256_update(&w->stream, be, 4);
-        ws_sha256_update(&w->stream, enc, len);
-    }
-    ws_merkle_add_leaf(&w->tree, enc, len);
+    /*
+     * Leaf hash SHA-256(0x00 || encoding) in one update without copying: the byte before the
+     * encoding is the low byte of its length prefix, lent out as the 0x00 and put back.
+     */
+    frame[3] = 0x00;
+    ws_sha256_init(&h);
+    ws_sha256_update(&h, frame + 3, len + 1);
+    ws_sha256_final(&h, leaf);
+    frame[3] = saved;
+    ws_merkle_add_hash(&w->tree, leaf);
+    w->pending += len + 4; /* the stream digest takes the frame with the batch */
 
     w->src[idx].record_count++;
     w->src[idx].bytes += len;
@@ -285,10 +301,10 @@ static ws_err_t commit(struct ws_window *w, size_t idx, const struct ws_record *
     return WS_OK;
 }
 
-ws_err_t ws_window_add(struct ws_window *w, const struct ws_record *r, char *errbuf,
-                       size_t errlen)
+ws_err_t ws_window_add(struct ws_window *w, const struct ws_record *r, char *errbuf, size_t errlen)
 {
     size_t len, idx;
+    uint8_t *frame;
     ws_err_t err;
 
     if (!w || !r || w->finished)
@@ -297,23 +313,24 @@ ws_err_t ws_window_add(struct ws_window *w, const struct ws_record *r, char *err
     if (len > WS_RECORD_MAX)
         return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "record encoding of %zu bytes exceeds %u",
                        len, WS_RECORD_MAX);
-    err = reserve(w, len + 4);
-    if (err)
-        return ws_fail(err, errbuf, errlen, "no memory for a %zu-byte record", len);
-    if (ws_record_encode(r, w->buf + 4, w->bufcap - 4) != len)
+    frame = frame_slot(w, len + 4);
+    if (!frame)
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "no memory for a %zu-byte record", len);
+    if (ws_record_encode(r, frame + 4, len) != len)
         return ws_fail(WS_ERR_INVALID, errbuf, errlen,
                        "record has an invalid length, pointer or timestamp type");
     err = locate(w, r, &idx, errbuf, errlen);
     if (err)
         return err;
-    put32(w->buf, (uint32_t)len);
-    return commit(w, idx, r, w->buf, w->buf + 4, len, errbuf, errlen);
+    put32(frame, (uint32_t)len);
+    return commit(w, idx, r, frame, len, errbuf, errlen);
 }
 
 ws_err_t ws_window_add_encoded(struct ws_window *w, const uint8_t *enc, size_t len, char *errbuf,
                                size_t errlen)
 {
     struct ws_record r;
+    uint8_t *frame;
     size_t idx;
     ws_err_t err;
 
@@ -332,7 +349,14 @@ ws_err_t ws_window_add_encoded(struct ws_window *w, const uint8_t *enc, size_t l
     err = locate(w, &r, &idx, errbuf, errlen);
     if (err)
         return err;
-    return commit(w, idx, &r, NULL, enc, len, errbuf, errlen);
+    /* The frame goes through the batch like any other (a copy is cheaper than the separate
+     * small digest updates it saves); r keeps pointing into enc, which is still valid. */
+    frame = frame_slot(w, len + 4);
+    if (!frame)
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "no memory for a %zu-byte record", len);
+    put32(frame, (uint32_t)len);
+    memcpy(frame + 4, enc, len);
+    return commit(w, idx, &r, frame, len, errbuf, errlen);
 }
 
 ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res)
@@ -340,6 +364,7 @@ ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res)
     if (!w || !res)
         return WS_ERR_INVALID;
     if (!w->finished) {
+        flush(w);
         ws_sha256_final(&w->stream, w->digest);
         w->finished = true;
     }

@@ -201,6 +201,7 @@ struct ws_evidence_reader {
     uint8_t *ibuf; /* compressed bytes: [ipos, ilen) not yet given to LZ4F */
     size_t ipos, ilen;
     uint64_t total_in; /* compressed bytes read so far */
+    uint8_t magic[4];  /* the archive's first four bytes */
     bool in_eof;
     bool frame_done;
     uint8_t *pend; /* decompressed bytes: [poff, plen) not yet returned */
@@ -277,6 +278,8 @@ static ws_err_t read_input(struct ws_evidence_reader *r)
         return rfail(r, err, "evidence: reading the archive failed: %s", ws_strerror(err));
     if (got > READ_CHUNK)
         return rfail(r, WS_ERR_INVALID, "evidence: read callback returned more than asked");
+    for (size_t i = 0; i < got && r->total_in + i < 4; i++)
+        r->magic[r->total_in + i] = r->ibuf[i];
     r->ipos = 0;
     r->ilen = got;
     r->total_in += got;
@@ -327,6 +330,10 @@ static ws_err_t decompress_more(struct ws_evidence_reader *r)
         ws_sha256_update(&r->digest, r->pend + r->plen, dst);
         r->plen += dst;
         if (ret == 0) {
+            /* LZ4F "decodes" a lone skippable frame as nothing: it is not a window stream */
+            if ((r->magic[0] & 0xf0) == 0x50 && r->magic[1] == 0x2a && r->magic[2] == 0x4d &&
+                r->magic[3] == 0x18)
+                return rfail(r, WS_ERR_MALFORMED, "evidence: a skippable frame, not an LZ4 frame");
             r->frame_done = true;
             return check_trailing(r);
         }

@@ -60,6 +60,7 @@
 
 struct ctx {
     size_t max_sources, max_files;
+    size_t max_values; /* pre-scan cap on JSON values, derived from the two above */
     bool allow_unresolved;
     struct ws_notification *n;
     size_t cap_sources, cap_ignored;
@@ -147,8 +148,9 @@ static size_t sat_mul(size_t a, size_t b)
  * the JSON values of the whole document (approximated by ',' '[' '{' outside strings). Lenient:
  * syntax errors are left to jansson; only the counts matter here.
  */
-static ws_err_t prescan(struct ctx *c, const char *buf, size_t len, size_t max_values)
+static ws_err_t prescan(struct ctx *c, const char *buf, size_t len)
 {
+    size_t max_values = c->max_values;
     size_t depth = 0, values = 0, elems = 0;
     bool expect_key = false, key_is_sources = false, counting = false, in_elem = false;
 
@@ -167,8 +169,8 @@ static ws_err_t prescan(struct ctx *c, const char *buf, size_t len, size_t max_v
                 i++;
             }
             if (depth == 1 && expect_key) {
-                key_is_sources =
-                    escaped || (i - start == 7 && i <= len && memcmp(buf + start, "sources", 7) == 0);
+                key_is_sources = escaped || (i - start == 7 && i <= len &&
+                                             memcmp(buf + start, "sources", 7) == 0);
             } else if (counting && depth == 2 && !in_elem) {
                 in_elem = true;
                 if (++elems > c->max_sources)
@@ -451,16 +453,14 @@ static ws_err_t native_source(struct ctx *c, const json_t *src, size_t i)
     return add_source(c, json_string_value(topic), (int32_t)partition, from, until);
 }
 
-static ws_err_t native_output(struct ctx *c, const json_t *o, struct ws_notif_output *out,
-                              size_t i)
+static ws_err_t native_output(struct ctx *c, const json_t *o, struct ws_notif_output *out, size_t i)
 {
     char where[96];
     const json_t *name, *snap, *files;
     ws_err_t err;
 
     if (!json_is_object(o))
-        return FAIL(c, WS_ERR_MALFORMED, "outputs[%zu] must be an object, not %s", i,
-                    type_name(o));
+        return FAIL(c, WS_ERR_MALFORMED, "outputs[%zu] must be an object, not %s", i, type_name(o));
     name = json_object_get(o, "name");
     snprintf(where, sizeof where, "outputs[%zu].name", i);
     if (!name || json_is_null(name))
@@ -578,10 +578,12 @@ static bool kafka_shaped(const json_t *map)
 
     if (!json_is_object(map))
         return false;
-    json_object_foreach ((json_t *)map, t, parts) {
+    json_object_foreach((json_t *)map, t, parts)
+    {
         if (!json_is_object(parts))
             return false;
-        json_object_foreach (parts, p, v) {
+        json_object_foreach(parts, p, v)
+        {
             if (!((p[0] >= '0' && p[0] <= '9') || p[0] == '-' || p[0] == '+'))
                 return false;
         }
@@ -613,6 +615,9 @@ static ws_err_t resolve_offsets(struct ctx *c, json_t *v, const char *where, jso
             k++;
         if (k == len || s[k] != '{')
             return WS_OK;
+        /* a string holding JSON escapes the outer pre-scan's value count: scan it too */
+        if (prescan(c, s, len))
+            return WS_ERR_TOO_LARGE;
         parsed = json_loadb(s, len, PARSE_FLAGS, &je);
         if (!parsed)
             return jansson_fail(c, where, &je);
@@ -658,12 +663,14 @@ static ws_err_t kafka_ranges(struct ctx *c, size_t i, const json_t *start, const
     char where[320]; /* topics are at most 249 bytes */
     ws_err_t err;
 
-    json_object_foreach ((json_t *)end, topic, parts) {
+    json_object_foreach((json_t *)end, topic, parts)
+    {
         snprintf(where, sizeof where, "sources[%zu].endOffset", i);
         err = check_topic(c, topic, strlen(topic), where);
         if (err)
             return err;
-        json_object_foreach (parts, pkey, uv) {
+        json_object_foreach(parts, pkey, uv)
+        {
             char s[SHOW_BUF];
             int32_t partition;
             int64_t from = WS_OFFSET_UNRESOLVED, until;
@@ -692,8 +699,8 @@ static ws_err_t kafka_ranges(struct ctx *c, size_t i, const json_t *start, const
                                 "sources[%zu]: partition %s[%" PRId32 "] is in endOffset but "
                                 "not in startOffset",
                                 i, topic, partition);
-                snprintf(where, sizeof where, "sources[%zu].startOffset %s[%" PRId32 "]", i,
-                         topic, partition);
+                snprintf(where, sizeof where, "sources[%zu].startOffset %s[%" PRId32 "]", i, topic,
+                         partition);
                 err = need_int(c, fv, where, &from);
                 if (err)
                     return err;
@@ -841,8 +848,8 @@ ws_err_t ws_notification_parse(const char *json, size_t len, const struct ws_not
                     len, max_bytes);
     if (!json || len == 0)
         return FAIL(&c, WS_ERR_MALFORMED, "notification is empty");
-    err = prescan(&c, json, len,
-                  sat_add(sat_mul(8, sat_add(c.max_sources, c.max_files)), 65536));
+    c.max_values = sat_add(sat_mul(8, sat_add(c.max_sources, c.max_files)), 65536);
+    err = prescan(&c, json, len);
     if (err)
         return err;
 

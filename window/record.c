@@ -146,12 +146,12 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
-#define NEED(c, n, what)                                                                       \
-    do {                                                                                       \
-        if (left(c) < (size_t)(n))                                                             \
-            return ws_fail(WS_ERR_TRUNCATED, errbuf, errlen,                                   \
-                           "record truncated: %s needs %zu bytes at byte %zu, %zu left", what, \
-                           (size_t)(n), (size_t)((c)->p - (c)->start), left(c));               \
+#define NEED(c, n, what)                                                                           \
+    do {                                                                                           \
+        if (left(c) < (size_t)(n))                                                                 \
+            return ws_fail(WS_ERR_TRUNCATED, errbuf, errlen,                                       \
+                           "record truncated: %s needs %zu bytes at byte %zu, %zu left", what,     \
+                           (size_t)(n), (size_t)((c)->p - (c)->start), left(c));                   \
     } while (0)
 
 /* i32 length (-1 null) then that many bytes; *data/ *len out. */
@@ -163,8 +163,8 @@ static ws_err_t getopt_bytes(struct rd *c, const char *what, const void **data, 
     NEED(c, 4, what);
     n = (int32_t)get32(c->p);
     if (n < -1)
-        return ws_fail(WS_ERR_MALFORMED, errbuf, errlen, "record %s length %d is negative",
-                       what, (int)n);
+        return ws_fail(WS_ERR_MALFORMED, errbuf, errlen, "record %s length %d is negative", what,
+                       (int)n);
     c->p += 4;
     *len = n;
     *data = NULL;
@@ -249,8 +249,8 @@ ws_err_t ws_record_decode(const uint8_t *buf, size_t len, struct ws_record *out,
         return ws_fail(WS_ERR_MALFORMED, errbuf, errlen,
                        "record has %zu trailing bytes after its last header", left(&c));
     if (count > max_hdrs)
-        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen,
-                       "record has %u headers, room for %u", count, max_hdrs);
+        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "record has %u headers, room for %u",
+                       count, max_hdrs);
     return WS_OK;
 }
 
