@@ -40,9 +40,18 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
                        struct ws_spool **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
 void ws_spool_close(struct ws_spool *s);
 bool ws_spool_uses_io_uring(const struct ws_spool *s);
-/* Bytes held in the spool now, and whether intake must pause (over max_bytes). */
+/* Bytes held in the spool now, and whether intake must pause (over max_bytes, or the disk
+ * refused a write since the last commit or removal). */
 uint64_t ws_spool_bytes(const struct ws_spool *s);
 bool ws_spool_full(const struct ws_spool *s);
+/* For metrics: the bound, the state, and how often intake was paused. */
+struct ws_spool_stats {
+    uint64_t bytes, max_bytes;
+    bool full, disk_full, io_uring;
+    uint64_t pauses;         /* times the spool became full (intake paused) */
+    uint64_t nospace_errors; /* writes the disk refused (ENOSPC/EDQUOT) */
+};
+void ws_spool_get_stats(const struct ws_spool *s, struct ws_spool_stats *st);
 
 /* One window's evidence file, being written (a ws_write_fn target through the LZ4 writer). */
 struct ws_spool_file;
@@ -58,6 +67,22 @@ void ws_spool_file_free(struct ws_spool_file *f);
 ws_err_t ws_spool_put_envelope(struct ws_spool *s, const char *query_id, int64_t batch_id,
                                const char *env, size_t len, char *errbuf,
                                size_t errlen) WS_MUST_CHECK;
+/*
+ * Resume: a complete window in the spool (its envelope, hence its evidence, renamed into place
+ * after fsync). WS_OK: out->envelope (malloc'ed, NUL-terminated) and out->evidence_path are
+ * set; free with ws_spool_window_free. WS_ERR_NOT_FOUND: not there or incomplete (recompute).
+ * Other errors: the file is there but unreadable or implausible (also recompute; log it). The
+ * caller must verify the envelope and evidence before trusting them (ws_verify_envelope).
+ */
+struct ws_spool_window {
+    char *envelope;
+    size_t envelope_len;
+    char evidence_path[4096];
+    uint64_t evidence_bytes;
+};
+ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                         struct ws_spool_window *out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+void ws_spool_window_free(struct ws_spool_window *w);
 /* Every sink holds the window: remove its files from the spool. */
 void ws_spool_remove(struct ws_spool *s, const char *query_id, int64_t batch_id);
 /* Path of a spooled object ("<spool>/<queryId>/<batch20><suffix>"); out holds 4096 bytes. */

@@ -4,15 +4,35 @@
  * whose records may meanwhile have left Kafka's retention.
  *
  * Layout mirrors the object stores: <spool>/<queryId>/<batch20>.evidence.lz4 and .dsse.json.
- * The evidence is written to "<name>.tmp", fsynced, renamed, and the directory fsynced; the
- * envelope the same way (ws_file_write_atomic). A window is removed once every sink holds it.
+ * Each file is written to "<name>.tmp", fsynced, renamed into place and the directory fsynced;
+ * the evidence first, then the envelope, so an envelope in the spool means a complete window
+ * (ws_spool_lookup). Removal goes the other way round: envelope first.
  *
- * I/O backend: plain write()/fsync() in this version; `spool.io_uring` is accepted and
- * reported, and the io_uring backend is the subject of its own change (see docs/DESIGN.md).
- * The byte count is kept in memory from a scan at open plus what this process writes and
- * removes, so ws_spool_full() costs nothing on the hot path.
+ * Write path. Bytes are staged in SPOOL_NBUF page-aligned blocks of SPOOL_BLOCK bytes; a full
+ * block is written at its (block-aligned) file offset while the caller goes on producing the
+ * next one, so several writes are in flight. With io_uring the final block's write is linked to
+ * the fsync (IOSQE_IO_LINK) and both go to the kernel in one call after the earlier writes
+ * completed (a linked fsync only orders after its own link, so the earlier ones are reaped
+ * first). Without io_uring the same blocks go out with pwrite() at the same offsets, then
+ * fsync(): the bytes on disk are identical either way, only the syscalls differ.
+ *
+ * Errors are sticky per file (like Redis' rio): a write that fails in the kernel is seen at the
+ * next write or at commit; on any error the temporary file is removed, so nothing partial is
+ * ever visible under a final name. ENOSPC marks the spool full until something is committed or
+ * removed, which pauses intake (engine.c) instead of dropping windows.
+ *
+ * Size bound: the byte count is kept in memory from a scan at open plus what this process
+ * writes and removes, so ws_spool_full() costs nothing on the hot path. Crossing the bound is
+ * logged once each way (spool_paused / spool_resumed) and counted (ws_spool_get_stats).
+ *
+ * One process per spool directory: an advisory lock (<spool>/.lock) is taken at open; the owner
+ * removes temporary files left by a crash. A second process sharing the directory is warned
+ * about and leaves them alone.
+ *
+ * Thread: the engine's; not thread-safe.
  */
 #include "engine/internal.h"
+#include "engine/uring.h"
 #include "sinks/sink.h"
 
 #include <dirent.h>
@@ -22,26 +42,93 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define SPOOL_BLOCK (256u << 10)
+#define SPOOL_NBUF 4
+#define SPOOL_RING 16
+#define ALIGN 4096
 
 struct ws_spool {
     char *dir;
     enum ws_io_mode mode;
+    bool uring;
+    struct ws_uring ring;
+    int lock_fd;
     uint64_t max_bytes;
     uint64_t bytes;
+    bool nospace;     /* the disk refused a write: paused until a commit or removal */
+    bool was_full;    /* for logging the transitions once */
+    uint64_t pauses;  /* times the spool became full */
+    uint64_t nospace_errors;
+    uint8_t *pool[SPOOL_NBUF]; /* staging blocks kept for the next file */
+    unsigned npool;
+};
+
+struct block {
+    uint8_t *p;
+    size_t len;    /* bytes staged */
+    size_t done;   /* bytes the kernel has written (a short write resubmits the rest) */
+    uint64_t off;  /* file offset of p[0] */
+    bool busy;     /* staged or in flight */
+    bool inflight; /* a write of it is with the kernel */
 };
 
 struct ws_spool_file {
     struct ws_spool *spool;
     int fd;
-    uint64_t written;
-    ws_err_t sticky; /* first write error: many writes, one check (like Redis' rio) */
+    uint64_t next_off; /* file offset of the next staged byte's block start */
+    struct block blk[SPOOL_NBUF];
+    int cur;          /* block being filled, -1 if none */
+    uint64_t written; /* bytes accepted, counted in the spool's total */
+    ws_err_t sticky;  /* first error: many writes, one check */
+    int sticky_errno;
+    bool sync_done;   /* the linked fsync completed (or was cancelled): sync_res */
+    int sync_res;
     char tmp[PATH_MAX];
     char path[PATH_MAX];
 };
 
-static uint64_t scan_bytes(const char *dir)
+static void note_bytes(struct ws_spool *s)
+{
+    bool full = ws_spool_full(s);
+
+    if (full && !s->was_full) {
+        s->pauses++;
+        ws_log(WS_LOG_WARN, "spool_paused",
+               "bytes=%llu max_bytes=%llu disk_full=%s action=\"intake paused until sinks catch "
+               "up\"",
+               (unsigned long long)s->bytes, (unsigned long long)s->max_bytes,
+               s->nospace ? "true" : "false");
+    } else if (!full && s->was_full) {
+        ws_log(WS_LOG_INFO, "spool_resumed", "bytes=%llu max_bytes=%llu",
+               (unsigned long long)s->bytes, (unsigned long long)s->max_bytes);
+    }
+    s->was_full = full;
+}
+
+static void bytes_add(struct ws_spool *s, uint64_t n)
+{
+    s->bytes += n;
+    note_bytes(s);
+}
+
+static void bytes_sub(struct ws_spool *s, uint64_t n)
+{
+    s->bytes -= n < s->bytes ? n : s->bytes;
+    note_bytes(s);
+}
+
+static bool is_tmp_name(const char *name)
+{
+    size_t n = strlen(name);
+    return (n > 4 && strcmp(name + n - 4, ".tmp") == 0) || strstr(name, ".tmp.") != NULL;
+}
+
+/* Sum of regular files under dir; with clean, temporary files of a crashed run are removed. */
+static uint64_t scan_bytes(const char *dir, bool clean, int depth)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -54,11 +141,14 @@ static uint64_t scan_bytes(const char *dir)
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
+            continue;
         if (lstat(p, &st) < 0)
             continue;
-        if (S_ISDIR(st.st_mode))
-            total += scan_bytes(p);
+        if (S_ISDIR(st.st_mode) && depth < 2)
+            total += scan_bytes(p, clean, depth + 1);
+        else if (S_ISREG(st.st_mode) && clean && is_tmp_name(de->d_name) && unlink(p) == 0)
+            ws_log(WS_LOG_INFO, "spool_tmp_removed", "path=\"%s\"", p);
         else if (S_ISREG(st.st_mode))
             total += (uint64_t)st.st_size;
     }
@@ -66,46 +156,103 @@ static uint64_t scan_bytes(const char *dir)
     return total;
 }
 
+static ws_err_t fsync_dir(const char *dir, char *errbuf, size_t errlen)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ws_err_t err = WS_OK;
+
+    if (dfd < 0)
+        return ws_fail(ws_uring_err(errno), errbuf, errlen, "spool open dir %s: %s", dir,
+                       strerror(errno));
+    if (fsync(dfd) < 0)
+        err = ws_fail(ws_uring_err(errno), errbuf, errlen, "spool fsync dir %s: %s", dir,
+                      strerror(errno));
+    close(dfd);
+    return err;
+}
+
 ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_bytes,
                        struct ws_spool **out, char *errbuf, size_t errlen)
 {
     struct ws_spool *s;
+    char lock[PATH_MAX];
     size_t n = strlen(path);
+    bool owner = false;
     ws_err_t err;
+    int rc;
 
+    if (n == 0 || n >= PATH_MAX - 300)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "spool.path: empty or too long");
     if (!(s = calloc(1, sizeof *s)) || !(s->dir = strdup(path))) {
         free(s);
         return WS_ERR_NOMEM;
     }
+    s->lock_fd = -1;
     while (n > 1 && s->dir[n - 1] == '/')
         s->dir[--n] = '\0';
-    if ((err = ws_mkdirs(s->dir, errbuf, errlen))) {
-        ws_spool_close(s);
-        return err;
-    }
+    if ((err = ws_mkdirs(s->dir, errbuf, errlen)))
+        goto out_close;
     if (access(s->dir, W_OK) < 0) {
         err = ws_fail(WS_ERR_PERMISSION, errbuf, errlen, "spool %s: %s", s->dir, strerror(errno));
-        ws_spool_close(s);
-        return err;
+        goto out_close;
     }
     s->mode = mode;
     s->max_bytes = max_bytes;
-    s->bytes = scan_bytes(s->dir);
+    if (mode != WS_IO_OFF) {
+        rc = ws_uring_init(&s->ring, SPOOL_RING);
+        if (rc == 0) {
+            s->uring = true;
+        } else if (mode == WS_IO_ON) {
+            err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                          "spool.io_uring is \"on\" but the kernel refused io_uring "
+                          "(io_uring_setup: %s; check kernel.io_uring_disabled, seccomp or the "
+                          "container's policy), or set spool.io_uring to \"auto\" or \"off\"",
+                          strerror(-rc));
+            goto out_close;
+        } else {
+            ws_log(WS_LOG_WARN, "spool_io",
+                   "backend=syscalls mode=auto reason=\"io_uring_setup: %s\"", strerror(-rc));
+        }
+    }
+    if (s->uring || mode == WS_IO_OFF)
+        ws_log(WS_LOG_INFO, "spool_io", "backend=%s mode=%s path=\"%s\"",
+               s->uring ? "io_uring" : "syscalls",
+               mode == WS_IO_ON ? "on" : mode == WS_IO_OFF ? "off" : "auto", s->dir);
+    snprintf(lock, sizeof lock, "%s/.lock", s->dir);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+        owner = true;
+    else
+        ws_log(WS_LOG_WARN, "spool_shared",
+               "path=\"%s\" reason=\"another process holds the spool lock; temporary files are "
+               "left alone\"",
+               s->dir);
+    s->bytes = scan_bytes(s->dir, owner, 0);
+    note_bytes(s);
     *out = s;
     return WS_OK;
+out_close:
+    ws_spool_close(s);
+    return err;
 }
 
 void ws_spool_close(struct ws_spool *s)
 {
     if (!s)
         return;
+    if (s->uring)
+        ws_uring_exit(&s->ring);
+    for (unsigned i = 0; i < s->npool; i++)
+        free(s->pool[i]);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock */
     free(s->dir);
     free(s);
 }
 
 bool ws_spool_uses_io_uring(const struct ws_spool *s)
 {
-    return false;
+    return s && s->uring;
 }
 
 uint64_t ws_spool_bytes(const struct ws_spool *s)
@@ -115,7 +262,18 @@ uint64_t ws_spool_bytes(const struct ws_spool *s)
 
 bool ws_spool_full(const struct ws_spool *s)
 {
-    return s->bytes >= s->max_bytes;
+    return s->bytes >= s->max_bytes || s->nospace;
+}
+
+void ws_spool_get_stats(const struct ws_spool *s, struct ws_spool_stats *st)
+{
+    st->bytes = s->bytes;
+    st->max_bytes = s->max_bytes;
+    st->full = ws_spool_full(s);
+    st->disk_full = s->nospace;
+    st->io_uring = s->uring;
+    st->pauses = s->pauses;
+    st->nospace_errors = s->nospace_errors;
 }
 
 void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch_id,
@@ -127,92 +285,357 @@ void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch
     snprintf(out, PATH_MAX, "%s/%s", s->dir, name);
 }
 
-ws_err_t ws_spool_begin(struct ws_spool *s, const char *query_id, int64_t batch_id,
-                        struct ws_spool_file **out, char *errbuf, size_t errlen)
+/* ------------------------------------------------------------------------------------------ */
+/* Staging blocks and the two write backends                                                    */
+
+static uint8_t *block_get(struct ws_spool *s)
 {
-    struct ws_spool_file *f = calloc(1, sizeof *f);
+    void *p;
+
+    if (s->npool)
+        return s->pool[--s->npool];
+    return posix_memalign(&p, ALIGN, SPOOL_BLOCK) ? NULL : p;
+}
+
+static void block_put(struct ws_spool *s, uint8_t *p)
+{
+    if (p && s->npool < SPOOL_NBUF)
+        s->pool[s->npool++] = p;
+    else
+        free(p);
+}
+
+static void set_sticky(struct ws_spool_file *f, int err)
+{
+    if (err < 0)
+        err = -err;
+    if (f->sticky)
+        return;
+    f->sticky = ws_uring_err(err);
+    if (f->sticky == WS_OK || f->sticky == WS_ERR_NOT_FOUND)
+        f->sticky = WS_ERR_IO;
+    f->sticky_errno = err;
+    if (f->sticky == WS_ERR_NOSPACE) {
+        f->spool->nospace = true;
+        f->spool->nospace_errors++;
+        note_bytes(f->spool);
+    }
+}
+
+static void pwrite_block(struct ws_spool_file *f, struct block *b)
+{
+    while (b->done < b->len && !f->sticky) {
+        ssize_t n = pwrite(f->fd, b->p + b->done, b->len - b->done, (off_t)(b->off + b->done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            set_sticky(f, n < 0 ? errno : ENOSPC);
+        else
+            b->done += (size_t)n;
+    }
+    b->busy = false;
+}
+
+/* user_data of a request: the file (16-byte aligned) and the block index, SPOOL_NBUF = fsync. */
+static uint64_t tag(struct ws_spool_file *f, unsigned idx)
+{
+    return (uint64_t)(uintptr_t)f | idx;
+}
+
+static void prep_write(struct ws_spool_file *f, int idx, unsigned flags)
+{
+    struct block *b = &f->blk[idx];
+    struct io_uring_sqe *sqe = ws_uring_sqe(&f->spool->ring);
+
+    if (!sqe) {
+        set_sticky(f, EIO);
+        return;
+    }
+    io_uring_prep_write(sqe, f->fd, b->p + b->done, (unsigned)(b->len - b->done),
+                        b->off + b->done);
+    io_uring_sqe_set_flags(sqe, flags);
+    io_uring_sqe_set_data64(sqe, tag(f, idx));
+    b->inflight = true;
+}
+
+/*
+ * One completion: a block write (done, a short write's rest resubmitted, or a sticky error) or
+ * a file's fsync. The completion may belong to another open file of the same spool: the tag
+ * says whose it is.
+ */
+static void complete(struct ws_spool *s, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    struct ws_spool_file *f = (struct ws_spool_file *)(uintptr_t)(ud & ~(uint64_t)7);
+    unsigned idx = (unsigned)(ud & 7);
+    int res = cqe->res;
+    struct block *b;
+
+    ws_uring_seen(&s->ring, cqe);
+    if (idx == SPOOL_NBUF) {
+        f->sync_res = res;
+        f->sync_done = true;
+        return;
+    }
+    b = &f->blk[idx];
+    b->inflight = false;
+    if (res < 0) {
+        set_sticky(f, res);
+        b->busy = false;
+    } else if (res == 0) {
+        set_sticky(f, ENOSPC); /* a regular file write that makes no progress: out of space */
+        b->busy = false;
+    } else if ((b->done += (size_t)res) < b->len && !f->sticky) {
+        prep_write(f, (int)idx, 0);
+    } else {
+        b->busy = false;
+    }
+}
+
+/* Reap one completion, waiting if needed. */
+static void reap_one(struct ws_spool_file *f)
+{
+    struct io_uring_cqe *cqe;
+    int rc = ws_uring_wait(&f->spool->ring, &cqe);
+
+    if (rc < 0) {
+        set_sticky(f, rc);
+        return;
+    }
+    if (cqe)
+        complete(f->spool, cqe);
+}
+
+static void submit_block(struct ws_spool_file *f, int idx)
+{
+    struct block *b = &f->blk[idx];
+
+    b->done = 0;
+    if (!f->spool->uring) {
+        pwrite_block(f, b);
+        return;
+    }
+    prep_write(f, idx, 0);
+    /* Start it now: the kernel writes this block while the caller compresses the next one. */
+    io_uring_submit(&f->spool->ring.ring);
+}
+
+static int free_block(struct ws_spool_file *f)
+{
+    for (;;) {
+        bool any_busy = false;
+        for (int i = 0; i < SPOOL_NBUF; i++) {
+            if (!f->blk[i].busy && (f->blk[i].p || (f->blk[i].p = block_get(f->spool))))
+                return i;
+            any_busy |= f->blk[i].busy;
+        }
+        if (!any_busy || f->sticky)
+            return -1; /* no memory for a block */
+        reap_one(f);
+    }
+}
+
+static void drain(struct ws_spool_file *f)
+{
+    if (!f->spool->uring)
+        return;
+    while (f->spool->ring.inflight)
+        reap_one(f);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files                                                                                        */
+
+static ws_err_t file_begin(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                           const char *suffix, struct ws_spool_file **out, char *errbuf,
+                           size_t errlen)
+{
+    struct ws_spool_file *f;
     char dir[PATH_MAX];
+    struct stat st;
     ws_err_t err;
 
-    if (!f)
+    if (!ws_query_id_safe(query_id, strlen(query_id)))
+        return ws_fail(WS_ERR_UNSAFE_ID, errbuf, errlen, "spool: unsafe query id");
+    if (!(f = calloc(1, sizeof *f)))
         return WS_ERR_NOMEM;
     f->spool = s;
-    ws_spool_path(s, query_id, batch_id, ".evidence.lz4", f->path);
-    snprintf(f->tmp, sizeof f->tmp, "%s.tmp", f->path);
-    snprintf(dir, sizeof dir, "%s/%s", s->dir, query_id);
-    if ((err = ws_mkdirs(dir, errbuf, errlen))) {
-        free(f);
-        return err;
+    f->cur = -1;
+    f->fd = -1;
+    ws_spool_path(s, query_id, batch_id, suffix, f->path);
+    if (snprintf(f->tmp, sizeof f->tmp, "%s.tmp", f->path) >= (int)sizeof f->tmp) {
+        err = ws_fail(WS_ERR_INVALID, errbuf, errlen, "spool: path too long");
+        goto out_free;
     }
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    snprintf(dir, sizeof dir, "%s/%s", s->dir, query_id);
+    if (stat(dir, &st) < 0) {
+        /* A new query directory: its entry in the spool root must be durable too. */
+        if ((err = ws_mkdirs(dir, errbuf, errlen)) || (err = fsync_dir(s->dir, errbuf, errlen)))
+            goto out_free;
+    }
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (f->fd < 0) {
-        err = ws_fail(errno == ENOSPC ? WS_ERR_NOSPACE : WS_ERR_IO, errbuf, errlen, "spool %s: %s",
-                      f->tmp, strerror(errno));
-        free(f);
-        return err;
+        int e = errno;
+        set_sticky(f, e);
+        err = ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp, strerror(e));
+        f->tmp[0] = '\0';
+        goto out_free;
     }
     *out = f;
     return WS_OK;
+out_free:
+    free(f);
+    return err;
+}
+
+ws_err_t ws_spool_begin(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                        struct ws_spool_file **out, char *errbuf, size_t errlen)
+{
+    return file_begin(s, query_id, batch_id, ".evidence.lz4", out, errbuf, errlen);
 }
 
 ws_err_t ws_spool_write(void *opaque, const void *buf, size_t len)
 {
     struct ws_spool_file *f = opaque;
-    size_t off = 0;
+    const uint8_t *p = buf;
 
-    if (f->sticky)
-        return f->sticky;
-    while (off < len) {
-        ssize_t n = write(f->fd, (const char *)buf + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return f->sticky = (errno == ENOSPC || errno == EDQUOT) ? WS_ERR_NOSPACE : WS_ERR_IO;
-        off += (size_t)n;
+    while (len && !f->sticky) {
+        struct block *b;
+        size_t n;
+        if (f->cur < 0) {
+            if ((f->cur = free_block(f)) < 0) {
+                if (!f->sticky)
+                    f->sticky = WS_ERR_NOMEM;
+                break;
+            }
+            b = &f->blk[f->cur];
+            b->busy = true;
+            b->len = 0;
+            b->off = f->next_off;
+            f->next_off += SPOOL_BLOCK;
+        }
+        b = &f->blk[f->cur];
+        n = SPOOL_BLOCK - b->len < len ? SPOOL_BLOCK - b->len : len;
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        p += n;
+        len -= n;
+        f->written += n;
+        bytes_add(f->spool, n);
+        if (b->len == SPOOL_BLOCK) {
+            submit_block(f, f->cur);
+            f->cur = -1;
+        }
     }
-    f->written += len;
-    f->spool->bytes += len;
-    return WS_OK;
+    return f->sticky;
+}
+
+/* The last block and the fsync: linked in one submission with io_uring, in order without. */
+static void flush_and_sync(struct ws_spool_file *f)
+{
+    struct block *b = f->cur >= 0 ? &f->blk[f->cur] : NULL;
+
+    drain(f);
+    if (b)
+        b->done = 0;
+    if (!f->spool->uring) {
+        if (b)
+            pwrite_block(f, b);
+        if (!f->sticky && fsync(f->fd) < 0)
+            set_sticky(f, errno);
+        return;
+    }
+    while (!f->sticky) {
+        struct io_uring_sqe *sqe;
+        if (b && b->done < b->len)
+            prep_write(f, f->cur, IOSQE_IO_LINK);
+        if (f->sticky || !(sqe = ws_uring_sqe(&f->spool->ring))) {
+            set_sticky(f, EIO);
+            break;
+        }
+        io_uring_prep_fsync(sqe, f->fd, 0);
+        io_uring_sqe_set_data64(sqe, tag(f, SPOOL_NBUF));
+        f->sync_done = false;
+        /* A short final write resubmits its rest unlinked (complete) and cancels the fsync. */
+        while ((!f->sync_done || (b && b->inflight)) && f->spool->ring.inflight && !f->sticky)
+            reap_one(f);
+        drain(f);
+        if (f->sticky)
+            break;
+        if (!f->sync_done) {
+            set_sticky(f, EIO);
+            break;
+        }
+        if (f->sync_res < 0 && f->sync_res != -ECANCELED) {
+            set_sticky(f, f->sync_res);
+            break;
+        }
+        if (f->sync_res == 0 && (!b || b->done == b->len))
+            break;
+    }
+    if (b)
+        b->busy = false;
+}
+
+static ws_err_t file_commit(struct ws_spool_file *f, char *errbuf, size_t errlen)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    uint64_t old = 0;
+
+    flush_and_sync(f);
+    f->cur = -1;
+    if (f->sticky)
+        return ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp,
+                       f->sticky_errno ? strerror(f->sticky_errno) : ws_strerror(f->sticky));
+    if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
+        old = (uint64_t)st.st_size; /* a window rebuilt after a crash replaces its old file */
+    if (rename(f->tmp, f->path) < 0) {
+        int e = errno;
+        set_sticky(f, e);
+        return ws_fail(f->sticky, errbuf, errlen, "spool rename %s: %s", f->path, strerror(e));
+    }
+    f->tmp[0] = '\0';
+    close(f->fd);
+    f->fd = -1;
+    bytes_sub(f->spool, old);
+    snprintf(dir, sizeof dir, "%s", f->path);
+    *strrchr(dir, '/') = '\0';
+    if (f->spool->nospace) {
+        f->spool->nospace = false;
+        note_bytes(f->spool);
+    }
+    return fsync_dir(dir, errbuf, errlen);
 }
 
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf, size_t errlen)
 {
-    char dir[PATH_MAX];
-    int dfd;
+    ws_err_t err = file_commit(f, errbuf, errlen);
 
-    if (f->sticky)
-        return ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp, ws_strerror(f->sticky));
-    if (fsync(f->fd) < 0)
-        return ws_fail(errno == ENOSPC ? WS_ERR_NOSPACE : WS_ERR_IO, errbuf, errlen,
-                       "spool fsync %s: %s", f->tmp, strerror(errno));
-    if (rename(f->tmp, f->path) < 0)
-        return ws_fail(WS_ERR_IO, errbuf, errlen, "spool rename %s: %s", f->path,
-                       strerror(errno));
-    snprintf(dir, sizeof dir, "%s", f->path);
-    *strrchr(dir, '/') = '\0';
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    close(f->fd);
-    f->fd = -1;
-    f->tmp[0] = '\0';
-    *path = f->path;
-    return WS_OK;
+    if (!err)
+        *path = f->path;
+    return err;
 }
 
 void ws_spool_abort(struct ws_spool_file *f)
 {
     if (!f)
         return;
+    drain(f); /* the kernel may still be reading our blocks */
+    for (int i = 0; i < SPOOL_NBUF; i++) {
+        block_put(f->spool, f->blk[i].p);
+        f->blk[i].p = NULL;
+        f->blk[i].busy = false;
+    }
+    f->cur = -1;
     if (f->fd >= 0) {
         close(f->fd);
         f->fd = -1;
     }
     if (f->tmp[0]) {
         unlink(f->tmp);
-        f->spool->bytes -= f->written < f->spool->bytes ? f->written : f->spool->bytes;
+        bytes_sub(f->spool, f->written);
+        f->written = 0;
         f->tmp[0] = '\0';
     }
 }
@@ -228,31 +651,104 @@ void ws_spool_file_free(struct ws_spool_file *f)
 ws_err_t ws_spool_put_envelope(struct ws_spool *s, const char *query_id, int64_t batch_id,
                                const char *env, size_t len, char *errbuf, size_t errlen)
 {
-    char path[PATH_MAX];
+    struct ws_spool_file *f = NULL;
     ws_err_t err;
 
-    ws_spool_path(s, query_id, batch_id, ".dsse.json", path);
-    err = ws_file_write_atomic(path, env, len, errbuf, errlen);
-    if (!err)
-        s->bytes += len;
+    if ((err = file_begin(s, query_id, batch_id, ".dsse.json", &f, errbuf, errlen)))
+        return err;
+    if ((err = ws_spool_write(f, env, len)))
+        ws_fail(err, errbuf, errlen, "spool envelope: %s", ws_strerror(err));
+    else
+        err = file_commit(f, errbuf, errlen);
+    ws_spool_file_free(f);
     return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resume and cleanup                                                                           */
+
+ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                         struct ws_spool_window *out, char *errbuf, size_t errlen)
+{
+    char env_path[PATH_MAX];
+    struct stat st;
+    ws_err_t err;
+    size_t got = 0;
+    int fd;
+
+    memset(out, 0, sizeof *out);
+    if (!ws_query_id_safe(query_id, strlen(query_id)))
+        return ws_fail(WS_ERR_UNSAFE_ID, errbuf, errlen, "spool: unsafe query id");
+    ws_spool_path(s, query_id, batch_id, ".evidence.lz4", out->evidence_path);
+    if (lstat(out->evidence_path, &st) < 0 || !S_ISREG(st.st_mode))
+        return ws_fail(WS_ERR_NOT_FOUND, errbuf, errlen, "spool: no evidence for %s/%lld",
+                       query_id, (long long)batch_id);
+    out->evidence_bytes = (uint64_t)st.st_size;
+    ws_spool_path(s, query_id, batch_id, ".dsse.json", env_path);
+    fd = open(env_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : ws_uring_err(errno), errbuf, errlen,
+                       "spool %s: %s", env_path, strerror(errno));
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > WS_ENVELOPE_MAX) {
+        err = ws_fail(WS_ERR_MALFORMED, errbuf, errlen, "spool %s: not a plausible envelope",
+                      env_path);
+        goto out_close;
+    }
+    if (!(out->envelope = malloc((size_t)st.st_size + 1))) {
+        err = WS_ERR_NOMEM;
+        goto out_close;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, out->envelope + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = ws_fail(WS_ERR_IO, errbuf, errlen, "spool read %s: %s", env_path,
+                          n < 0 ? strerror(errno) : "file shrank");
+            goto out_free;
+        }
+        got += (size_t)n;
+    }
+    out->envelope[got] = '\0';
+    out->envelope_len = got;
+    close(fd);
+    return WS_OK;
+out_free:
+    free(out->envelope);
+    out->envelope = NULL;
+out_close:
+    close(fd);
+    return err;
+}
+
+void ws_spool_window_free(struct ws_spool_window *w)
+{
+    free(w->envelope);
+    memset(w, 0, sizeof *w);
 }
 
 static void remove_one(struct ws_spool *s, const char *path)
 {
     struct stat st;
 
-    if (stat(path, &st) == 0 && unlink(path) == 0)
-        s->bytes -= (uint64_t)st.st_size < s->bytes ? (uint64_t)st.st_size : s->bytes;
+    if (lstat(path, &st) == 0 && unlink(path) == 0)
+        bytes_sub(s, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
 }
 
 void ws_spool_remove(struct ws_spool *s, const char *query_id, int64_t batch_id)
 {
     char path[PATH_MAX];
 
+    if (!ws_query_id_safe(query_id, strlen(query_id)))
+        return;
     /* Envelope first: an evidence file without its envelope is an incomplete window. */
     ws_spool_path(s, query_id, batch_id, ".dsse.json", path);
     remove_one(s, path);
     ws_spool_path(s, query_id, batch_id, ".evidence.lz4", path);
     remove_one(s, path);
+    if (s->nospace) {
+        s->nospace = false; /* room was made: try intake again */
+        note_bytes(s);
+    }
 }

@@ -62,7 +62,7 @@ static ws_err_t fsync_dir(const char *path, char *errbuf, size_t errlen)
     if (!slash)
         snprintf(dir, sizeof dir, ".");
     else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return ws_fail(WS_ERR_IO, errbuf, errlen, "open %s: %s", dir, strerror(errno));

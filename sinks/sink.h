@@ -51,6 +51,7 @@ struct ws_sink {
 
 extern const struct ws_sink_ops ws_sink_file_ops;
 extern const struct ws_sink_ops ws_sink_kafka_ops;
+extern const struct ws_sink_ops ws_sink_s3_ops;
 
 /* Look up ops by type name ("file", "s3", "kafka"); NULL if unknown. */
 const struct ws_sink_ops *ws_sink_lookup(const char *type);

@@ -155,7 +155,7 @@ static uint64_t get64(const uint8_t *p)
     } while (0)
 
 /* i32 length (-1 null) then that many bytes; *data/ *len out. */
-static ws_err_t getopt_bytes(struct rd *c, const char *what, const void **data, int32_t *len,
+static ws_err_t get_optional(struct rd *c, const char *what, const void **data, int32_t *len,
                              char *errbuf, size_t errlen)
 {
     int32_t n;
@@ -213,10 +213,10 @@ ws_err_t ws_record_decode(const uint8_t *buf, size_t len, struct ws_record *out,
                        out->ts_type);
     c.p += 21;
 
-    err = getopt_bytes(&c, "key", &out->key, &out->key_len, errbuf, errlen);
+    err = get_optional(&c, "key", &out->key, &out->key_len, errbuf, errlen);
     if (err)
         return err;
-    err = getopt_bytes(&c, "value", &out->value, &out->value_len, errbuf, errlen);
+    err = get_optional(&c, "value", &out->value, &out->value_len, errbuf, errlen);
     if (err)
         return err;
 
@@ -239,7 +239,7 @@ ws_err_t ws_record_decode(const uint8_t *buf, size_t len, struct ws_record *out,
         NEED(&c, h.name_len, "header name");
         h.name = (const char *)c.p;
         c.p += h.name_len;
-        err = getopt_bytes(&c, "header value", &h.value, &h.value_len, errbuf, errlen);
+        err = get_optional(&c, "header value", &h.value, &h.value_len, errbuf, errlen);
         if (err)
             return err;
         if (i < max_hdrs)
