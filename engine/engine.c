@@ -74,6 +74,7 @@ struct pending {
     unsigned sinks_done; /* bitmask */
     bool head_done;
     struct ws_head new_head;
+    uint64_t window_records, window_bytes;
     struct pending *next; /* in its query's queue, by batch id; or in the orphan list */
 };
 
@@ -114,6 +115,8 @@ struct ws_engine {
     bool heads_loaded;
     volatile sig_atomic_t stop;
     struct ws_engine_stats stats;
+    struct ws_metrics *metrics;
+    int64_t last_gauges; /* when the gauges were last refreshed */
     struct ws_notif_opts nopts;
 };
 
@@ -353,6 +356,11 @@ static bool deadletter(struct ws_engine *e, struct pending *p)
         return false;
     }
     e->stats.deadlettered++;
+    {
+        char l[64];
+        snprintf(l, sizeof l, "error=\"%s\"", ws_err_name(p->dlq_err));
+        ws_metrics_add(e->metrics, "windowseal_deadlettered_total", l, 1);
+    }
     ws_log(WS_LOG_WARN, "deadlettered", "partition=%d offset=%lld error=%s reason=\"%s\"",
            p->partition, (long long)p->offset, ws_err_name(p->dlq_err), p->dlq_reason);
     return true;
@@ -541,6 +549,8 @@ static ws_err_t build_window(struct ws_engine *e, struct query *q, struct pendin
     p->head_done = false;
     e->stats.records += res.leaf_count;
     e->stats.bytes += res.bytes;
+    p->window_records = res.leaf_count;
+    p->window_bytes = res.bytes;
 out:
     ws_window_destroy(w);
     ws_evidence_writer_destroy(ew);
@@ -554,6 +564,23 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 /* Publishing (ST_READY)                                                                        */
+
+static void window_metrics(struct ws_engine *e, const struct query *q, const struct pending *p)
+{
+    struct timespec now;
+    char l[160];
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    ws_metrics_add(e->metrics, "windowseal_windows_attested_total", NULL, 1);
+    ws_metrics_add(e->metrics, "windowseal_records_attested_total", NULL,
+                   (double)p->window_records);
+    ws_metrics_add(e->metrics, "windowseal_bytes_attested_total", NULL, (double)p->window_bytes);
+    snprintf(l, sizeof l, "query=\"%s\"", q->id); /* query ids are [A-Za-z0-9._-] */
+    ws_metrics_set(e->metrics, "windowseal_chain_length", l, (double)q->head.log.size);
+    ws_metrics_observe(e->metrics, "windowseal_window_latency_seconds", NULL,
+                       ((double)now.tv_sec * 1e3 + now.tv_nsec / 1e6 - (double)p->timestamp) /
+                           1e3);
+}
 
 static ws_err_t publish_head(struct ws_engine *e, struct pending *p, char *errbuf, size_t errlen)
 {
@@ -593,6 +620,10 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
             continue;
         err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
         if (err) {
+            char l[160];
+            snprintf(l, sizeof l, "sink=\"%s\",class=\"%s\"", e->sinks[i]->label,
+                     ws_err_retriable(err) ? "retriable" : "permanent");
+            ws_metrics_add(e->metrics, "windowseal_sink_failures_total", l, 1);
             e->stats.sink_failures++;
             ws_log(WS_LOG_WARN, "sink_failed",
                    "query=%s window=%s sink=%s class=%s reason=\"%s\"", q->id, window_id,
@@ -600,6 +631,11 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
             return err;
         }
         p->sinks_done |= 1u << i;
+        {
+            char l[96];
+            snprintf(l, sizeof l, "sink=\"%s\"", e->sinks[i]->label);
+            ws_metrics_add(e->metrics, "windowseal_sink_publishes_total", l, 1);
+        }
     }
     if (!p->head_done) {
         if ((err = publish_head(e, p, errbuf, errlen)))
@@ -610,6 +646,7 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
     q->has_head = true;
     ws_spool_remove(e->spool, q->id, p->n.batch_id);
     e->stats.windows++;
+    window_metrics(e, q, p);
     ws_log(WS_LOG_INFO, "window_attested", "query=%s window=%s chain_length=%llu", q->id,
            window_id, (unsigned long long)q->head.log.size);
     return WS_OK;
@@ -668,6 +705,7 @@ static void handle_old_batch(struct ws_engine *e, struct query *q, struct pendin
     }
     if (memcmp(mine, theirs, WS_HASH_LEN) == 0) {
         e->stats.duplicates++;
+        ws_metrics_add(e->metrics, "windowseal_duplicates_total", NULL, 1);
         ws_log(WS_LOG_INFO, "duplicate", "query=%s batch=%lld", q->id, (long long)p->n.batch_id);
         p->stage = ST_DONE;
         return;
@@ -678,6 +716,7 @@ static void handle_old_batch(struct ws_engine *e, struct query *q, struct pendin
              (long long)p->n.batch_id, q->id);
     ws_log(WS_LOG_ERROR, "conflict", "query=%s batch=%lld", q->id, (long long)p->n.batch_id);
     e->stats.conflicts++;
+    ws_metrics_add(e->metrics, "windowseal_conflicts_total", NULL, 1);
     to_deadletter(p, WS_ERR_CONFLICT, reason);
 }
 
@@ -696,6 +735,7 @@ static void backoff(struct ws_engine *e, struct pending *p)
     p->attempts++;
     p->next_attempt = now_ms() + d;
     e->stats.retries++;
+    ws_metrics_add(e->metrics, "windowseal_retries_total", NULL, 1);
 }
 
 /* Move the head of one query's queue along as far as it goes now. */
@@ -750,6 +790,8 @@ static void advance_query(struct ws_engine *e, struct query *q)
                 continue;
             }
             p->attempts = 0;
+            if (gp)
+                ws_metrics_add(e->metrics, "windowseal_gaps_total", NULL, 1);
         }
         if (p->stage == ST_READY) {
             err = publish(e, q, p, errbuf, sizeof errbuf);
@@ -873,6 +915,24 @@ static ws_err_t intake(struct ws_engine *e, const struct ws_kafka_msg *m)
 /* ------------------------------------------------------------------------------------------ */
 /* Public                                                                                       */
 
+/* Gauges and readiness, at most once a second. */
+static void refresh_gauges(struct ws_engine *e)
+{
+    int64_t lag = 0;
+    unsigned stopped = 0;
+
+    if (!e->metrics || now_ms() - e->last_gauges < 1000)
+        return;
+    e->last_gauges = now_ms();
+    for (struct query *q = e->queries; q; q = q->next)
+        stopped += q->stopped;
+    ws_metrics_set(e->metrics, "windowseal_spool_bytes", NULL, (double)ws_spool_bytes(e->spool));
+    ws_metrics_set(e->metrics, "windowseal_queries_stopped", NULL, stopped);
+    if (ws_kafka_consumer_lag(e->consumer, &lag) == WS_OK)
+        ws_metrics_set(e->metrics, "windowseal_consumer_lag", NULL, (double)lag);
+    ws_metrics_set_ready(e->metrics, e->heads_loaded && stopped == 0);
+}
+
 ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
 {
     struct ws_kafka_msg m;
@@ -922,6 +982,7 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
     for (struct query *q = e->queries; q; q = q->next)
         advance_query(e, q);
     ws_kafka_producer_poll(e->producer, 0);
+    refresh_gauges(e);
     return err;
 }
 
@@ -1015,6 +1076,8 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
                               &e->sinks[e->nsinks], errbuf, errlen)))
         goto fail;
     e->nsinks++;
+    if ((err = ws_metrics_start(cfg->metrics_listen, &e->metrics, errbuf, errlen)))
+        goto fail;
     e->generation = ws_kafka_consumer_generation(e->consumer);
     srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)e);
     *out = e;
@@ -1046,6 +1109,7 @@ void ws_engine_destroy(struct ws_engine *e)
     }
     ws_kafka_reader_destroy(e->reader);
     ws_spool_close(e->spool);
+    ws_metrics_stop(e->metrics);
     for (size_t i = 0; i < e->nparts; i++)
         free(e->parts[i].offs);
     free(e->parts);

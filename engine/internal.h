@@ -131,6 +131,20 @@ const char *ws_engine_keyid(const struct ws_engine *e);
 void ws_engine_destroy(struct ws_engine *e);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Metrics (metrics.c): Prometheus exposition on metrics.listen. All calls accept m == NULL.    */
+
+struct ws_metrics;
+/* listen "" or NULL: a registry that is kept but not served. */
+ws_err_t ws_metrics_start(const char *listen, struct ws_metrics **out, char *errbuf,
+                          size_t errlen) WS_MUST_CHECK;
+void ws_metrics_stop(struct ws_metrics *m);
+/* labels: Prometheus label text without braces, e.g. `sink="file:/x"`; values must be escaped. */
+void ws_metrics_add(struct ws_metrics *m, const char *family, const char *labels, double v);
+void ws_metrics_set(struct ws_metrics *m, const char *family, const char *labels, double v);
+void ws_metrics_observe(struct ws_metrics *m, const char *family, const char *labels, double v);
+void ws_metrics_set_ready(struct ws_metrics *m, bool ready);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Logging: one line per event, logfmt or JSON lines, to stderr.                                */
 
 enum ws_log_level { WS_LOG_DEBUG, WS_LOG_INFO, WS_LOG_WARN, WS_LOG_ERROR };

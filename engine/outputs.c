@@ -43,8 +43,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef RBUF /* overridable only to measure other in-flight windows (bench/README.md) */
 #define RBUF (128u << 10)
+#endif
+#ifndef NRBUF
 #define NRBUF 8
+#endif
 #define MAXOPEN 8
 #define RING_ENTRIES 32
 #define MAX_WORKERS 2

@@ -431,7 +431,7 @@ static ws_err_t xfer_init(struct s3_sink *s, struct xfer *x, const char *method,
         return WS_ERR_NOMEM;
     snprintf(hdr, sizeof hdr, "x-amz-content-sha256: %s", put ? src->sha256_hex : empty_sha256);
     if (!add_header(x, hdr) || (s->token_hdr && !add_header(x, s->token_hdr)) ||
-        (put && !add_header(x, "If-None-Match: *")) || !add_header(x, "Expect:"))
+        (put && !add_header(x, "If-None-Match: *")))
         goto out_nomem;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");

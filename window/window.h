@@ -423,4 +423,28 @@ void ws_notification_free(struct ws_notification *n);
 /* Digest of the sorted (topic, partition, from, until) list: equal iff the sources are equal. */
 void ws_notification_sources_digest(const struct ws_notification *n, uint8_t out[WS_HASH_LEN]);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Checkpoints: a query's window log (size, root) as a transparency-dev signed note:           */
+/* "windowseal/<queryId>\n<size>\n<base64 root>\n\n— <keyname> <base64(keyhash||sig)>\n".       */
+
+#define WS_CHECKPOINT_KEYNAME "windowseal"
+
+/* sumdb note key hash for Ed25519: SHA-256(keyname || "\n" || 0x01 || pk)[0..4). */
+void ws_checkpoint_key_hash(const char *keyname, const uint8_t pk[32], uint8_t out[4]);
+/* Key names: non-empty printable ASCII without spaces or '+'. */
+bool ws_checkpoint_keyname_valid(const char *name, size_t len);
+/* Sign a checkpoint; *out is malloc'ed, NUL-terminated, *len bytes. k must hold the secret. */
+ws_err_t ws_checkpoint_sign(const struct ws_key *k, const char *keyname, const char *query_id,
+                            uint64_t size, const uint8_t root[32], char **out,
+                            size_t *len) WS_MUST_CHECK;
+/*
+ * Parse a checkpoint and accept it if a signature line by keyname verifies with any of
+ * keys[0..nkeys) (other names' lines, e.g. witness cosignatures, are skipped). query_id_out
+ * holds 129 bytes. Errors: WS_ERR_MALFORMED (not a windowseal checkpoint), WS_ERR_SIGNATURE.
+ */
+ws_err_t ws_checkpoint_verify(const char *note, size_t len, const struct ws_key *keys,
+                              size_t nkeys, const char *keyname, char *query_id_out,
+                              uint64_t *size, uint8_t root[32], char *errbuf,
+                              size_t errlen) WS_MUST_CHECK;
+
 #endif /* WS_WINDOW_H */
