@@ -208,6 +208,18 @@ out:
     return err;
 }
 
+static ws_err_t file_put(struct ws_sink *s, const char *name, const void *data, size_t len,
+                         char *errbuf, size_t errlen)
+{
+    struct file_sink *f = (struct file_sink *)s;
+    char path[PATH_MAX];
+    ws_err_t err;
+
+    snprintf(path, sizeof path, "%s%s", f->dir, name);
+    err = ws_file_write_atomic(path, data, len, errbuf, errlen);
+    return err && ws_err_retriable(err) ? WS_ERR_SINK_RETRY : err ? WS_ERR_SINK_PERMANENT : WS_OK;
+}
+
 static ws_err_t file_get(struct ws_sink *s, const char *name, char **buf, size_t *len,
                          char *errbuf, size_t errlen)
 {
@@ -230,6 +242,7 @@ const struct ws_sink_ops ws_sink_file_ops = {
     .name = "file",
     .create = file_create,
     .publish = file_publish,
+    .put = file_put,
     .get = file_get,
     .destroy = file_destroy,
 };

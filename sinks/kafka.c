@@ -101,6 +101,7 @@ const struct ws_sink_ops ws_sink_kafka_ops = {
     .name = "kafka",
     .create = kafka_create,
     .publish = kafka_publish,
+    .put = NULL,
     .get = NULL,
     .destroy = kafka_destroy,
 };

@@ -40,6 +40,14 @@ ws_err_t ws_sink_get(struct ws_sink *s, const char *name, char **buf, size_t *le
     return s->ops->get(s, name, buf, len, errbuf, errlen);
 }
 
+ws_err_t ws_sink_put(struct ws_sink *s, const char *name, const void *data, size_t len,
+                     char *errbuf, size_t errlen)
+{
+    if (!s->ops->put)
+        return WS_OK;
+    return s->ops->put(s, name, data, len, errbuf, errlen);
+}
+
 void ws_sink_destroy(struct ws_sink *s)
 {
     if (s)

@@ -38,6 +38,12 @@ struct ws_sink_ops {
     /* Make the artifact durable in the sink; returns once it is (or failed). */
     ws_err_t (*publish)(struct ws_sink *s, const struct ws_artifact *a, char *errbuf,
                         size_t errlen);
+    /*
+     * Replace a mutable object (the per-query "<queryId>/checkpoint"): the only object that is
+     * not written once. NULL if the sink holds no such objects (the Kafka topic).
+     */
+    ws_err_t (*put)(struct ws_sink *s, const char *name, const void *data, size_t len,
+                    char *errbuf, size_t errlen);
     /* Read back an object ("<queryId>/<batch20>.dsse.json"); NULL if the sink cannot read. */
     ws_err_t (*get)(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
                     size_t errlen);
@@ -75,6 +81,9 @@ ws_err_t ws_sink_publish(struct ws_sink *s, const struct ws_artifact *a, char *e
                          size_t errlen) WS_MUST_CHECK;
 ws_err_t ws_sink_get(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
                      size_t errlen) WS_MUST_CHECK;
+/* WS_OK without doing anything for sinks that hold no mutable objects. */
+ws_err_t ws_sink_put(struct ws_sink *s, const char *name, const void *data, size_t len,
+                     char *errbuf, size_t errlen) WS_MUST_CHECK;
 void ws_sink_destroy(struct ws_sink *s);
 
 /*
