@@ -126,14 +126,44 @@ static ws_err_t check_topic(const char *topic, char *errbuf, size_t errlen)
     return WS_OK;
 }
 
-/* One watermark query with the time left; errbuf describes any failure. */
+/*
+ * ListOffsets for one partition: which = RD_KAFKA_OFFSET_BEGINNING (low watermark) or
+ * RD_KAFKA_OFFSET_END (high watermark), the protocol's special timestamps -2 and -1.
+ * rd_kafka_offsets_for_times() rather than rd_kafka_query_watermark_offsets(): in librdkafka
+ * before 2.3.0 the latter ignores its timeout and blocks for as long as the leader is down
+ * (librdkafka issue #2588, fixed by PR #4460); the former keeps it.
+ */
+static rd_kafka_resp_err_t list_offset(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                       int64_t which, int64_t *out, int timeout_ms)
+{
+    rd_kafka_topic_partition_list_t *tpl;
+    rd_kafka_resp_err_t kerr;
+
+    if (!(tpl = rd_kafka_topic_partition_list_new(1)))
+        return RD_KAFKA_RESP_ERR__FAIL;
+    rd_kafka_topic_partition_list_add(tpl, topic, partition)->offset = which;
+    kerr = rd_kafka_offsets_for_times(rk, tpl, timeout_ms);
+    if (tpl->elems[0].err)
+        kerr = tpl->elems[0].err; /* more precise: UNKNOWN_TOPIC_OR_PART vs _UNKNOWN_PARTITION */
+    *out = tpl->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(tpl);
+    if (!kerr && *out < 0)
+        kerr = RD_KAFKA_RESP_ERR__BAD_MSG;
+    return kerr;
+}
+
+/* Both watermarks within timeout_ms; errbuf describes any failure. */
 static ws_err_t query_wmarks(struct ws_kafka_reader *r, const char *topic, int32_t partition,
                              int64_t *lo, int64_t *hi, int timeout_ms, char *errbuf,
                              size_t errlen)
 {
+    int64_t deadline = ws_kafka_int_now_ms() + timeout_ms;
     rd_kafka_resp_err_t kerr;
 
-    kerr = rd_kafka_query_watermark_offsets(r->rk, topic, partition, lo, hi, timeout_ms);
+    kerr = list_offset(r->rk, topic, partition, RD_KAFKA_OFFSET_BEGINNING, lo, timeout_ms);
+    if (!kerr)
+        kerr = list_offset(r->rk, topic, partition, RD_KAFKA_OFFSET_END, hi,
+                           ws_kafka_int_left(deadline, INT32_MAX));
     if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
         return WS_OK;
     return ws_fail(ws_kafka_int_err(kerr), errbuf, errlen, "watermarks of %s[%d]: %s", topic,

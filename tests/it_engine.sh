@@ -220,6 +220,19 @@ H "A/5 (gap)" batch A 5 --gap 4
 H wait wait --att "$T/att" --timeout 30
 grep -q "event=batch_ahead query=$QA batch=5 expected=4" "$T/e1.log" &&
     ok "engine held $QA/5 while waiting for batch 4" || bad "no batch_ahead event for $QA/5"
+held=$($PY - "$T/e1.log" "$QA" <<'EOF'
+import datetime, re, sys
+ts = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"ts=(\S+) level=\S+ event=(\S+) (.*)", line)
+    if m and (m.group(2) == "batch_ahead" and "batch=5 " in m.group(3) or
+              m.group(2) == "window_attested" and "window=%s/5 " % sys.argv[2] in m.group(3)):
+        ts[m.group(2)] = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+print(int((ts["window_attested"] - ts["batch_ahead"]).total_seconds() * 1000) if len(ts) == 2 else -1)
+EOF
+)
+[ "$held" -ge 1500 ] && ok "$QA/5 was attested ${held} ms after it was held (gap_wait_ms 1500)" ||
+    bad "$QA/5 attested ${held} ms after it was held, gap_wait_ms is 1500"
 H "late A/4" bad late --q A --batch 4 # the skipped batch arriving after its gap was signed
 H "A/6" batch A 6
 H wait wait --att "$T/att" --timeout 30
@@ -256,6 +269,8 @@ else
 fi
 [ "$(attested_by "$QA/7")" = e1b ] && ok "the restarted engine attested $QA/7" ||
     bad "$QA/7 attested by '$(attested_by "$QA/7")'"
+H "link A" link A 6 7 --att "$T/att" --why "across the restart"
+H "link B" link B 3 4 --att "$T/att" --why "across the restart"
 
 echo "# step 8: failover between two instances of the group"
 start_engine "$T/e2.log" --set "spool.path=$T/spool2"
@@ -281,7 +296,7 @@ else
     victim=$E1 vname=e1b survivor=$E2 sname=e2
 fi
 kill -KILL "$victim"
-wait "$victim" 2>/dev/null
+{ wait "$victim"; } 2>/dev/null # without bash's "Killed" job notice
 [ "$vname" = e2 ] && E2="" || E1=""
 ok "kill -9 $vname (pid $victim)"
 H "A/9" batch A 9
@@ -292,6 +307,8 @@ for w in "$QA/9" "$QB/7" "$QA/10"; do
     [ "$(attested_by "$w")" = "$sname" ] && ok "$w attested by the survivor $sname" ||
         bad "$w attested by '$(attested_by "$w")', expected the survivor $sname"
 done
+H "link A" link A 8 9 --att "$T/att" --why "across the failover"
+H "link B" link B 6 7 --att "$T/att" --why "across the failover"
 H check check --att "$T/att" --ws "$WS" --pub "$T/k.pub"
 if grep -q 'event=query_stopped' "$T"/e*.log; then
     bad "an engine stopped a query: $(grep -h 'event=query_stopped' "$T"/e*.log | head -2)"

@@ -780,6 +780,31 @@ def cmd_check(a):
     sys.exit(1 if FAILS else 0)
 
 
+def cmd_link(a):
+    """Window N2 of query Q continues window N1: the link across a restart or a failover."""
+    st = load(a.state)
+    qid = st["queries"][a.q]["id"]
+    stmts = []
+    for n in (a.n1, a.n2):
+        with open(env_path(a.att, qid, n, ".dsse.json"), "rb") as f:
+            payload = b64d(json.load(f)["payload"])
+        stmts.append((payload, json.loads(payload)["predicate"]["integrity"]))
+    (p1, i1), (_, i2) = stmts
+    want = {"windowId": "%s/%d" % (qid, a.n1), "merkleRoot": i1["merkleTree"]["root"],
+            "attestationDigest": hashlib.sha256(p1).hexdigest()}
+    if i2.get("previousWindow") != want:
+        fail("%s/%d previousWindow %r, want %r" % (qid, a.n2, i2.get("previousWindow"), want))
+    elif i2["chain"]["chainLength"] != i1["chain"]["chainLength"] + 1 or \
+            i2["chain"]["genesisWindowId"] != i1["chain"]["genesisWindowId"]:
+        fail("%s/%d chainLength %d / genesis %s after %s/%d's %d / %s"
+             % (qid, a.n2, i2["chain"]["chainLength"], i2["chain"]["genesisWindowId"], qid, a.n1,
+                i1["chain"]["chainLength"], i1["chain"]["genesisWindowId"]))
+    else:
+        ok("%s: window %d continues window %d (%s): previousWindow names it with its root and "
+           "statement digest, chainLength %d -> %d" % (qid, a.n2, a.n1, a.why, i1["chain"]["chainLength"],
+                                                       i2["chain"]["chainLength"]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--state", required=True)
@@ -804,6 +829,12 @@ def main():
     s.add_argument("label")
     s.add_argument("--q", choices=["A", "B"])
     s.add_argument("--batch", type=int)
+    s = sub.add_parser("link")
+    s.add_argument("q", choices=["A", "B"])
+    s.add_argument("n1", type=int)
+    s.add_argument("n2", type=int)
+    s.add_argument("--att", required=True)
+    s.add_argument("--why", default="")
     for name in ("wait", "check"):
         s = sub.add_parser(name)
         s.add_argument("--att", required=True)
@@ -812,7 +843,7 @@ def main():
         s.add_argument("--pub")
     a = ap.parse_args()
     {"init": cmd_init, "batch": cmd_batch, "dup": cmd_dup, "bad": cmd_bad, "wait": cmd_wait,
-     "check": cmd_check}[a.cmd](a)
+     "check": cmd_check, "link": cmd_link}[a.cmd](a)
     sys.exit(1 if FAILS else 0)
 
 
