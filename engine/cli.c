@@ -3,6 +3,7 @@
  * options are usage errors, exit 2) because scripts rely on this surface (SPEC 10).
  */
 #include "engine/engine.h"
+#include "kafka/kafka.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,15 @@ int ws_cmd_config(int argc, char **argv)
     if (ws_config_load(path, sets, nsets, &c, errbuf, sizeof errbuf)) {
         fprintf(stderr, "windowseal config: %s\n", errbuf);
         return WS_EXIT_USAGE;
+    }
+    {
+        struct ws_kafka_conf kc = {c->bootstrap, c->group_id, (const char *const *)c->kafka_props,
+                                   c->nkafka_props};
+        if (ws_kafka_conf_check(&kc, errbuf, sizeof errbuf)) {
+            fprintf(stderr, "windowseal config: %s: kafka.properties: %s\n", path, errbuf);
+            ws_config_free(c);
+            return WS_EXIT_USAGE;
+        }
     }
     printf("ok: %s (%zu sinks)\n", path, c->nsinks);
     ws_config_free(c);

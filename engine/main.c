@@ -47,9 +47,16 @@ int main(int argc, char **argv)
         usage(stdout);
         return WS_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name))
-            return cmds[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(argv[1], cmds[i].name) != 0)
+            continue;
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            printf("usage: windowseal %s\n\nsee `man windowseal` or docs/ for details\n",
+                   cmds[i].usage);
+            return WS_EXIT_OK;
+        }
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "windowseal: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return WS_EXIT_USAGE;

@@ -50,6 +50,11 @@ struct ws_kafka_conf {
  * that names it: `kafka property "fetch.wait.max.mss": No such configuration property`.
  */
 
+/* Apply conf to a fresh librdkafka configuration and throw it away: WS_ERR_CONFIG naming a bad
+ * property, without any network activity. */
+ws_err_t ws_kafka_conf_check(const struct ws_kafka_conf *conf, char *errbuf,
+                             size_t errlen) WS_MUST_CHECK;
+
 /* ------------------------------------------------------------------------------------------ */
 /* Range reader                                                                                 */
 

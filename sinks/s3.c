@@ -15,6 +15,9 @@
  *        ▼ envelope absent
  *   PUT envelope  If-None-Match: *, only after the evidence PUT answered 2xx
  *
+ * The vtable's `get` is a GET into memory (bounded by WS_ENVELOPE_MAX); its `put` (the per-query
+ * checkpoint, the one mutable object) is an unconditional PUT.
+ *
  * Why the GET before the PUT: If-None-Match on PUT is honoured by AWS S3 and MinIO but ignored by
  * others (s3rver 3.7.1 only looks at it on GET); there a PUT would silently overwrite. The
  * conditional PUT still closes the window between our GET and our PUT on stores that honour it.
@@ -87,7 +90,7 @@ struct xfer {
     uint64_t rx_total;
     bool mismatch;
     char *buf; /* RX_COLLECT */
-    size_t len, max;
+    size_t len, cap, max;
     bool too_large;
     int read_errno; /* reading the spool file while comparing failed */
     char errbody[ERRBODY_MAX];
@@ -170,8 +173,8 @@ static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path
     if (!u)
         return WS_ERR_NOMEM;
     if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK) {
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint '%s' is not a URL",
-                      endpoint);
+        err =
+            ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint '%s' is not a URL", endpoint);
         goto out_free_url;
     }
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
@@ -195,12 +198,19 @@ static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path
         err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint must not have a query");
         goto out_free_parts;
     }
+    if (!path_style && (host[0] == '[' || strspn(host, "0123456789.") == strlen(host))) {
+        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                      "s3 sink: virtual-hosted style (path_style false) needs a DNS name in the "
+                      "endpoint, not an IP address");
+        goto out_free_parts;
+    }
     plen = path ? strlen(path) : 0;
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
     if (plen && !key_part_safe(path + 1, true)) {
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint path has characters "
-                                                     "that would need encoding");
+        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                      "s3 sink: endpoint path has characters "
+                      "that would need encoding");
         goto out_free_parts;
     }
     n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + plen + strlen(s->bucket) + 8;
@@ -212,8 +222,8 @@ static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path
         snprintf(s->base_url, n, "%s://%s%s%s%.*s/%s/", scheme, host, port ? ":" : "",
                  port ? port : "", (int)plen, path ? path : "", s->bucket);
     else
-        snprintf(s->base_url, n, "%s://%s.%s%s%s%.*s/", scheme, s->bucket, host,
-                 port ? ":" : "", port ? port : "", (int)plen, path ? path : "");
+        snprintf(s->base_url, n, "%s://%s.%s%s%s%.*s/", scheme, s->bucket, host, port ? ":" : "",
+                 port ? port : "", (int)plen, path ? path : "");
 out_free_parts:
     curl_free(scheme), curl_free(host), curl_free(port), curl_free(path), curl_free(user),
         curl_free(query);
@@ -250,9 +260,9 @@ static void xml_field(const char *body, size_t len, const char *tag, char *out, 
 /* S3 error codes that mean "try again later" whatever the status says (RequestTimeout is 400). */
 static bool code_retriable(const char *code)
 {
-    static const char *const codes[] = {"RequestTimeout", "SlowDown", "InternalError",
-                                        "ServiceUnavailable", "OperationAborted",
-                                        "ConditionalRequestConflict"};
+    static const char *const codes[] = {"RequestTimeout",   "SlowDown",
+                                        "InternalError",    "ServiceUnavailable",
+                                        "OperationAborted", "ConditionalRequestConflict"};
 
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (strcmp(code, codes[i]) == 0)
@@ -283,8 +293,10 @@ static ws_err_t xfer_fail(struct s3_sink *s, const struct xfer *x, char *errbuf,
     char code[128], msg[256];
 
     if (x->read_errno)
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3 %s s3://%s/%s: reading the spool "
-                       "file to compare: %s", x->method, s->bucket, x->key, strerror(x->read_errno));
+        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
+                       "s3 %s s3://%s/%s: reading the spool "
+                       "file to compare: %s",
+                       x->method, s->bucket, x->key, strerror(x->read_errno));
     if (x->result != CURLE_OK) {
         if (x->result == CURLE_OPERATION_TIMEDOUT)
             return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
@@ -352,10 +364,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
             x->too_large = true;
             return 0;
         }
-        char *nb = realloc(x->buf, x->len + n + 1);
-        if (!nb)
-            return 0;
-        x->buf = nb;
+        if (x->len + n + 1 > x->cap) {
+            size_t cap = x->cap ? x->cap : 4096;
+            while (cap < x->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(x->buf, cap);
+            if (!nb)
+                return 0;
+            x->buf = nb;
+            x->cap = cap;
+        }
         memcpy(x->buf + x->len, data, n);
         x->len += n;
         x->buf[x->len] = '\0';
@@ -409,29 +427,34 @@ static bool add_header(struct xfer *x, const char *h)
     return true;
 }
 
-/*
- * Set up one request. method "GET" (rx RX_COMPARE against src, or RX_COLLECT) or "PUT" (the
- * body is src, conditional on the object not existing).
- */
-static ws_err_t xfer_init(struct s3_sink *s, struct xfer *x, const char *method, const char *key,
-                          struct source *src, enum rx_mode rx)
+/* The requests this sink makes. */
+enum req_kind {
+    GET_COMPARE, /* GET, body compared with src as it streams in */
+    GET_COLLECT, /* GET, body kept (the vtable's get) */
+    PUT_ONCE,    /* PUT of src, If-None-Match: * (write-once objects) */
+    PUT_REPLACE, /* PUT of src, unconditional (the vtable's put: mutable objects) */
+};
+
+/* Set up one request of the given kind for key (src: our bytes, NULL for GET_COLLECT). */
+static ws_err_t xfer_init(struct s3_sink *s, struct xfer *x, enum req_kind kind, const char *key,
+                          struct source *src)
 {
     char url[2048], hdr[128];
-    bool put = strcmp(method, "PUT") == 0;
+    bool put = kind == PUT_ONCE || kind == PUT_REPLACE;
     CURL *h;
 
     memset(x, 0, sizeof *x);
-    x->method = method;
+    x->method = put ? "PUT" : "GET";
     x->key = key;
     x->src = src;
-    x->rx = rx;
+    x->rx = kind == GET_COMPARE ? RX_COMPARE : kind == GET_COLLECT ? RX_COLLECT : RX_DISCARD;
     if (snprintf(url, sizeof url, "%s%s", s->base_url, key) >= (int)sizeof url)
         return WS_ERR_INVALID;
     if (!(x->h = h = curl_easy_init()))
         return WS_ERR_NOMEM;
     snprintf(hdr, sizeof hdr, "x-amz-content-sha256: %s", put ? src->sha256_hex : empty_sha256);
     if (!add_header(x, hdr) || (s->token_hdr && !add_header(x, s->token_hdr)) ||
-        (put && !add_header(x, "If-None-Match: *")))
+        (kind == PUT_ONCE && !add_header(x, "If-None-Match: *")))
         goto out_nomem;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -506,19 +529,21 @@ out_remove:
 }
 
 /* A finished compare-GET: SAME / DIFFERENT / ABSENT, or the classified failure. */
-static ws_err_t compare_result(struct s3_sink *s, struct xfer *x, enum presence *out,
-                               char *errbuf, size_t errlen)
+static ws_err_t compare_result(struct s3_sink *s, struct xfer *x, enum presence *out, char *errbuf,
+                               size_t errlen)
 {
     char code[64];
 
     if (x->mismatch || (x->result == CURLE_OK && x->status >= 200 && x->status <= 299)) {
         *out = (!x->mismatch && x->rx_total == x->src->size) ? SAME : DIFFERENT;
-        if (*out == DIFFERENT)
-            return ws_fail(WS_ERR_EXISTS_DIFFERENT, errbuf, errlen,
-                           "s3 GET s3://%s/%s: the object exists with different content (ours "
-                           "%llu bytes); refusing to overwrite",
-                           s->bucket, x->key, (unsigned long long)x->src->size);
-        return WS_OK;
+        if (*out == SAME)
+            return WS_OK;
+        curl_off_t theirs = -1;
+        curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &theirs);
+        return ws_fail(WS_ERR_EXISTS_DIFFERENT, errbuf, errlen,
+                       "s3 GET s3://%s/%s: the object exists with different content (stored "
+                       "%lld bytes, ours %llu); refusing to overwrite",
+                       s->bucket, x->key, (long long)theirs, (unsigned long long)x->src->size);
     }
     if (x->result == CURLE_OK && x->status == 404) {
         xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
@@ -535,7 +560,7 @@ static ws_err_t check_object(struct s3_sink *s, const char *key, struct source *
                              enum presence *out, char *errbuf, size_t errlen)
 {
     struct xfer x, *xs[1] = {&x};
-    ws_err_t err = xfer_init(s, &x, "GET", key, src, RX_COMPARE);
+    ws_err_t err = xfer_init(s, &x, GET_COMPARE, key, src);
 
     if (err)
         return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: %s", ws_strerror(err));
@@ -551,7 +576,7 @@ static ws_err_t put_once(struct s3_sink *s, const char *key, struct source *src,
 {
     struct xfer x, *xs[1] = {&x};
     enum presence p;
-    ws_err_t err = xfer_init(s, &x, "PUT", key, src, RX_DISCARD);
+    ws_err_t err = xfer_init(s, &x, PUT_ONCE, key, src);
 
     if (err)
         return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: %s", ws_strerror(err));
@@ -682,8 +707,7 @@ static ws_err_t open_evidence(const char *path, struct source *src, char *errbuf
     if (fstat(fileno(src->fp), &st) < 0 || !S_ISREG(st.st_mode)) {
         fclose(src->fp);
         src->fp = NULL;
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: spool %s: not a regular file",
-                       path);
+        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: spool %s: not a regular file", path);
     }
     if (!(chunk = malloc(HASH_CHUNK))) {
         fclose(src->fp);
@@ -699,9 +723,8 @@ static ws_err_t open_evidence(const char *path, struct source *src, char *errbuf
     if (ferror(src->fp) || total != (uint64_t)st.st_size) {
         fclose(src->fp);
         src->fp = NULL;
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
-                       "s3: spool %s: read %llu of %lld bytes", path, (unsigned long long)total,
-                       (long long)st.st_size);
+        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: spool %s: read %llu of %lld bytes",
+                       path, (unsigned long long)total, (long long)st.st_size);
     }
     ws_sha256_final(&h, digest);
     ws_hex_encode(digest, WS_HASH_LEN, src->sha256_hex);
@@ -709,8 +732,8 @@ static ws_err_t open_evidence(const char *path, struct source *src, char *errbuf
     return WS_OK;
 }
 
-static ws_err_t make_key(struct s3_sink *s, const char *name, char *key, size_t cap,
-                         char *errbuf, size_t errlen)
+static ws_err_t make_key(struct s3_sink *s, const char *name, char *key, size_t cap, char *errbuf,
+                         size_t errlen)
 {
     if (!key_part_safe(name, false))
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "s3: unsafe object name '%.128s'", name);
@@ -744,11 +767,11 @@ static ws_err_t s3_publish(struct ws_sink *base, const struct ws_artifact *a, ch
     ws_hex_encode(digest, WS_HASH_LEN, env.sha256_hex);
 
     /* Both existence checks at once. */
-    if (xfer_init(s, &xev, "GET", ev_key, &ev, RX_COMPARE)) {
+    if (xfer_init(s, &xev, GET_COMPARE, ev_key, &ev)) {
         err = ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
         goto out_close;
     }
-    if (xfer_init(s, &xenv, "GET", env_key, &env, RX_COMPARE)) {
+    if (xfer_init(s, &xenv, GET_COMPARE, env_key, &env)) {
         xfer_cleanup(&xev);
         err = ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
         goto out_close;
@@ -773,6 +796,30 @@ out_close:
     return err;
 }
 
+/* A mutable object (the per-query checkpoint): replaced by a plain PUT, last writer wins. */
+static ws_err_t s3_put(struct ws_sink *base, const char *name, const void *data, size_t len,
+                       char *errbuf, size_t errlen)
+{
+    struct s3_sink *s = (struct s3_sink *)base;
+    struct source src = {.mem = data, .size = len};
+    struct xfer x, *xs[1] = {&x};
+    uint8_t digest[WS_HASH_LEN];
+    char key[1024];
+    ws_err_t err;
+
+    if (make_key(s, name, key, sizeof key, errbuf, errlen))
+        return WS_ERR_SINK_PERMANENT;
+    ws_sha256(data, len, digest);
+    ws_hex_encode(digest, WS_HASH_LEN, src.sha256_hex);
+    if (xfer_init(s, &x, PUT_REPLACE, key, &src))
+        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
+    err = run(s, xs, 1, errbuf, errlen);
+    if (!err && !(x.result == CURLE_OK && x.status >= 200 && x.status <= 299))
+        err = xfer_fail(s, &x, errbuf, errlen);
+    xfer_cleanup(&x);
+    return err;
+}
+
 static ws_err_t s3_get(struct ws_sink *base, const char *name, char **buf, size_t *len,
                        char *errbuf, size_t errlen)
 {
@@ -785,7 +832,7 @@ static ws_err_t s3_get(struct ws_sink *base, const char *name, char **buf, size_
     *len = 0;
     if ((err = make_key(s, name, key, sizeof key, errbuf, errlen)))
         return err;
-    if (xfer_init(s, &x, "GET", key, NULL, RX_COLLECT))
+    if (xfer_init(s, &x, GET_COLLECT, key, NULL))
         return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
     x.max = WS_ENVELOPE_MAX;
     if ((err = run(s, xs, 1, errbuf, errlen)))
@@ -821,6 +868,7 @@ const struct ws_sink_ops ws_sink_s3_ops = {
     .name = "s3",
     .create = s3_create,
     .publish = s3_publish,
+    .put = s3_put,
     .get = s3_get,
     .destroy = s3_destroy,
 };

@@ -34,7 +34,9 @@ T=$(mktemp -d /tmp/it_engine.XXXXXX)
 BROKER_PID=""
 E1=""
 E2=""
+WATCHDOG=""
 STARTED=$SECONDS
+LIMIT=170 # seconds: the whole test stays under 3 minutes
 
 stop_pid() { # pid: TERM, then KILL after 5 s
     local pid=$1 i
@@ -47,6 +49,7 @@ stop_pid() { # pid: TERM, then KILL after 5 s
     kill -KILL "$pid" 2>/dev/null
 }
 cleanup() {
+    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
     stop_pid "$E1"
     stop_pid "$E2"
     stop_pid "$BROKER_PID"
@@ -58,7 +61,11 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'echo "it_engine: interrupted"; exit 130' INT TERM
+trap 'echo "it_engine: interrupted"; exit 130' INT
+# The watchdog's TERM: fail loudly, name the step, and let the EXIT trap clean up.
+trap 'echo "FAIL - time limit: not done after $LIMIT s (during: $STEP)";
+      echo "it_engine: $pass passed, $((fail + 1)) failed"; exit 1' TERM
+STEP="setup"
 
 pass=0
 fail=0
@@ -144,9 +151,26 @@ engine_alive() {
 QA=8c5e7f5a-0d4c-4b53-9d1e-6f1c2a3b4c5d # native notifications
 QB=3f2b9c1e-7a6d-4e8f-b0c1-d2e3f4a5b6c7 # Spark StreamingQueryProgress JSON
 
-echo "# step 1: broker, key, config"
+# The watchdog also stops the broker, so that a helper waiting on it gives up at once.
+# Its sleep is ended with it (no stray process holding ctest's output pipe).
+(
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    sleep $LIMIT &
+    sp=$!
+    wait "$sp"
+    kill -TERM $$
+    [ -s "$T/broker.pid" ] && kill -TERM "$(cat "$T/broker.pid")"
+) >/dev/null 2>&1 &
+WATCHDOG=$!
+step() {
+    STEP=$1
+    echo "# step $1"
+}
+
+step "1: broker, key, config"
 "$WS" broker --partitions 2 >"$T/broker.out" 2>"$T/broker.err" &
 BROKER_PID=$!
+echo "$BROKER_PID" >"$T/broker.pid"
 for i in $(seq 100); do
     [ -s "$T/broker.out" ] && break
     sleep 0.1
@@ -174,7 +198,7 @@ cat >"$T/config.json" <<EOF
 EOF
 expect 0 "windowseal config check accepts the config" "$WS" config check -c "$T/config.json"
 
-echo "# step 2-3: data and notifications, posted before any engine has joined the group"
+step "2-3: data and notifications, posted before any engine has joined the group"
 H init init --boot "$BOOT" --qa $QA --qb $QB --out "$T"
 H "A/0" batch A 0 --counts 4,3,5
 H "A/1" batch A 1
@@ -183,14 +207,14 @@ H "B/0" batch B 0 --shape spark-obj --counts 3,4,2
 H "B/1" batch B 1 --shape spark-str
 H "B/2" batch B 2 --shape spark-obj --counts 2,0,1 # clicks[1]: an empty range
 
-echo "# step 4: windowseal run; attestations checked against my own recomputation"
+step "4: windowseal run; attestations checked against my own recomputation"
 start_engine "$T/e1.log"
 E1=$PID
 wait_log "$T/e1.log" 'event=start' 10 && ok "engine 1 started" || bad "engine 1 did not start: $(tail -3 "$T/e1.log")"
 H wait wait --att "$T/att" --timeout 40
 H check check --att "$T/att" --ws "$WS" --pub "$T/k.pub"
 
-echo "# step 5: bad input while running; later batches still attested"
+step "5: bad input while running; later batches still attested"
 H dup-A2 dup A 2 # duplicate of the chain head: compared with the head's sources
 H dup-B0 dup B 0 # duplicate of an older window: compared with the envelope read back
 H conflict bad conflict --q A --batch 1
@@ -214,7 +238,7 @@ grep -q "event=conflict query=$QA batch=1" "$T/e1.log" && ok "engine logged the 
     ok "no object for the unsafe or rejected query ids" || bad "objects for rejected queries: $(ls "$T/att")"
 engine_alive "engine 1" "$E1"
 
-echo "# step 6: a gap"
+step "6: a gap"
 H "A/4 skipped" batch A 4 --skip
 H "A/5 (gap)" batch A 5 --gap 4
 H wait wait --att "$T/att" --timeout 30
@@ -238,7 +262,7 @@ H "A/6" batch A 6
 H wait wait --att "$T/att" --timeout 30
 H check check --att "$T/att" --ws "$WS" --pub "$T/k.pub"
 
-echo "# step 7: SIGTERM, restart: the chains continue"
+step "7: SIGTERM, restart: the chains continue"
 t0=$SECONDS
 kill -TERM "$E1"
 rc=""
@@ -272,7 +296,7 @@ fi
 H "link A" link A 6 7 --att "$T/att" --why "across the restart"
 H "link B" link B 3 4 --att "$T/att" --why "across the restart"
 
-echo "# step 8: failover between two instances of the group"
+step "8: failover between two instances of the group"
 start_engine "$T/e2.log" --set "spool.path=$T/spool2"
 E2=$PID
 # both members hold a partition once engine 2 has had an assignment and engine 1 a second one
@@ -295,8 +319,9 @@ if [ "$wa" = e2 ]; then
 else
     victim=$E1 vname=e1b survivor=$E2 sname=e2
 fi
+disown "$victim" # no "Killed" job notice from bash
 kill -KILL "$victim"
-{ wait "$victim"; } 2>/dev/null # without bash's "Killed" job notice
+for i in $(seq 50); do kill -0 "$victim" 2>/dev/null || break; sleep 0.1; done
 [ "$vname" = e2 ] && E2="" || E1=""
 ok "kill -9 $vname (pid $victim)"
 H "A/9" batch A 9
@@ -317,7 +342,7 @@ else
 fi
 engine_alive "survivor $sname" "$survivor"
 
-echo "# step 9: windowseal audit"
+step "9: windowseal audit"
 expect 0 "windowseal audit $T/att" "$WS" audit "$T/att" --pubkey "$T/k.pub"
 grep -q "2 chains verified, 0 failed" "$T/last.out" && ok "audit verified both chains" ||
     bad "audit output: $(tail -3 "$T/last.out")"
@@ -339,12 +364,12 @@ grep -q "ok   $QA" "$T/last.out" && ok "audit still passes the intact chain of $
 cp "$T/saved.lz4" "$ev"
 expect 0 "windowseal audit after restoring the byte" "$WS" audit "$T/att" --pubkey "$T/k.pub"
 
-echo "# step 10: windowseal demo"
+step "10: windowseal demo"
 expect 0 "windowseal demo --out $T/demo" "$WS" demo --out "$T/demo"
 expect 0 "windowseal audit of the demo's attestations" \
     "$WS" audit "$T/demo/attestations" --pubkey "$T/demo/keys/windowseal.key.pub"
 
-echo "# shutting down"
+step "11: shutting down"
 for pid in $E1 $E2; do
     kill -TERM "$pid" 2>/dev/null
     for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -6,7 +6,7 @@
  * the envelope PUT, If-None-Match: *, x-amz-content-sha256 equal to a SHA-256 computed here with
  * OpenSSL, SigV4 credential scope, session token), write-once (identical bytes: no PUT; other
  * bytes: WS_ERR_EXISTS_DIFFERENT and nothing written; 412 answered by a GET and compare),
- * classification (500 twice then 200, 503 SlowDown, 400 RequestTimeout, 403 AccessDenied with the
+ * the mutable `put` (checkpoints), classification (500 twice then 200, 503 SlowDown, 400 RequestTimeout, 403 AccessDenied with the
  * XML code in errbuf, 404 NoSuchBucket, a response slower than timeout_ms, connection refused),
  * `get`, configuration refusals, virtual-hosted addressing, and SigV4: captured requests are
  * re-signed by botocore (tests/it/s3_sigv4_check.py) and must carry the same Authorization.
@@ -432,7 +432,29 @@ static bool obj_is(const char *path, const void *data, size_t len)
 static char checker[600];
 static int sigv4_checked, sigv4_skipped;
 
+static void sigv4_check_as(const struct req *r, const char *label, int want_rc);
+
 static void sigv4_check(const struct req *r, const char *label)
+{
+    sigv4_check_as(r, label, 0);
+}
+
+/* The checker must notice a request that is not what was signed (one byte of the path). */
+static void sigv4_check_tampered(const struct req *r)
+{
+    struct req *t = malloc(sizeof *t);
+    char *p;
+
+    *t = *r;
+    p = strstr(t->head, ".evidence.lz4");
+    if (p) {
+        p[1] = 'E';
+        sigv4_check_as(t, "tampered request (must differ)", 1);
+    }
+    free(t);
+}
+
+static void sigv4_check_as(const struct req *r, const char *label, int want_rc)
 {
     char head[700], body[700], cmd[2400];
     FILE *f;
@@ -450,18 +472,18 @@ static void sigv4_check(const struct req *r, const char *label)
     f = fopen(body, "wb");
     fwrite(r->body, 1, r->bodylen, f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --head '%s' --body '%s' --region eu-west-3",
-             checker, head, body);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --head '%s' --body '%s' --region eu-west-3 %s",
+             checker, head, body, want_rc ? ">/dev/null" : "");
     rc = system(cmd);
     rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 99;
     if (rc == 77) {
         sigv4_skipped++;
         return;
     }
-    if (rc != 0)
-        fprintf(stderr, "sigv4 check failed for %s\n", label);
-    CHECK(rc == 0);
-    sigv4_checked++;
+    if (rc != want_rc)
+        fprintf(stderr, "sigv4 check: %s: exit %d, expected %d\n", label, rc, want_rc);
+    CHECK(rc == want_rc);
+    sigv4_checked += want_rc == 0 && rc == 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -490,6 +512,10 @@ static void test_config(void)
     c = conf("http://AKIDTEST:hunter2secret@127.0.0.1:9", 2000);
     CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
     CHECK(strstr(errbuf, "hunter2secret") == NULL);
+    c = conf(endpoint, 2000);
+    c.path_style = false; /* the bucket cannot go in front of an IP address */
+    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
+    CHECK(strstr(errbuf, "virtual-hosted") != NULL);
     c = conf(endpoint, 2000);
     c.region = "us east";
     CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
@@ -532,6 +558,9 @@ static void test_publish_and_get(void)
         CHECK(header(g->head, "x-amz-content-sha256", got, sizeof got) &&
               !strcmp(got, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
         CHECK(header(p->head, "If-None-Match", got, sizeof got) && !strcmp(got, "*"));
+        /* curl's own Expect (body > 1 MiB) is sent but not signed; botocore agrees below */
+        CHECK(header(p->head, "Expect", got, sizeof got) && !strcmp(got, "100-continue"));
+        CHECK(p->bodylen == evlen && memcmp(p->body, evdata, evlen) == 0);
         CHECK(header(e->head, "If-None-Match", got, sizeof got) && !strcmp(got, "*"));
         CHECK(!header(g->head, "If-None-Match", got, sizeof got));
         CHECK(header(p->head, "Authorization", got, sizeof got));
@@ -544,6 +573,7 @@ static void test_publish_and_get(void)
         sigv4_check(p, "PUT evidence");
         sigv4_check(e, "PUT envelope");
         sigv4_check(g, "GET evidence");
+        sigv4_check_tampered(p);
     }
 
     /* Again: everything is there with our bytes, so nothing is written. */
@@ -576,6 +606,24 @@ static void test_publish_and_get(void)
                       sizeof errbuf) == WS_ERR_SINK_RETRY);
     CHECK(strstr(errbuf, "SlowDown") != NULL);
 
+    /* put: the mutable checkpoint object, replaced unconditionally. */
+    reset_server();
+    CHECK(ws_sink_put(s, QID "/checkpoint", "one\n", 4, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(ws_sink_put(s, QID "/checkpoint", "second\n", 7, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(obj_is("/attest/pre/" QID "/checkpoint", "second\n", 7));
+    CHECK(count_reqs("PUT") == 2 && count_reqs("GET") == 0);
+    if (srv.nlog == 2) {
+        char want[65];
+        sha256_hex("second\n", 7, want);
+        CHECK(!header(srv.log[1].head, "If-None-Match", got, sizeof got));
+        CHECK(header(srv.log[1].head, "x-amz-content-sha256", got, sizeof got) &&
+              !strcmp(got, want));
+        sigv4_check(&srv.log[1], "PUT checkpoint");
+    }
+    add_fault("PUT", 503, "<Error><Code>SlowDown</Code></Error>", 0, 1);
+    CHECK(ws_sink_put(s, QID "/checkpoint", "x", 1, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
+    CHECK(ws_sink_put(s, "../checkpoint", "x", 1, errbuf, sizeof errbuf) == WS_ERR_SINK_PERMANENT);
+
     /* A spool file that is gone: retriable, nothing sent. */
     reset_server();
     struct ws_artifact a = artifact();
@@ -595,8 +643,9 @@ static void test_retriable(void)
         return;
     /* 500 twice, then the store answers. */
     reset_server();
-    add_fault("PUT", 500, "<Error><Code>InternalError</Code><Message>We encountered an internal "
-                          "error. Please try again.</Message></Error>",
+    add_fault("PUT", 500,
+              "<Error><Code>InternalError</Code><Message>We encountered an internal "
+              "error. Please try again.</Message></Error>",
               0, 2);
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
     CHECK(strstr(errbuf, "HTTP 500") && strstr(errbuf, "InternalError") && strstr(errbuf, "PUT"));
@@ -607,8 +656,9 @@ static void test_retriable(void)
 
     /* 503 SlowDown on the existence checks. */
     reset_server();
-    add_fault("GET", 503, "<Error><Code>SlowDown</Code><Message>Please reduce your request "
-                          "rate.</Message></Error>",
+    add_fault("GET", 503,
+              "<Error><Code>SlowDown</Code><Message>Please reduce your request "
+              "rate.</Message></Error>",
               0, 2);
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
     CHECK(strstr(errbuf, "SlowDown") != NULL && count_reqs("PUT") == 0);
@@ -660,8 +710,9 @@ static void test_permanent(void)
     if (!s)
         return;
     reset_server();
-    add_fault("PUT", 403, "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access "
-                          "Denied</Message><RequestId>R1</RequestId></Error>",
+    add_fault("PUT", 403,
+              "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access "
+              "Denied</Message><RequestId>R1</RequestId></Error>",
               0, 1);
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_PERMANENT);
     CHECK(strstr(errbuf, "PUT") && strstr(errbuf, "403") && strstr(errbuf, "AccessDenied") &&
@@ -669,15 +720,17 @@ static void test_permanent(void)
     CHECK(find_req("PUT", ENV_PATH) < 0);
 
     reset_server();
-    add_fault("GET", 404, "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does "
-                          "not exist</Message></Error>",
+    add_fault("GET", 404,
+              "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does "
+              "not exist</Message></Error>",
               0, 2);
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_PERMANENT);
     CHECK(strstr(errbuf, "NoSuchBucket") != NULL && count_reqs("PUT") == 0);
 
     reset_server();
-    add_fault("PUT", 400, "<Error><Code>InvalidArgument</Code><Message>bad\x01\"thing</Message>"
-                          "</Error>",
+    add_fault("PUT", 400,
+              "<Error><Code>InvalidArgument</Code><Message>bad\x01\"thing</Message>"
+              "</Error>",
               0, 1);
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_PERMANENT);
     CHECK(strstr(errbuf, "InvalidArgument") && !strchr(errbuf, '\x01'));
@@ -703,6 +756,9 @@ static void test_write_once(void)
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_EXISTS_DIFFERENT);
     CHECK(count_reqs("PUT") == 0 && obj_is(EV_PATH, other, evlen));
     CHECK(strstr(errbuf, "different") && strstr(errbuf, "evidence.lz4"));
+    char sizes[96];
+    snprintf(sizes, sizeof sizes, "stored %zu bytes, ours %zu", evlen, evlen);
+    CHECK(strstr(errbuf, sizes) != NULL);
     reset_server();
     memcpy(other, evdata, evlen);
     store_obj(EV_PATH, other, evlen + 1); /* our bytes plus one */
