@@ -27,7 +27,10 @@
  * Signing: CURLOPT_AWS_SIGV4 "aws:amz:<region>:s3" with x-amz-content-sha256 set to the hex
  * SHA-256 of the payload (the spool file is hashed by streaming it). Credentials come only from
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN -> x-amz-security-token), read
- * once at create; they never reach errbuf, the label or a log line.
+ * once at create; they never reach errbuf, the label or a log line. Every header the sink adds
+ * is signed by curl, including a removal such as "Expect:" (curl 7.88 signs it with an empty value
+ * and then does not send it, so S3 would answer SignatureDoesNotMatch): the sink adds only headers
+ * it sends, and tests/it/s3_sigv4_check.py holds curl's signatures against botocore's.
  *
  * Errors: no retries here. Transport failures, timeouts, 408/409/429/5xx and the retriable S3
  * codes are WS_ERR_SINK_RETRY; other statuses (403, 400, 404 NoSuchBucket, ...) are
@@ -294,9 +297,8 @@ static ws_err_t xfer_fail(struct s3_sink *s, const struct xfer *x, char *errbuf,
 
     if (x->read_errno)
         return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
-                       "s3 %s s3://%s/%s: reading the spool "
-                       "file to compare: %s",
-                       x->method, s->bucket, x->key, strerror(x->read_errno));
+                       "s3 %s s3://%s/%s: reading the spool file to compare: %s", x->method,
+                       s->bucket, x->key, strerror(x->read_errno));
     if (x->result != CURLE_OK) {
         if (x->result == CURLE_OPERATION_TIMEDOUT)
             return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
