@@ -96,7 +96,9 @@ void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch
  * Hash every file of outs[] (local paths or file:// URIs). A file that cannot be read (missing,
  * a directory, outside allowed_roots, another URI scheme) gets its error text, not a digest:
  * the window is still attested. files[] and their strings are malloc'ed; free with
- * ws_outputs_free.
+ * ws_outputs_free. spool only decides the I/O backend (io_uring when the spool uses it; NULL:
+ * io_uring if the kernel allows). Runs on the caller's thread plus at most one helper thread
+ * that lives only for the call. Fails only for lack of memory.
  */
 struct ws_output_set {
     struct ws_output *outputs;

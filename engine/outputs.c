@@ -147,9 +147,12 @@ static int open_resolved(const char *real)
     return (int)fd;
 }
 
+/* strerror_r: workers run on several threads. */
 static const char *errno_why(int e, char *why, size_t whylen)
 {
-    snprintf(why, whylen, "%s", strerror(e));
+    char tmp[128];
+
+    snprintf(why, whylen, "%s", strerror_r(e, tmp, sizeof tmp));
     return why;
 }
 
@@ -438,8 +441,7 @@ static void on_read(struct uworker *w, int b, int res)
         return;
     }
     if (res < 0 && !s->err) {
-        snprintf(s->why, sizeof s->why, "%s", strerror(-res));
-        s->err = s->why;
+        s->err = errno_why(-res, s->why, sizeof s->why);
     } else if (res == 0 && !s->err) {
         s->err = "shrank while being read";
     } else if (res > 0 && (r->got += (size_t)res) < r->len) {

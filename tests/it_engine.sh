@@ -36,6 +36,7 @@ BROKER_PID=""
 E1=""
 E2=""
 WATCHDOG=""
+CHILD=""
 STARTED=$SECONDS
 LIMIT=${WS_IT_LIMIT:-170} # seconds: the whole test stays under 3 minutes
 
@@ -51,6 +52,7 @@ stop_pid() { # pid: TERM, then KILL after 5 s
 }
 cleanup() {
     [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
+    stop_pid "$CHILD"
     stop_pid "$E1"
     stop_pid "$E2"
     stop_pid "$BROKER_PID"
@@ -73,11 +75,22 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
 
+# run_child CMD...: run CMD in the background and wait for it: the builtin wait returns at once
+# when the watchdog's TERM arrives (a foreground command would delay the trap until it ends).
+run_child() {
+    "$@" &
+    CHILD=$!
+    wait "$CHILD"
+    local rc=$?
+    CHILD=""
+    return $rc
+}
+
 # helper DESC ARGS...: run wsit.py, echo its lines, count its ok/FAIL lines.
 H() {
     local desc=$1 rc n_ok n_bad
     shift
-    timeout 120 $PY "$SRC/tests/it/wsit.py" --state "$T/state.json" "$@" >"$T/h.out" 2>&1
+    run_child timeout 120 $PY "$SRC/tests/it/wsit.py" --state "$T/state.json" "$@" >"$T/h.out" 2>&1
     rc=$?
     cat "$T/h.out"
     n_ok=$(grep -c '^ok   - ' "$T/h.out")
@@ -95,7 +108,7 @@ H() {
 expect() {
     local want=$1 desc=$2 rc
     shift 2
-    timeout 120 "$@" >"$T/last.out" 2>&1
+    run_child timeout 120 "$@" >"$T/last.out" 2>&1
     rc=$?
     if [[ " $want " == *" $rc "* ]]; then
         ok "$desc (exit $rc)"
@@ -155,7 +168,7 @@ QB=3f2b9c1e-7a6d-4e8f-b0c1-d2e3f4a5b6c7 # Spark StreamingQueryProgress JSON
 # Its sleep is ended with it (no stray process holding ctest's output pipe).
 (
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep $LIMIT &
+    sleep "$LIMIT" &
     sp=$!
     wait "$sp"
     kill -TERM $$

@@ -45,7 +45,8 @@ have=$(node -p "require('$NODE_DIR/node_modules/s3rver/package.json').version" 2
 if [ "$have" != "$S3RVER_VERSION" ]; then
     mkdir -p "$NODE_DIR"
     if ! timeout 180 npm install --prefix "$NODE_DIR" "s3rver@$S3RVER_VERSION" --no-audit \
-        --no-fund --no-save --loglevel=error >"$NODE_DIR/npm.log" 2>&1; then
+        --no-fund --no-save --fetch-retries=1 --fetch-timeout=30000 --loglevel=error \
+        >"$NODE_DIR/npm.log" 2>&1; then
         echo "it_s3: npm install s3rver@$S3RVER_VERSION failed (no network?): skipped"
         sed 's/^/    | /' "$NODE_DIR/npm.log" | tail -5
         exit 77
