@@ -222,7 +222,7 @@ static void run_tool(const struct set *s, const char *const *pre, int npre)
 
 enum method { M_ENGINE_URING, M_ENGINE_READ, M_SHA256SUM, M_OPENSSL, M_LOOP1, M_LOOP2, NMETHOD };
 static const char *const mname[NMETHOD] = {"engine io_uring", "engine read()", "sha256sum",
-                                           "openssl dgst", "read+sha 1T", "read+sha 2T"};
+                                           "openssl dgst",    "read+sha 1T",   "read+sha 2T"};
 
 static struct ws_spool *spool_on, *spool_off;
 
@@ -300,8 +300,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", errbuf);
         return 1;
     }
-    printf("bench_digest: files under %s, %ld online CPUs, median of %d warm / %d cold runs\n",
-           dir, sysconf(_SC_NPROCESSORS_ONLN), warm_reps, cold_reps);
+    printf("bench_digest: files under %s, %ld online CPUs, median of %d warm / %d cold runs\n", dir,
+           sysconf(_SC_NPROCESSORS_ONLN), warm_reps, cold_reps);
     for (int k = 0; k < 2; k++) {
         make_set(&sets[k], dir);
         run_loop(&sets[k], 1, true);

@@ -1,28 +1,169 @@
 /*
- * audit.c — `windowseal audit DIR --pubkey PUB [--pubkey PUB2]...`: every chain under a
- * file-sink directory, checked from the first window to the last.
+ * audit.c — `windowseal audit DIR --pubkey PUB [--pubkey PUB2]... [--query ID] [--json]
+ * [--html REPORT.html] [--keyname NAME]`: every chain under a file-sink directory, checked from
+ * the first window to the last, and its checkpoint against the chain.
  *
- * Per query directory, envelopes are visited in name order (batch ids are zero-padded, so name
- * order is batch order). Each window is verified with its evidence (ws_verify_envelope), then
- * linked to the one before it: previousWindow names it and carries its Merkle root and statement
- * digest, chainLength grows by one, genesis stays, and a jump in batch ids must be declared as a
- * gap. The window log is replayed (ws_log_append) so that every logRoot is recomputed, not read.
- * Memory holds one window at a time plus the directory listing.
+ * Per query directory the envelopes are visited in batch order (ws_audit_list: the names parsed
+ * into sorted batch ids, 8 bytes per window — the only state that grows with the chain). Each
+ * window is verified with its evidence (ws_verify_envelope: signature by any key, statement,
+ * every figure recomputed from the records), then linked to the one before it: previousWindow
+ * names it and carries its Merkle root and statement digest, genesis stays, and a jump in batch
+ * ids must be declared as a gap. The window log is replayed (ws_log_append) so that every
+ * chainLength and logRoot is recomputed, not read. Then <queryId>/checkpoint, if present, must
+ * carry a valid signature and the replayed size and root: a smaller size is a rolled-back
+ * checkpoint, a larger one a truncated chain.
+ *
+ * After the first failure the chain's later windows are still verified on their own (and shown
+ * as such) but no longer linked: one break would otherwise cascade into every later window.
+ *
+ * Output: one `ok   <qid>: ...` or one or more `FAIL <qid>: <batch20>.dsse.json (window
+ * <qid>/<n>): <reason>` lines per query, then `verdict: ...`. --json replaces the text with one
+ * JSON object; --html writes a page beside it (report.c). Progress goes to stderr every few
+ * seconds for long audits. Exit 0 every chain verified, 1 one failed, 2 usage.
  */
-#include "engine/internal.h"
+#include "engine/auditor.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#define MAX_KEYS 16
+#define ENV_SUFFIX ".dsse.json"
+#define EV_SUFFIX ".evidence.lz4"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Listing                                                                                      */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* "<20 digits><suffix>" -> batch id; false for anything else. */
+static bool batch_name(const char *name, const char *suffix, int64_t *batch)
+{
+    size_t n = strlen(name), sl = strlen(suffix);
+    uint64_t v = 0;
+
+    if (n != 20 + sl || strcmp(name + 20, suffix) != 0)
+        return false;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(name[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    }
+    *batch = (int64_t)v;
+    return true;
+}
+
+static bool push(int64_t **arr, size_t *n, size_t *cap, int64_t v)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        int64_t *p = realloc(*arr, nc * sizeof *p);
+        if (!p)
+            return false;
+        *arr = p;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = v;
+    return true;
+}
+
+ws_err_t ws_audit_list(const char *qdir, struct ws_batch_list *out, char *errbuf, size_t errlen)
+{
+    DIR *d = opendir(qdir);
+    struct dirent *e;
+    size_t cap_env = 0, cap_ev = 0;
+    int64_t b;
+
+    memset(out, 0, sizeof *out);
+    if (!d)
+        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : WS_ERR_IO, errbuf, errlen,
+                       "cannot list %s: %s", qdir, strerror(errno));
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        bool okp = true;
+        if (batch_name(e->d_name, ENV_SUFFIX, &b))
+            okp = push(&out->envelopes, &out->nenvelopes, &cap_env, b);
+        else if (batch_name(e->d_name, EV_SUFFIX, &b))
+            okp = push(&out->evidence, &out->nevidence, &cap_ev, b);
+        else if (n > strlen(ENV_SUFFIX) && strcmp(e->d_name + n - strlen(ENV_SUFFIX),
+                                                  ENV_SUFFIX) == 0 && e->d_name[0] != '.') {
+            if (!out->nodd++)
+                snprintf(out->odd, sizeof out->odd, "%s", e->d_name);
+        }
+        if (!okp) {
+            closedir(d);
+            ws_audit_list_free(out);
+            return WS_ERR_NOMEM;
+        }
+    }
+    closedir(d);
+    if (out->nenvelopes)
+        qsort(out->envelopes, out->nenvelopes, sizeof(int64_t), cmp_i64);
+    if (out->nevidence)
+        qsort(out->evidence, out->nevidence, sizeof(int64_t), cmp_i64);
+    return WS_OK;
+}
+
+void ws_audit_list_free(struct ws_batch_list *l)
+{
+    free(l->envelopes);
+    free(l->evidence);
+    memset(l, 0, sizeof *l);
+}
+
+bool ws_audit_list_has_evidence(const struct ws_batch_list *l, int64_t batch)
+{
+    return l->nevidence &&
+           bsearch(&batch, l->evidence, l->nevidence, sizeof(int64_t), cmp_i64) != NULL;
+}
+
+/* Evidence files for batches in [from, until) (left behind by a deleted envelope). */
+static size_t evidence_between(const struct ws_batch_list *l, int64_t from, int64_t until)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->nevidence; i++)
+        if (l->evidence[i] >= from && l->evidence[i] < until)
+            n++;
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* One chain                                                                                    */
+
+struct audit {
+    const struct ws_key *keys;
+    size_t nkeys;
+    const char *keyname;
+    bool text;
+    struct ws_report *rep;
+    struct timespec started, last_progress;
+};
 
 struct chain {
-    bool have_prev;
+    bool have_prev, broken;
     struct ws_verified prev;
     struct ws_merkle log;
-    uint64_t windows, records, gaps;
+    uint64_t windows, records, gaps, bad;
+    int64_t first_batch;
+    /* checkpoint, read before the walk so the replay can note the root at its size */
+    bool cp_present, cp_valid;
+    uint64_t cp_size;
+    uint8_t cp_root[WS_HASH_LEN];
+    char cp_error[600];
+    bool cp_seen; /* the replay passed the checkpoint's size */
+    uint8_t root_at_cp[WS_HASH_LEN];
+    char window_at_cp[200];
 };
 
 static bool gap_declared(const struct ws_verified *v, int64_t from, int64_t until)
@@ -43,7 +184,6 @@ static bool gap_declared(const struct ws_verified *v, int64_t from, int64_t unti
 static bool link_check(struct chain *c, const struct ws_verified *v, char *why, size_t whylen)
 {
     uint8_t root[WS_HASH_LEN];
-    int64_t expect_batch = c->have_prev ? c->prev.batch_id + 1 : 0;
 
     if (!c->have_prev) {
         if (v->has_previous) {
@@ -58,8 +198,9 @@ static bool link_check(struct chain *c, const struct ws_verified *v, char *why, 
         }
         if (memcmp(v->previous_root, c->prev.root, WS_HASH_LEN) != 0 ||
             memcmp(v->previous_attestation_digest, c->prev.statement_digest, WS_HASH_LEN) != 0) {
-            snprintf(why, whylen, "previousWindow's merkleRoot or attestationDigest does not match "
-                                  "the attestation of %s",
+            snprintf(why, whylen,
+                     "previousWindow's merkleRoot or attestationDigest does not match the "
+                     "attestation of %s",
                      c->prev.window_id);
             return false;
         }
@@ -67,144 +208,386 @@ static bool link_check(struct chain *c, const struct ws_verified *v, char *why, 
             snprintf(why, whylen, "genesisWindowId changed");
             return false;
         }
-    }
-    if (v->batch_id < expect_batch) {
-        snprintf(why, whylen, "batch %lld comes after batch %lld", (long long)v->batch_id,
-                 (long long)c->prev.batch_id);
-        return false;
-    }
-    if (v->batch_id > expect_batch && c->have_prev &&
-        !gap_declared(v, expect_batch, v->batch_id)) {
-        snprintf(why, whylen, "batches %lld..%lld are missing and not declared as a gap",
-                 (long long)expect_batch, (long long)v->batch_id - 1);
-        return false;
+        if (v->batch_id <= c->prev.batch_id) {
+            snprintf(why, whylen, "batch %lld comes after batch %lld", (long long)v->batch_id,
+                     (long long)c->prev.batch_id);
+            return false;
+        }
     }
     ws_log_append(&c->log, v->batch_id, v->root, v->stream_digest);
     ws_merkle_root(&c->log, root);
     if (c->log.size != v->chain_length || memcmp(root, v->log_root, WS_HASH_LEN) != 0) {
-        snprintf(why, whylen, "chainLength/logRoot (%llu) do not match the replayed window log "
-                              "(%llu)",
+        snprintf(why, whylen,
+                 "chainLength/logRoot (%llu) do not match the replayed window log (%llu)",
                  (unsigned long long)v->chain_length, (unsigned long long)c->log.size);
         return false;
     }
     return true;
 }
 
-static int only_envelopes(const struct dirent *d)
+static void progress(struct audit *a, const char *qid, uint64_t windows, int64_t batch)
 {
-    size_t n = strlen(d->d_name);
-    return n > 10 && strcmp(d->d_name + n - 10, ".dsse.json") == 0;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - a->last_progress.tv_sec >= 5) {
+        a->last_progress = now;
+        fprintf(stderr, "audit: %s: %llu windows checked (batch %lld), %lds elapsed\n", qid,
+                (unsigned long long)windows, (long long)batch,
+                (long)(now.tv_sec - a->started.tv_sec));
+    }
 }
 
-/* One query directory; prints its line; returns the exit status. */
-static int audit_query(const char *dir, const char *qid, const struct ws_key *keys, size_t nkeys)
+static void read_checkpoint(struct audit *a, const char *dir, const char *qid, struct chain *c)
 {
-    struct dirent **names = NULL;
+    char path[PATH_MAX], *buf = NULL, why[512], cq[129];
+    size_t len;
+    struct stat st;
+    ws_err_t err;
+
+    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    if (stat(path, &st) != 0)
+        return;
+    c->cp_present = true;
+    if ((err = ws_file_read(path, 65536, &buf, &len, why, sizeof why))) {
+        snprintf(c->cp_error, sizeof c->cp_error, "unreadable: %s", why);
+        return;
+    }
+    err = ws_checkpoint_verify(buf, len, a->keys, a->nkeys, a->keyname, cq, &c->cp_size,
+                               c->cp_root, why, sizeof why);
+    free(buf);
+    if (err) {
+        snprintf(c->cp_error, sizeof c->cp_error, "%s", why);
+        return;
+    }
+    if (strcmp(cq, qid) != 0) {
+        snprintf(c->cp_error, sizeof c->cp_error, "is for query %s, not %s", cq, qid);
+        return;
+    }
+    c->cp_valid = true;
+}
+
+/* After the walk: the checkpoint against the replayed chain. False: the query fails. */
+static bool check_checkpoint(struct chain *c, char *msg, size_t msglen)
+{
+    uint8_t root[WS_HASH_LEN];
+    char hex[WS_HASH_HEX_LEN + 1];
+
+    if (!c->cp_valid) {
+        snprintf(msg, msglen, "checkpoint: %s", c->cp_error);
+        return false;
+    }
+    if (c->broken) {
+        snprintf(msg, msglen,
+                 "checkpoint: size %llu, valid signature; not compared (the chain is broken)",
+                 (unsigned long long)c->cp_size);
+        return true; /* the query already fails */
+    }
+    ws_merkle_root(&c->log, root);
+    if (c->cp_size < c->log.size) {
+        snprintf(msg, msglen,
+                 "checkpoint: size %llu (window %s) is behind the chain of %llu windows ending "
+                 "at %s: rolled back%s",
+                 (unsigned long long)c->cp_size, c->cp_seen ? c->window_at_cp : "?",
+                 (unsigned long long)c->log.size, c->prev.window_id,
+                 c->cp_seen && memcmp(c->root_at_cp, c->cp_root, WS_HASH_LEN) != 0
+                     ? " (and its root is not the chain's root at that size: forked)"
+                     : "");
+        return false;
+    }
+    if (c->cp_size > c->log.size) {
+        snprintf(msg, msglen,
+                 "checkpoint: size %llu, but the chain has only %llu windows (last %s): the "
+                 "windows after it are missing",
+                 (unsigned long long)c->cp_size, (unsigned long long)c->log.size,
+                 c->have_prev ? c->prev.window_id : "none");
+        return false;
+    }
+    if (memcmp(root, c->cp_root, WS_HASH_LEN) != 0) {
+        snprintf(msg, msglen,
+                 "checkpoint: size %llu matches, but its root is not the replayed log root "
+                 "(forked history)",
+                 (unsigned long long)c->cp_size);
+        return false;
+    }
+    ws_hex_encode(root, WS_HASH_LEN, hex);
+    snprintf(msg, msglen, "checkpoint: size %llu and root %s match the chain",
+             (unsigned long long)c->cp_size, hex);
+    return true;
+}
+
+/* Record one failure: first FAIL line, report entry. */
+static void fail_window(struct audit *a, struct chain *c, struct ws_query_summary *s,
+                        const char *qid, int64_t batch, enum ws_win_status st, const char *why,
+                        uint64_t records, bool have_env, bool have_ev)
+{
+    char name[256], line[1024];
+
+    ws_object_name(qid, batch, ENV_SUFFIX, name);
+    snprintf(line, sizeof line, "%s (window %s/%lld): %s", strchr(name, '/') + 1, qid,
+             (long long)batch, why);
+    if (a->text)
+        printf("FAIL %s: %s\n", qid, line);
+    if (!s->first_bad[0])
+        snprintf(s->first_bad, sizeof s->first_bad, "%s", line);
+    c->broken = true;
+    c->bad++;
+    ws_report_window(a->rep, st, batch, batch + 1, records, why, have_env, have_ev);
+}
+
+/* One query directory; prints its lines; returns the exit status. */
+static int audit_query(struct audit *a, const char *dir, const char *qid)
+{
+    struct ws_batch_list bl;
     struct chain c;
+    struct ws_query_summary s;
     struct ws_verified v;
-    char path[PATH_MAX], ev[PATH_MAX], why[1024], *env = NULL;
+    char path[PATH_MAX], ev[PATH_MAX], name[256], why[1024], *env = NULL;
     size_t envlen;
-    int n, rc = WS_EXIT_OK;
+    int64_t next_slot = -1; /* first batch not yet shown in the timeline */
 
     memset(&c, 0, sizeof c);
+    memset(&s, 0, sizeof s);
     ws_merkle_init(&c.log);
-    n = scandir(dir, &names, only_envelopes, alphasort);
-    if (n < 0) {
-        printf("FAIL %s: cannot list %s\n", qid, dir);
+    ws_report_query_begin(a->rep, qid);
+    if (ws_audit_list(dir, &bl, why, sizeof why)) {
+        if (a->text)
+            printf("FAIL %s: %s\n", qid, why);
+        snprintf(s.first_bad, sizeof s.first_bad, "%s", why);
+        ws_report_query_end(a->rep, &s);
         return WS_EXIT_VERIFY;
     }
-    for (int i = 0; i < n && rc == WS_EXIT_OK; i++) {
-        size_t len = strlen(names[i]->d_name);
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
-        snprintf(ev, sizeof ev, "%s/%.*s.evidence.lz4", dir, (int)(len - 10), names[i]->d_name);
-        if (ws_file_read(path, WS_ENVELOPE_MAX, &env, &envlen, why, sizeof why) ||
-            ws_verify_envelope(env, envlen, keys, nkeys, ev, &v, why, sizeof why)) {
-            printf("FAIL %s: %s: %s\n", qid, names[i]->d_name, why);
-            rc = WS_EXIT_VERIFY;
-        } else if (strcmp(v.query_id, qid) != 0) {
-            printf("FAIL %s: %s: attests query %s, not %s\n", qid, names[i]->d_name, v.query_id,
-                   qid);
-            rc = WS_EXIT_VERIFY;
-        } else {
-            char expect[256];
-            ws_object_name(qid, v.batch_id, ".dsse.json", expect);
-            if (strcmp(expect + strlen(qid) + 1, names[i]->d_name) != 0) {
-                printf("FAIL %s: %s: holds window %s (misplaced or swapped)\n", qid,
-                       names[i]->d_name, v.window_id);
-                rc = WS_EXIT_VERIFY;
-            } else if (!link_check(&c, &v, why, sizeof why)) {
-                printf("FAIL %s: window %s: %s\n", qid, v.window_id, why);
-                rc = WS_EXIT_VERIFY;
-            }
+    read_checkpoint(a, dir, qid, &c);
+
+    for (size_t i = 0; i < bl.nenvelopes; i++) {
+        int64_t b = bl.envelopes[i];
+        bool have_ev = ws_audit_list_has_evidence(&bl, b);
+        ws_err_t err;
+
+        progress(a, qid, i, b);
+        ws_object_name(qid, b, ENV_SUFFIX, name);
+        snprintf(path, sizeof path, "%s/%s", dir, strchr(name, '/') + 1);
+        ws_object_name(qid, b, EV_SUFFIX, name);
+        snprintf(ev, sizeof ev, "%s/%s", dir, strchr(name, '/') + 1);
+
+        err = ws_file_read(path, WS_ENVELOPE_MAX, &env, &envlen, why, sizeof why);
+        if (!err) {
+            err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, ev, &v, why, sizeof why);
+            free(env);
+            env = NULL;
+            if (err == WS_ERR_NOT_FOUND && !have_ev)
+                snprintf(why, sizeof why, "evidence missing (%s)", strchr(name, '/') + 1);
         }
-        free(env);
-        env = NULL;
-        if (rc == WS_EXIT_OK) {
+        if (!err && strcmp(v.query_id, qid) != 0) {
+            snprintf(why, sizeof why, "attests query %s, not %s", v.query_id, qid);
+            err = WS_ERR_VERIFY;
+        }
+        if (!err && v.batch_id != b) {
+            snprintf(why, sizeof why, "holds window %s (misplaced or swapped)", v.window_id);
+            err = WS_ERR_VERIFY;
+        }
+        if (err) {
+            if (next_slot >= 0 && b > next_slot && !c.broken) {
+                /* Cannot tell whether the jump was declared: the window that would say is bad. */
+                ws_report_window(a->rep, WS_WIN_UNCHECKED, next_slot, b, 0,
+                                 "batches not attested here; the next window is unreadable",
+                                 false, false);
+            }
+            fail_window(a, &c, &s, qid, b, WS_WIN_BAD, why, 0, true, have_ev);
+            next_slot = b + 1;
+            continue;
+        }
+
+        /* Batches skipped since the previous window: declared gaps, or missing windows. */
+        if (c.have_prev && !c.broken && b > c.prev.batch_id + 1) {
+            int64_t from = c.prev.batch_id + 1;
+            if (gap_declared(&v, from, b)) {
+                ws_report_window(a->rep, WS_WIN_GAP, from, b, 0, "declared as a gap", false,
+                                 false);
+            } else {
+                size_t orphans = evidence_between(&bl, from, b);
+                char range[64];
+                if (b - from > 1)
+                    snprintf(range, sizeof range, "batches %lld..%lld", (long long)from,
+                             (long long)b - 1);
+                else
+                    snprintf(range, sizeof range, "batch %lld", (long long)from);
+                snprintf(why, sizeof why,
+                         "missing: no envelope for %s, and window %s/%lld declares no gap%s",
+                         range, qid, (long long)b,
+                         orphans ? " (evidence is still there: the envelope was removed)" : "");
+                if (a->text) {
+                    ws_object_name(qid, from, ENV_SUFFIX, name);
+                    printf("FAIL %s: %s (window %s/%lld): %s\n", qid, strchr(name, '/') + 1, qid,
+                           (long long)from, why);
+                }
+                if (!s.first_bad[0]) {
+                    ws_object_name(qid, from, ENV_SUFFIX, name);
+                    snprintf(s.first_bad, sizeof s.first_bad, "%s (window %s/%lld): %s",
+                             strchr(name, '/') + 1, qid, (long long)from, why);
+                }
+                c.broken = true;
+                c.bad++;
+                ws_report_window(a->rep, WS_WIN_MISSING, from, b, 0, why, false,
+                                 evidence_between(&bl, from, b) > 0);
+            }
+        } else if (next_slot >= 0 && b > next_slot) {
+            ws_report_window(a->rep, c.broken ? WS_WIN_UNCHECKED : WS_WIN_GAP, next_slot, b, 0,
+                             c.broken ? "not linked (after the first failure)" : "", false,
+                             false);
+        }
+        next_slot = b + 1;
+
+        if (c.broken) {
+            /* Checked alone: signature, statement and evidence are fine. */
+            ws_report_window(a->rep, WS_WIN_UNCHECKED, b, b + 1, v.record_count,
+                             "verified alone; not linked (after the first failure)", true,
+                             have_ev);
+        } else if (!link_check(&c, &v, why, sizeof why)) {
+            fail_window(a, &c, &s, qid, b, WS_WIN_BAD, why, v.record_count, true, have_ev);
+        } else {
+            if (!c.have_prev)
+                c.first_batch = v.batch_id;
             c.prev = v;
             c.have_prev = true;
             c.windows++;
             c.records += v.record_count;
             c.gaps += v.ngaps;
+            if (c.cp_valid && c.log.size == c.cp_size) {
+                c.cp_seen = true;
+                ws_merkle_root(&c.log, c.root_at_cp);
+                snprintf(c.window_at_cp, sizeof c.window_at_cp, "%s", v.window_id);
+            }
+            ws_report_window(a->rep, WS_WIN_OK, b, b + 1, v.record_count, "", true, have_ev);
         }
     }
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    if (rc == WS_EXIT_OK) {
-        char root[WS_HASH_HEX_LEN + 1];
+    if (bl.nodd) {
+        snprintf(why, sizeof why, "%s%s is not named <batch20>.dsse.json", bl.odd,
+                 bl.nodd > 1 ? " (and others)" : "");
+        if (a->text)
+            printf("FAIL %s: %s\n", qid, why);
+        if (!s.first_bad[0])
+            snprintf(s.first_bad, sizeof s.first_bad, "%s", why);
+        c.broken = true;
+        c.bad++;
+    }
+
+    s.checkpoint_present = c.cp_present;
+    if (c.cp_present) {
+        s.checkpoint_ok = check_checkpoint(&c, s.checkpoint, sizeof s.checkpoint);
+        if (!s.checkpoint_ok) {
+            if (a->text)
+                printf("FAIL %s: %s\n", qid, s.checkpoint);
+            if (!s.first_bad[0])
+                snprintf(s.first_bad, sizeof s.first_bad, "%s", s.checkpoint);
+            c.bad++;
+        }
+    }
+    s.ok = c.bad == 0;
+    s.windows = c.windows;
+    s.records = c.records;
+    s.gaps_declared = c.gaps;
+    s.bad = c.bad;
+    s.first_batch = c.first_batch;
+    s.last_batch = c.have_prev ? c.prev.batch_id : 0;
+    s.chain_length = c.log.size;
+    {
         uint8_t r[WS_HASH_LEN];
         ws_merkle_root(&c.log, r);
-        ws_hex_encode(r, WS_HASH_LEN, root);
+        ws_hex_encode(r, WS_HASH_LEN, s.log_root);
+    }
+    if (s.ok && a->text) {
         if (c.windows == 0)
             printf("ok   %s: no windows\n", qid);
         else
             printf("ok   %s: %llu windows (%s .. batch %lld), %llu records, %llu gaps, log root "
-                   "%s\n",
+                   "%s%s%s\n",
                    qid, (unsigned long long)c.windows, c.prev.genesis_window_id,
                    (long long)c.prev.batch_id, (unsigned long long)c.records,
-                   (unsigned long long)c.gaps, root);
+                   (unsigned long long)c.gaps, s.log_root, c.cp_present ? "; " : "",
+                   c.cp_present ? s.checkpoint : "");
     }
-    return rc;
+    ws_report_query_end(a->rep, &s);
+    ws_audit_list_free(&bl);
+    return s.ok ? WS_EXIT_OK : WS_EXIT_VERIFY;
 }
 
 int ws_cmd_audit(int argc, char **argv)
 {
-    const char *dir = NULL, *v;
-    char *pubpaths[16];
+    const char *dir = NULL, *v, *only = NULL, *html = NULL;
+    char *pubpaths[MAX_KEYS];
     size_t npub = 0;
-    bool missing = false;
-    struct ws_key keys[16];
+    bool missing = false, json = false;
+    struct ws_key keys[MAX_KEYS];
     struct dirent **qs = NULL;
-    char path[PATH_MAX];
+    struct audit a;
+    char path[PATH_MAX], errbuf[1024];
     int n, rc = WS_EXIT_OK, bad = 0, good = 0;
 
+    memset(&a, 0, sizeof a);
+    a.keyname = WS_CHECKPOINT_KEYNAME;
     for (int i = 1; i < argc; i++) {
         if ((v = ws_cli_opt(argc, argv, &i, "--pubkey", &missing))) {
-            if (npub == 16)
+            if (npub == MAX_KEYS)
                 goto usage;
             pubpaths[npub++] = (char *)v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--query", &missing))) {
+            only = v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--html", &missing))) {
+            html = v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--keyname", &missing))) {
+            a.keyname = v;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = true;
         } else if (argv[i][0] == '-' || dir || missing) {
             goto usage;
         } else {
             dir = argv[i];
         }
     }
-    if (!dir || !npub || missing)
+    if (!dir || !npub || missing || !ws_checkpoint_keyname_valid(a.keyname, strlen(a.keyname)))
         goto usage;
+    if (only && !ws_query_id_safe(only, strlen(only))) {
+        fprintf(stderr, "windowseal audit: --query %s is not a valid query id\n", only);
+        return WS_EXIT_USAGE;
+    }
     if (!ws_cli_load_pubkeys("audit", pubpaths, npub, keys))
         return WS_EXIT_USAGE;
+    a.keys = keys;
+    a.nkeys = npub;
+    a.text = !json;
+    clock_gettime(CLOCK_MONOTONIC, &a.started);
+    a.last_progress = a.started;
     n = scandir(dir, &qs, NULL, alphasort);
     if (n < 0) {
         fprintf(stderr, "windowseal audit: cannot list %s\n", dir);
+        return WS_EXIT_USAGE;
+    }
+    if (only) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, only);
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "windowseal audit: no query %s under %s\n", only, dir);
+            for (int i = 0; i < n; i++)
+                free(qs[i]);
+            free(qs);
+            return WS_EXIT_USAGE;
+        }
+    }
+    if (ws_report_open(&a.rep, json ? stdout : NULL, html, dir, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "windowseal audit: %s\n", errbuf);
+        for (int i = 0; i < n; i++)
+            free(qs[i]);
+        free(qs);
         return WS_EXIT_USAGE;
     }
     for (int i = 0; i < n; i++) {
         struct stat st;
         const char *q = qs[i]->d_name;
         snprintf(path, sizeof path, "%s/%s", dir, q);
-        if (q[0] != '.' && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
-            ws_query_id_safe(q, strlen(q))) {
-            if (audit_query(path, q, keys, npub) == WS_EXIT_OK)
+        if (q[0] != '.' && (!only || !strcmp(q, only)) && stat(path, &st) == 0 &&
+            S_ISDIR(st.st_mode) && ws_query_id_safe(q, strlen(q))) {
+            if (audit_query(&a, path, q) == WS_EXIT_OK)
                 good++;
             else
                 bad++, rc = WS_EXIT_VERIFY;
@@ -212,11 +595,18 @@ int ws_cmd_audit(int argc, char **argv)
         free(qs[i]);
     }
     free(qs);
-    printf("%s: %d chains verified, %d failed\n", rc == WS_EXIT_OK ? "verdict: valid" :
-                                                                      "verdict: INVALID",
-           good, bad);
+    if (a.text)
+        printf("%s: %d chains verified, %d failed\n",
+               rc == WS_EXIT_OK ? "verdict: valid" : "verdict: INVALID", good, bad);
+    if (ws_report_close(a.rep, good, bad, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "windowseal audit: %s\n", errbuf);
+        return WS_EXIT_RUNTIME;
+    }
+    if (html)
+        fprintf(stderr, "wrote %s\n", html);
     return rc;
 usage:
-    fprintf(stderr, "usage: windowseal audit DIR --pubkey PUB [--pubkey PUB2]...\n");
+    fprintf(stderr, "usage: windowseal audit DIR --pubkey PUB [--pubkey PUB2]... [--query ID] "
+                    "[--json] [--html REPORT.html] [--keyname NAME]\n");
     return WS_EXIT_USAGE;
 }

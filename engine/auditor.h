@@ -56,8 +56,8 @@ struct ws_query_summary {
     int64_t first_batch, last_batch;
     uint64_t chain_length;
     char log_root[WS_HASH_HEX_LEN + 1];
-    char first_bad[512]; /* "<file> (window <id>): reason", empty if ok */
-    char checkpoint[512]; /* what the checkpoint check said, empty if there is none */
+    char first_bad[1400]; /* "<file> (window <id>): reason", empty if ok */
+    char checkpoint[1400]; /* what the checkpoint check said, empty if there is none */
     bool checkpoint_present, checkpoint_ok;
 };
 void ws_report_query_end(struct ws_report *r, const struct ws_query_summary *s);

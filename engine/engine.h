@@ -53,6 +53,7 @@ int ws_cmd_verify(int argc, char **argv);
 int ws_cmd_run(int argc, char **argv);
 int ws_cmd_demo(int argc, char **argv);
 int ws_cmd_audit(int argc, char **argv);
+int ws_cmd_prove(int argc, char **argv); /* prove.c: Merkle proofs and checkpoints */
 int ws_cmd_config(int argc, char **argv);
 
 /* Shared by the commands: "--name VALUE" / "--name=VALUE" at argv[*i] (advances *i). */

@@ -20,6 +20,7 @@ static const struct {
     {"keygen", ws_cmd_keygen, "keygen --out PATH                    PATH (private) and PATH.pub"},
     {"verify", ws_cmd_verify, "verify ENVELOPE --pubkey PUB [--evidence FILE]"},
     {"audit", ws_cmd_audit, "audit DIR --pubkey PUB [--pubkey PUB2]...   every chain under a file-sink directory"},
+    {"prove", ws_cmd_prove, "prove record|consistency|check|checkpoint|vkey ...   Merkle proofs (docs/AUDITING.md)"},
     {"config", ws_cmd_config, "config check -c CONFIG [--set KEY=VALUE]... | config docs"},
 };
 

@@ -313,6 +313,8 @@ struct uworker {
     bool jobs_left;
 };
 
+static void maybe_finish(struct uworker *w, struct slot *s);
+
 static void prep_read(struct uworker *w, int b)
 {
     struct rbuf *r = &w->bufs[b];
@@ -323,6 +325,7 @@ static void prep_read(struct uworker *w, int b)
         if (!s->err)
             s->err = "io_uring submission failed";
         r->slot = -1;
+        maybe_finish(w, s);
         return;
     }
     w->slots[r->slot].inflight++;
@@ -401,8 +404,7 @@ static struct slot *oldest_wanting(struct uworker *w)
 
     for (int i = 0; i < MAXOPEN; i++) {
         struct slot *s = &w->slots[i];
-        if (s->job && !s->err && s->submitted < s->size &&
-            (!best || s->admitted < best->admitted))
+        if (s->job && !s->err && s->submitted < s->size && (!best || s->admitted < best->admitted))
             best = s;
     }
     return best;

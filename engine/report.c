@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LIST_CAP 1000
 #define MAX_SLOTS 2000
@@ -476,12 +477,12 @@ void ws_report_query_end(struct ws_report *r, const struct ws_query_summary *s)
             html_escape(f, s->first_bad);
             fputs("</p>\n", f);
         }
-        fputs("<p class=\"checkpoint\">checkpoint: ", f);
-        html_escape(f, s->checkpoint_present ? s->checkpoint : "none");
+        fputs("<p class=\"checkpoint\">", f);
+        html_escape(f, s->checkpoint_present ? s->checkpoint : "checkpoint: none");
         fputs("</p>\n", f);
         html_timeline(r);
         fputs("<p class=\"rendered\"></p><details", f);
-        fputs(s->ok ? ">" : " open>", f);
+        fputs(s->ok && r->nrows > 100 ? ">" : " open>", f); /* long and fine: folded */
         fprintf(f, "<summary>%llu rows</summary><table><thead><tr><th>batch</th><th>status</th>"
                    "<th>records</th><th>artifacts</th><th>detail</th></tr></thead><tbody>\n",
                 (unsigned long long)r->nrows);

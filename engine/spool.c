@@ -59,9 +59,9 @@ struct ws_spool {
     int lock_fd;
     uint64_t max_bytes;
     uint64_t bytes;
-    bool nospace;     /* the disk refused a write: paused until a commit or removal */
-    bool was_full;    /* for logging the transitions once */
-    uint64_t pauses;  /* times the spool became full */
+    bool nospace;    /* the disk refused a write: paused until a commit or removal */
+    bool was_full;   /* for logging the transitions once */
+    uint64_t pauses; /* times the spool became full */
     uint64_t nospace_errors;
     uint8_t *pool[SPOOL_NBUF]; /* staging blocks kept for the next file */
     unsigned npool;
@@ -85,7 +85,7 @@ struct ws_spool_file {
     uint64_t written; /* bytes accepted, counted in the spool's total */
     ws_err_t sticky;  /* first error: many writes, one check */
     int sticky_errno;
-    bool sync_done;   /* the linked fsync completed (or was cancelled): sync_res */
+    bool sync_done; /* the linked fsync completed (or was cancelled): sync_res */
     int sync_res;
     char tmp[PATH_MAX];
     char path[PATH_MAX];
@@ -119,6 +119,16 @@ static void bytes_sub(struct ws_spool *s, uint64_t n)
 {
     s->bytes -= n < s->bytes ? n : s->bytes;
     note_bytes(s);
+}
+
+/*
+ * A local disk problem is never the notification's fault: anything but a full disk or no memory
+ * is WS_ERR_IO, retriable, so the engine retries the window instead of dead-lettering it.
+ */
+static ws_err_t spool_err(int e)
+{
+    ws_err_t err = ws_uring_err(e);
+    return err == WS_ERR_NOSPACE || err == WS_ERR_NOMEM ? err : WS_ERR_IO;
 }
 
 static bool is_tmp_name(const char *name)
@@ -162,10 +172,10 @@ static ws_err_t fsync_dir(const char *dir, char *errbuf, size_t errlen)
     ws_err_t err = WS_OK;
 
     if (dfd < 0)
-        return ws_fail(ws_uring_err(errno), errbuf, errlen, "spool open dir %s: %s", dir,
+        return ws_fail(spool_err(errno), errbuf, errlen, "spool open dir %s: %s", dir,
                        strerror(errno));
     if (fsync(dfd) < 0)
-        err = ws_fail(ws_uring_err(errno), errbuf, errlen, "spool fsync dir %s: %s", dir,
+        err = ws_fail(spool_err(errno), errbuf, errlen, "spool fsync dir %s: %s", dir,
                       strerror(errno));
     close(dfd);
     return err;
@@ -217,7 +227,10 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
     if (s->uring || mode == WS_IO_OFF)
         ws_log(WS_LOG_INFO, "spool_io", "backend=%s mode=%s path=\"%s\"",
                s->uring ? "io_uring" : "syscalls",
-               mode == WS_IO_ON ? "on" : mode == WS_IO_OFF ? "off" : "auto", s->dir);
+               mode == WS_IO_ON    ? "on"
+               : mode == WS_IO_OFF ? "off"
+                                   : "auto",
+               s->dir);
     snprintf(lock, sizeof lock, "%s/.lock", s->dir);
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
@@ -311,9 +324,7 @@ static void set_sticky(struct ws_spool_file *f, int err)
         err = -err;
     if (f->sticky)
         return;
-    f->sticky = ws_uring_err(err);
-    if (f->sticky == WS_OK || f->sticky == WS_ERR_NOT_FOUND)
-        f->sticky = WS_ERR_IO;
+    f->sticky = spool_err(err);
     f->sticky_errno = err;
     if (f->sticky == WS_ERR_NOSPACE) {
         f->spool->nospace = true;
@@ -351,8 +362,7 @@ static void prep_write(struct ws_spool_file *f, int idx, unsigned flags)
         set_sticky(f, EIO);
         return;
     }
-    io_uring_prep_write(sqe, f->fd, b->p + b->done, (unsigned)(b->len - b->done),
-                        b->off + b->done);
+    io_uring_prep_write(sqe, f->fd, b->p + b->done, (unsigned)(b->len - b->done), b->off + b->done);
     io_uring_sqe_set_flags(sqe, flags);
     io_uring_sqe_set_data64(sqe, tag(f, idx));
     b->inflight = true;
@@ -681,13 +691,13 @@ ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch
         return ws_fail(WS_ERR_UNSAFE_ID, errbuf, errlen, "spool: unsafe query id");
     ws_spool_path(s, query_id, batch_id, ".evidence.lz4", out->evidence_path);
     if (lstat(out->evidence_path, &st) < 0 || !S_ISREG(st.st_mode))
-        return ws_fail(WS_ERR_NOT_FOUND, errbuf, errlen, "spool: no evidence for %s/%lld",
-                       query_id, (long long)batch_id);
+        return ws_fail(WS_ERR_NOT_FOUND, errbuf, errlen, "spool: no evidence for %s/%lld", query_id,
+                       (long long)batch_id);
     out->evidence_bytes = (uint64_t)st.st_size;
     ws_spool_path(s, query_id, batch_id, ".dsse.json", env_path);
     fd = open(env_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : ws_uring_err(errno), errbuf, errlen,
+        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : spool_err(errno), errbuf, errlen,
                        "spool %s: %s", env_path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
         (uint64_t)st.st_size > WS_ENVELOPE_MAX) {

@@ -63,11 +63,13 @@ cleanup() {
         rm -rf "$T"
     fi
 }
+# fd 3 is the script's stdout: a trap may run inside a function whose output is redirected.
+exec 3>&1
 trap cleanup EXIT
-trap 'echo "it_engine: interrupted"; exit 130' INT
+trap 'echo "it_engine: interrupted" >&3; exit 130' INT
 # The watchdog's TERM: fail loudly, name the step, and let the EXIT trap clean up.
-trap 'echo "FAIL - time limit: not done after $LIMIT s (during: $STEP)";
-      echo "it_engine: $pass passed, $((fail + 1)) failed"; exit 1' TERM
+trap 'echo "FAIL - time limit: not done after $LIMIT s (during: $STEP)" >&3
+      echo "it_engine: $pass passed, $((fail + 1)) failed" >&3; exit 1' TERM
 STEP="setup"
 
 pass=0
@@ -230,6 +232,8 @@ H check check --att "$T/att" --ws "$WS" --pub "$T/k.pub"
 step "5: bad input while running; later batches still attested"
 H dup-A2 dup A 2 # duplicate of the chain head: compared with the head's sources
 H dup-B0 dup B 0 # duplicate of an older window: compared with the envelope read back
+H rerun-B1 dup B 1 --rerun # Spark re-running batch 1 after a failure: new runId, same offsets
+H rerun-A1 dup A 1 --rerun
 H conflict bad conflict --q A --batch 1
 for b in malformed unknown-shape inverted negative unsafe-id spark-null-start not-retained \
     unknown-partition; do
@@ -241,7 +245,7 @@ sha_a1=$(sha256sum "$T/att/$QA/00000000000000000001.dsse.json" | cut -c1-64)
 H wait wait --att "$T/att" --timeout 40
 H check check --att "$T/att" --ws "$WS" --pub "$T/k.pub"
 n=$(grep -c 'event=duplicate ' "$T/e1.log")
-[ "$n" = 2 ] && ok "engine logged 2 duplicates (no-ops)" || bad "engine logged $n duplicates, expected 2"
+[ "$n" = 4 ] && ok "engine logged 4 duplicates (no-ops)" || bad "engine logged $n duplicates, expected 4"
 grep -q "event=conflict query=$QA batch=1" "$T/e1.log" && ok "engine logged the conflict on $QA/1" ||
     bad "no conflict event for $QA/1 in the engine log"
 [ "$(sha256sum "$T/att/$QA/00000000000000000001.dsse.json" | cut -c1-64)" = "$sha_a1" ] &&

@@ -232,7 +232,7 @@ int main(void)
         snprintf(path, sizeof path, "%s/small/f%04d.dat", dir, i);
         write_file(path, (size_t)(i * 37) % 5000, 1000 + (unsigned)i);
     }
-    char prefix[400];
+    char prefix[600];
     snprintf(prefix, sizeof prefix, "%s/", dir);
     sha256sum(dir, "size-*.bin big-100MiB.bin", prefix);
     snprintf(prefix, sizeof prefix, "%s/small/", dir);

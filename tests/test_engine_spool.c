@@ -326,7 +326,8 @@ static void test_abort_bound_lookup(enum ws_io_mode mode)
     CHECK(ws_spool_put_envelope(s, QID, 1, "{\"payload\":\"x\"}", 15, errbuf, sizeof errbuf) ==
           WS_OK);
     CHECK(ws_spool_lookup(s, QID, 1, &win, errbuf, sizeof errbuf) == WS_OK);
-    CHECK(win.envelope && win.envelope_len == 15 && strcmp(win.envelope, "{\"payload\":\"x\"}") == 0);
+    CHECK(win.envelope && win.envelope_len == 15 &&
+          strcmp(win.envelope, "{\"payload\":\"x\"}") == 0);
     CHECK(strcmp(win.evidence_path, path) == 0 && win.evidence_bytes == len);
     ws_spool_window_free(&win);
     CHECK(ws_spool_lookup(s, "../etc", 1, &win, errbuf, sizeof errbuf) == WS_ERR_UNSAFE_ID);
@@ -402,8 +403,8 @@ static void test_refused(void)
             _exit(rc | 4);
         if (ws_spool_uses_io_uring(s))
             rc |= 8;
-        if (ws_spool_begin(s, QID, 3, &f, errbuf, sizeof errbuf) ||
-            ws_spool_write(f, "abc", 3) || ws_spool_commit(f, &p, errbuf, sizeof errbuf))
+        if (ws_spool_begin(s, QID, 3, &f, errbuf, sizeof errbuf) || ws_spool_write(f, "abc", 3) ||
+            ws_spool_commit(f, &p, errbuf, sizeof errbuf))
             rc |= 16;
         ws_spool_file_free(f);
         ws_spool_close(s);

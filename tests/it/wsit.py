@@ -356,14 +356,31 @@ def find_window(st, q, n):
 
 
 def cmd_dup(a):
+    """Post batch N again: byte for byte, or (--rerun) as Spark re-running it after a failure
+    posts it: same batch id and offsets, new runId, other JSON bytes (sources reordered, a
+    string offset map given as an object)."""
     st = load(a.state)
     w = find_window(st, a.q, a.n)
     p = producer(st)
-    part, off, _ = produce_sync(p, NOTIF_TOPIC, key=w["qid"].encode(), value=w["value"].encode(),
+    value = w["value"]
+    if a.rerun:
+        notif = json.loads(value)
+        notif["runId"] = "ffffffff-0000-4000-8000-000000000000"
+        if "queryId" in notif:
+            notif["sources"].reverse()
+        else:
+            for src in notif["sources"]:
+                for k in ("startOffset", "endOffset"):
+                    if isinstance(src.get(k), str):
+                        src[k] = json.loads(src[k])
+        value = json.dumps(notif, indent=1)
+    part, off, _ = produce_sync(p, NOTIF_TOPIC, key=w["qid"].encode(), value=value.encode(),
                                 partition=w["notif_partition"])
-    st["dups"].append({"wid": w["wid"], "offset": off, "partition": part})
+    st["dups"].append({"wid": w["wid"], "offset": off, "partition": part, "value": value})
     save(a.state, st)
-    ok("duplicate of %s posted (%s[%d]@%d)" % (w["wid"], NOTIF_TOPIC, part, off))
+    ok("%s of %s posted (%s[%d]@%d)" % ("re-run (new runId, other bytes)" if a.rerun else
+                                        "byte-identical duplicate", w["wid"], NOTIF_TOPIC, part,
+                                        off))
 
 
 def fill_retention_topic(st, p, c):
@@ -765,6 +782,7 @@ def cmd_check(a):
         else:
             ok("dead letter '%s' (%dx): reason \"%s\"" % (b["label"], len(ms), reason[:110]))
     valid = {w["value"].encode() for w in st["windows"]}
+    valid |= {d["value"].encode() for d in st["dups"]}
     wrong = [v for v in dl if v in valid]
     bad_vals = {b["value"].encode() for b in st["bad"]}
     unknown = [v for v in dl if v not in bad_vals and v not in valid]
@@ -825,6 +843,7 @@ def main():
     s = sub.add_parser("dup")
     s.add_argument("q", choices=["A", "B"])
     s.add_argument("n", type=int)
+    s.add_argument("--rerun", action="store_true")
     s = sub.add_parser("bad")
     s.add_argument("label")
     s.add_argument("--q", choices=["A", "B"])
