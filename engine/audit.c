@@ -370,14 +370,11 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
         ws_object_name(qid, b, EV_SUFFIX, name);
         snprintf(ev, sizeof ev, "%s/%s", dir, strchr(name, '/') + 1);
 
+        /* Statement first (cheap), so that a misplaced envelope is named as such rather than
+         * by the evidence that does not match it; then the evidence. */
         err = ws_file_read(path, WS_ENVELOPE_MAX, &env, &envlen, why, sizeof why);
-        if (!err) {
-            err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, ev, &v, why, sizeof why);
-            free(env);
-            env = NULL;
-            if (err == WS_ERR_NOT_FOUND && !have_ev)
-                snprintf(why, sizeof why, "evidence missing (%s)", strchr(name, '/') + 1);
-        }
+        if (!err)
+            err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, NULL, &v, why, sizeof why);
         if (!err && strcmp(v.query_id, qid) != 0) {
             snprintf(why, sizeof why, "attests query %s, not %s", v.query_id, qid);
             err = WS_ERR_VERIFY;
@@ -386,6 +383,13 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
             snprintf(why, sizeof why, "holds window %s (misplaced or swapped)", v.window_id);
             err = WS_ERR_VERIFY;
         }
+        if (!err) {
+            err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, ev, &v, why, sizeof why);
+            if (err == WS_ERR_NOT_FOUND && !have_ev)
+                snprintf(why, sizeof why, "evidence missing (%s)", strchr(name, '/') + 1);
+        }
+        free(env);
+        env = NULL;
         if (err) {
             if (next_slot >= 0 && b > next_slot && !c.broken) {
                 /* Cannot tell whether the jump was declared: the window that would say is bad. */

@@ -501,6 +501,61 @@ static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
     return WS_OK;
 }
 
+/*
+ * Resume (spool): the window is complete in the spool from before a restart. Deliver it without
+ * re-reading Kafka, if it is exactly the window this chain position needs: signed by our key,
+ * evidence intact, same sources, and it extends the current head.
+ */
+static ws_err_t resume_from_spool(struct ws_engine *e, struct query *q, struct pending *p,
+                                  struct ws_spool_window *sw, char *errbuf, size_t errlen)
+{
+    struct ws_window_result res = {0};
+    struct ws_verified v;
+    uint8_t mine[WS_HASH_LEN], theirs[WS_HASH_LEN], log_root[WS_HASH_LEN];
+    char *payload = NULL;
+    size_t plen, which;
+    ws_err_t err;
+
+    /* keys[0] only: an envelope we would not sign now is recomputed, not delivered (I2) */
+    if ((err = ws_verify_envelope(sw->envelope, sw->envelope_len, e->read_keys, 1,
+                                  sw->evidence_path, &v, errbuf, errlen)))
+        return err;
+    if ((err = ws_dsse_open(sw->envelope, sw->envelope_len, e->read_keys, 1, &payload, &plen,
+                            &which, errbuf, errlen)))
+        return err;
+    err = ws_statement_sources_digest(payload, plen, theirs);
+    free(payload);
+    if (err)
+        return ws_fail(err, errbuf, errlen, "spooled statement: no sources");
+    ws_notification_sources_digest(&p->n, mine);
+    if (strcmp(v.query_id, q->id) != 0 || v.batch_id != p->n.batch_id ||
+        memcmp(mine, theirs, WS_HASH_LEN) != 0 || v.has_previous != q->has_head ||
+        (q->has_head && (memcmp(v.previous_root, q->head.last_root, WS_HASH_LEN) != 0 ||
+                         memcmp(v.previous_attestation_digest, q->head.last_statement_digest,
+                                WS_HASH_LEN) != 0)))
+        return ws_fail(WS_ERR_VERIFY, errbuf, errlen,
+                       "spooled window is not this chain position's window");
+    memcpy(res.root, v.root, WS_HASH_LEN);
+    memcpy(res.stream_digest, v.stream_digest, WS_HASH_LEN);
+    head_next(q, p, &res, v.statement_digest, &p->new_head);
+    ws_merkle_root(&p->new_head.log, log_root);
+    if (p->new_head.log.size != v.chain_length || memcmp(log_root, v.log_root, WS_HASH_LEN) != 0)
+        return ws_fail(WS_ERR_VERIFY, errbuf, errlen, "spooled window: chain does not match");
+    if (!(p->envelope = malloc(sw->envelope_len + 1)))
+        return WS_ERR_NOMEM;
+    memcpy(p->envelope, sw->envelope, sw->envelope_len + 1);
+    p->envelope_len = sw->envelope_len;
+    snprintf(p->evidence_path, sizeof p->evidence_path, "%s", sw->evidence_path);
+    p->stage = ST_READY;
+    p->sinks_done = 0;
+    p->head_done = false;
+    e->stats.records += v.leaf_count;
+    e->stats.bytes += v.bytes;
+    ws_log(WS_LOG_INFO, "window_resumed", "query=%s batch=%lld source=spool", q->id,
+           (long long)p->n.batch_id);
+    return WS_OK;
+}
+
 /* Received -> ready (artifacts spooled) or dead-letter or retry. */
 static ws_err_t build_window(struct ws_engine *e, struct query *q, struct pending *p,
                              const struct ws_gap *gap, char *errbuf, size_t errlen)
@@ -510,8 +565,21 @@ static ws_err_t build_window(struct ws_engine *e, struct query *q, struct pendin
     struct ws_window *w = NULL;
     struct ws_window_result res;
     const char *path;
+    struct ws_spool_window sw;
     ws_err_t err;
 
+    /* After a restart the window may already be complete in the spool: deliver, don't redo. */
+    if (ws_spool_lookup(e->spool, q->id, p->n.batch_id, &sw, errbuf, errlen) == WS_OK) {
+        err = resume_from_spool(e, q, p, &sw, errbuf, errlen);
+        ws_spool_window_free(&sw);
+        if (!err)
+            return WS_OK;
+        free(p->envelope);
+        p->envelope = NULL;
+        ws_log(WS_LOG_WARN, "spool_resume_refused",
+               "query=%s batch=%lld reason=\"%s\" action=\"recomputing\"", q->id,
+               (long long)p->n.batch_id, errbuf);
+    }
     if ((err = resolve_starts(e, &p->n, errbuf, errlen)))
         return err;
     if ((err = ws_spool_begin(e->spool, q->id, p->n.batch_id, &sf, errbuf, errlen)))
@@ -704,6 +772,8 @@ static void handle_old_batch(struct ws_engine *e, struct query *q, struct pendin
         return;
     }
     if (memcmp(mine, theirs, WS_HASH_LEN) == 0) {
+        /* Published before a crash that came before the spool was cleaned. */
+        ws_spool_remove(e->spool, q->id, p->n.batch_id);
         e->stats.duplicates++;
         ws_metrics_add(e->metrics, "windowseal_duplicates_total", NULL, 1);
         ws_log(WS_LOG_INFO, "duplicate", "query=%s batch=%lld", q->id, (long long)p->n.batch_id);
@@ -927,6 +997,12 @@ static void refresh_gauges(struct ws_engine *e)
     for (struct query *q = e->queries; q; q = q->next)
         stopped += q->stopped;
     ws_metrics_set(e->metrics, "windowseal_spool_bytes", NULL, (double)ws_spool_bytes(e->spool));
+    {
+        struct ws_spool_stats ss;
+        ws_spool_get_stats(e->spool, &ss);
+        ws_metrics_set(e->metrics, "windowseal_spool_full", NULL, ss.full);
+        ws_metrics_set(e->metrics, "windowseal_spool_pauses_total", NULL, (double)ss.pauses);
+    }
     ws_metrics_set(e->metrics, "windowseal_queries_stopped", NULL, stopped);
     if (ws_kafka_consumer_lag(e->consumer, &lag) == WS_OK)
         ws_metrics_set(e->metrics, "windowseal_consumer_lag", NULL, (double)lag);

@@ -38,6 +38,8 @@ static const struct family {
     {"windowseal_sink_failures_total", COUNTER, "Failed sink publishes, by sink and class."},
     {"windowseal_retries_total", COUNTER, "Window retries scheduled after retriable errors."},
     {"windowseal_spool_bytes", GAUGE, "Bytes held in the local spool."},
+    {"windowseal_spool_full", GAUGE, "1 while intake is paused because the spool is full."},
+    {"windowseal_spool_pauses_total", COUNTER, "Times intake paused on a full spool."},
     {"windowseal_chain_length", GAUGE, "Window-log size (chainLength) per query."},
     {"windowseal_queries_stopped", GAUGE, "Queries whose chain is stopped by a permanent error."},
     {"windowseal_consumer_lag", GAUGE, "Notifications not yet consumed (approximate)."},

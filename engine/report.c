@@ -313,7 +313,7 @@ void ws_report_window(struct ws_report *r, enum ws_win_status st, int64_t batch,
             ws_object_name(r->qid, batch, ".dsse.json", name);
             snprintf(wid, sizeof wid, "%s/%lld", r->qid, (long long)batch);
             capped_append(r, r->problems,
-                          json_pack("{sssssIsssss}", "file", strchr(name, '/') + 1, "windowId",
+                          json_pack("{sssssIssss}", "file", strchr(name, '/') + 1, "windowId",
                                     wid, "batchId", (json_int_t)batch, "status",
                                     status_name(st), "reason", reason ? reason : ""));
         }

@@ -260,7 +260,6 @@ for h in p.links:
     check(not h.startswith("/") and "://" not in h, "relative link %s" % h)
     check(os.path.isfile(os.path.join(base, unquote(h))), "link %s resolves" % h)
 EOF
-    fi
 fi
 
 echo "it_audit: $PASS passed, $FAIL failed"
