@@ -96,8 +96,9 @@ ws_err_t ws_audit_list(const char *qdir, struct ws_batch_list *out, char *errbuf
             okp = push(&out->envelopes, &out->nenvelopes, &cap_env, b);
         else if (batch_name(e->d_name, EV_SUFFIX, &b))
             okp = push(&out->evidence, &out->nevidence, &cap_ev, b);
-        else if (n > strlen(ENV_SUFFIX) && strcmp(e->d_name + n - strlen(ENV_SUFFIX),
-                                                  ENV_SUFFIX) == 0 && e->d_name[0] != '.') {
+        else if (n > strlen(ENV_SUFFIX) &&
+                 strcmp(e->d_name + n - strlen(ENV_SUFFIX), ENV_SUFFIX) == 0 &&
+                 e->d_name[0] != '.') {
             if (!out->nodd++)
                 snprintf(out->odd, sizeof out->odd, "%s", e->d_name);
         }
@@ -253,8 +254,8 @@ static void read_checkpoint(struct audit *a, const char *dir, const char *qid, s
         snprintf(c->cp_error, sizeof c->cp_error, "unreadable: %s", why);
         return;
     }
-    err = ws_checkpoint_verify(buf, len, a->keys, a->nkeys, a->keyname, cq, &c->cp_size,
-                               c->cp_root, why, sizeof why);
+    err = ws_checkpoint_verify(buf, len, a->keys, a->nkeys, a->keyname, cq, &c->cp_size, c->cp_root,
+                               why, sizeof why);
     free(buf);
     if (err) {
         snprintf(c->cp_error, sizeof c->cp_error, "%s", why);
@@ -394,59 +395,64 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
             if (next_slot >= 0 && b > next_slot && !c.broken) {
                 /* Cannot tell whether the jump was declared: the window that would say is bad. */
                 ws_report_window(a->rep, WS_WIN_UNCHECKED, next_slot, b, 0,
-                                 "batches not attested here; the next window is unreadable",
-                                 false, false);
+                                 "batches not attested here; the next window is unreadable", false,
+                                 false);
             }
             fail_window(a, &c, &s, qid, b, WS_WIN_BAD, why, 0, true, have_ev);
             next_slot = b + 1;
             continue;
         }
 
-        /* Batches skipped since the previous window: declared gaps, or missing windows. */
+        /* Batches skipped since the previous window (declared gaps, or missing windows), or
+         * windows missing before the first one found (it has a previousWindow). */
+        int64_t from = -1;
+        const char *because = NULL;
         if (c.have_prev && !c.broken && b > c.prev.batch_id + 1) {
-            int64_t from = c.prev.batch_id + 1;
+            from = c.prev.batch_id + 1;
             if (gap_declared(&v, from, b)) {
-                ws_report_window(a->rep, WS_WIN_GAP, from, b, 0, "declared as a gap", false,
-                                 false);
-            } else {
-                size_t orphans = evidence_between(&bl, from, b);
-                char range[64];
-                if (b - from > 1)
-                    snprintf(range, sizeof range, "batches %lld..%lld", (long long)from,
-                             (long long)b - 1);
-                else
-                    snprintf(range, sizeof range, "batch %lld", (long long)from);
-                snprintf(why, sizeof why,
-                         "missing: no envelope for %s, and window %s/%lld declares no gap%s",
-                         range, qid, (long long)b,
-                         orphans ? " (evidence is still there: the envelope was removed)" : "");
-                if (a->text) {
-                    ws_object_name(qid, from, ENV_SUFFIX, name);
-                    printf("FAIL %s: %s (window %s/%lld): %s\n", qid, strchr(name, '/') + 1, qid,
-                           (long long)from, why);
-                }
-                if (!s.first_bad[0]) {
-                    ws_object_name(qid, from, ENV_SUFFIX, name);
-                    snprintf(s.first_bad, sizeof s.first_bad, "%s (window %s/%lld): %s",
-                             strchr(name, '/') + 1, qid, (long long)from, why);
-                }
-                c.broken = true;
-                c.bad++;
-                ws_report_window(a->rep, WS_WIN_MISSING, from, b, 0, why, false,
-                                 evidence_between(&bl, from, b) > 0);
+                ws_report_window(a->rep, WS_WIN_GAP, from, b, 0, "declared as a gap", false, false);
+                from = -1;
             }
+            because = "declares no gap";
+        } else if (!c.have_prev && !c.broken && v.has_previous) {
+            const char *slash = strrchr(v.genesis_window_id, '/');
+            char *end;
+            long long g = slash ? strtoll(slash + 1, &end, 10) : -1;
+            if (slash && *end == '\0' && g >= 0 && g < b)
+                from = g;
+            because = "is the first one found but has a previousWindow";
         } else if (next_slot >= 0 && b > next_slot) {
             ws_report_window(a->rep, c.broken ? WS_WIN_UNCHECKED : WS_WIN_GAP, next_slot, b, 0,
-                             c.broken ? "not linked (after the first failure)" : "", false,
-                             false);
+                             c.broken ? "not linked (after the first failure)" : "", false, false);
+        }
+        if (from >= 0) {
+            size_t orphans = evidence_between(&bl, from, b);
+            char range[64];
+            if (b - from > 1)
+                snprintf(range, sizeof range, "batches %lld..%lld", (long long)from,
+                         (long long)b - 1);
+            else
+                snprintf(range, sizeof range, "batch %lld", (long long)from);
+            snprintf(why, sizeof why, "missing: no envelope for %s, and window %s/%lld %s%s", range,
+                     qid, (long long)b, because,
+                     orphans ? " (evidence is still there: the envelope was removed)" : "");
+            ws_object_name(qid, from, ENV_SUFFIX, name);
+            if (a->text)
+                printf("FAIL %s: %s (window %s/%lld): %s\n", qid, strchr(name, '/') + 1, qid,
+                       (long long)from, why);
+            if (!s.first_bad[0])
+                snprintf(s.first_bad, sizeof s.first_bad, "%s (window %s/%lld): %s",
+                         strchr(name, '/') + 1, qid, (long long)from, why);
+            c.broken = true;
+            c.bad++;
+            ws_report_window(a->rep, WS_WIN_MISSING, from, b, 0, why, false, orphans > 0);
         }
         next_slot = b + 1;
 
         if (c.broken) {
             /* Checked alone: signature, statement and evidence are fine. */
             ws_report_window(a->rep, WS_WIN_UNCHECKED, b, b + 1, v.record_count,
-                             "verified alone; not linked (after the first failure)", true,
-                             have_ev);
+                             "verified alone; not linked (after the first failure)", true, have_ev);
         } else if (!link_check(&c, &v, why, sizeof why)) {
             fail_window(a, &c, &s, qid, b, WS_WIN_BAD, why, v.record_count, true, have_ev);
         } else {

@@ -33,11 +33,11 @@ bool ws_audit_list_has_evidence(const struct ws_batch_list *l, int64_t batch);
 /* The audit report (report.c): JSON and HTML, written as the audit goes.                      */
 
 enum ws_win_status {
-    WS_WIN_OK,         /* verified and linked */
-    WS_WIN_BAD,        /* failed a check: reason given */
-    WS_WIN_MISSING,    /* no envelope for a batch the chain needs */
-    WS_WIN_GAP,        /* batches declared skipped by the next window */
-    WS_WIN_UNCHECKED,  /* after the chain broke: verified alone, not linked */
+    WS_WIN_OK,        /* verified and linked */
+    WS_WIN_BAD,       /* failed a check: reason given */
+    WS_WIN_MISSING,   /* no envelope for a batch the chain needs */
+    WS_WIN_GAP,       /* batches declared skipped by the next window */
+    WS_WIN_UNCHECKED, /* after the chain broke: verified alone, not linked */
 };
 
 struct ws_report;
@@ -48,15 +48,15 @@ ws_err_t ws_report_open(struct ws_report **out, FILE *json, const char *html_pat
 void ws_report_query_begin(struct ws_report *r, const char *qid);
 /* One timeline slot. batch_until > batch for a gap/missing range [batch, batch_until). */
 void ws_report_window(struct ws_report *r, enum ws_win_status st, int64_t batch,
-                      int64_t batch_until, uint64_t records, const char *reason,
-                      bool have_envelope, bool have_evidence);
+                      int64_t batch_until, uint64_t records, const char *reason, bool have_envelope,
+                      bool have_evidence);
 struct ws_query_summary {
     bool ok;
     uint64_t windows, records, gaps_declared, bad;
     int64_t first_batch, last_batch;
     uint64_t chain_length;
     char log_root[WS_HASH_HEX_LEN + 1];
-    char first_bad[1400]; /* "<file> (window <id>): reason", empty if ok */
+    char first_bad[1400];  /* "<file> (window <id>): reason", empty if ok */
     char checkpoint[1400]; /* what the checkpoint check said, empty if there is none */
     bool checkpoint_present, checkpoint_ok;
 };

@@ -669,6 +669,33 @@ static ws_err_t publish_head(struct ws_engine *e, struct pending *p, char *errbu
     return WS_OK;
 }
 
+/*
+ * The query's signed checkpoint (transparency-dev signed note) at this window's chain position,
+ * replaced in every object store once that store holds the window. Deterministic like the
+ * envelope, so a retry or a re-processed window writes the same bytes.
+ */
+static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q,
+                               const struct pending *p, struct ws_sink *s, char *errbuf,
+                               size_t errlen)
+{
+    uint8_t root[WS_HASH_LEN];
+    char name[200], *note = NULL;
+    size_t len = 0;
+    ws_err_t err;
+
+    if (!s->ops->put)
+        return WS_OK;
+    ws_merkle_root(&p->new_head.log, root);
+    err = ws_checkpoint_sign(&e->key, WS_CHECKPOINT_KEYNAME, q->id, p->new_head.log.size, root,
+                             &note, &len);
+    if (err)
+        return ws_fail(err, errbuf, errlen, "checkpoint: %s", ws_strerror(err));
+    snprintf(name, sizeof name, "%s/checkpoint", q->id);
+    err = ws_sink_put(s, name, note, len, errbuf, errlen);
+    free(note);
+    return err;
+}
+
 static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
                         size_t errlen)
 {
@@ -687,6 +714,8 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
         if (p->sinks_done & (1u << i))
             continue;
         err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
+        if (!err)
+            err = put_checkpoint(e, q, p, e->sinks[i], errbuf, errlen);
         if (err) {
             char l[160];
             snprintf(l, sizeof l, "sink=\"%s\",class=\"%s\"", e->sinks[i]->label,

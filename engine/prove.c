@@ -265,8 +265,8 @@ static ws_err_t read_leaves(const char *path, uint64_t expect, const char *topic
         goto out_file;
     }
     /* The count is the verified leafCount; allocate once (at least one slot). */
-    if (expect > SIZE_MAX / WS_HASH_LEN || !(l = malloc((size_t)(expect ? expect : 1) *
-                                                         WS_HASH_LEN))) {
+    if (expect > SIZE_MAX / WS_HASH_LEN ||
+        !(l = malloc((size_t)(expect ? expect : 1) * WS_HASH_LEN))) {
         err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "no memory for %llu leaf hashes",
                       (unsigned long long)expect);
         goto out_reader;
@@ -301,8 +301,7 @@ static ws_err_t read_leaves(const char *path, uint64_t expect, const char *topic
         n++;
     }
     if (n != expect)
-        err = ws_fail(WS_ERR_VERIFY, errbuf, errlen, "evidence %s changed while reading it",
-                      path);
+        err = ws_fail(WS_ERR_VERIFY, errbuf, errlen, "evidence %s changed while reading it", path);
 out_reader:
     ws_evidence_reader_destroy(rd);
 out_file:
@@ -343,7 +342,7 @@ static int prove_record(const struct opts *o)
                       errbuf, sizeof errbuf);
     if (err) {
         fprintf(stderr, "windowseal prove: %s\n", errbuf);
-        return err == WS_ERR_VERIFY ? WS_EXIT_VERIFY
+        return err == WS_ERR_VERIFY  ? WS_EXIT_VERIFY
                : err == WS_ERR_NOMEM ? WS_EXIT_RUNTIME
                                      : WS_EXIT_USAGE;
     }
@@ -353,8 +352,8 @@ static int prove_record(const struct opts *o)
         rc = WS_EXIT_VERIFY;
         goto out;
     }
-    if (ws_merkle_inclusion_proof((const uint8_t(*)[WS_HASH_LEN])leaves, v.leaf_count, index,
-                                  path, &pathlen) ||
+    if (ws_merkle_inclusion_proof((const uint8_t(*)[WS_HASH_LEN])leaves, v.leaf_count, index, path,
+                                  &pathlen) ||
         ws_merkle_verify_inclusion(leaves[index], index, v.leaf_count,
                                    (const uint8_t(*)[WS_HASH_LEN])path, pathlen, v.root)) {
         /* The root was recomputed from this very evidence a moment ago. */
@@ -367,8 +366,8 @@ static int prove_record(const struct opts *o)
         json_array_append_new(arr, hex_json(path[i], WS_HASH_LEN));
     j = json_pack("{ss ss ss sI sI sI so so so so ss si sI so}", "type", INCLUSION_TYPE, "queryId",
                   v.query_id, "windowId", v.window_id, "batchId", (json_int_t)v.batch_id,
-                  "leafIndex", (json_int_t)index, "treeSize", (json_int_t)v.leaf_count,
-                  "leafHash", hex_json(leaves[index], WS_HASH_LEN), "auditPath", arr, "root",
+                  "leafIndex", (json_int_t)index, "treeSize", (json_int_t)v.leaf_count, "leafHash",
+                  hex_json(leaves[index], WS_HASH_LEN), "auditPath", arr, "root",
                   hex_json(v.root, WS_HASH_LEN), "record", hex_json(enc, enclen), "topic", topic,
                   "partition", (int)part, "offset", (json_int_t)off, "statementDigest",
                   hex_json(v.statement_digest, WS_HASH_LEN));
@@ -399,8 +398,8 @@ static int replay_log(const char *qdir, const struct ws_key *keys, size_t nkeys,
         return WS_EXIT_USAGE;
     }
     if (b->chain_length > bl.nenvelopes || !(l = malloc(b->chain_length * WS_HASH_LEN))) {
-        printf("invalid: %s holds %zu envelopes, fewer than the %llu windows of %s's chain\n",
-               qdir, bl.nenvelopes, (unsigned long long)b->chain_length, b->window_id);
+        printf("invalid: %s holds %zu envelopes, fewer than the %llu windows of %s's chain\n", qdir,
+               bl.nenvelopes, (unsigned long long)b->chain_length, b->window_id);
         rc = WS_EXIT_VERIFY;
         goto out;
     }
@@ -441,8 +440,8 @@ static int replay_log(const char *qdir, const struct ws_key *keys, size_t nkeys,
         }
     }
     if (n < b->chain_length) {
-        printf("invalid: %s holds only %zu windows of %s's chain of %llu\n", qdir, n,
-               b->window_id, (unsigned long long)b->chain_length);
+        printf("invalid: %s holds only %zu windows of %s's chain of %llu\n", qdir, n, b->window_id,
+               (unsigned long long)b->chain_length);
         rc = WS_EXIT_VERIFY;
     }
 out:
@@ -478,9 +477,8 @@ static int prove_consistency(const struct opts *o)
         return WS_EXIT_VERIFY;
     }
     if (a.chain_length > b.chain_length) {
-        printf("invalid: --from %s (chain length %llu) is later than --to %s (%llu)\n",
-               a.window_id, (unsigned long long)a.chain_length, b.window_id,
-               (unsigned long long)b.chain_length);
+        printf("invalid: --from %s (chain length %llu) is later than --to %s (%llu)\n", a.window_id,
+               (unsigned long long)a.chain_length, b.window_id, (unsigned long long)b.chain_length);
         return WS_EXIT_VERIFY;
     }
     /* DIR is the file sink's root (DIR/<queryId>/) or the query directory itself. */
@@ -537,9 +535,8 @@ static int check_inclusion(const json_t *p, const struct ws_verified *v)
     if (!wid || !u64_field(p, "leafIndex", &index) || !u64_field(p, "treeSize", &size) ||
         !hex_field(p, "leafHash", given_leaf, WS_HASH_LEN) ||
         !hex_field(p, "root", given_root, WS_HASH_LEN) ||
-        !hash_array(p, "auditPath", path, WS_MERKLE_MAX_DEPTH, &pathlen) ||
-        !json_is_string(jr) || json_string_length(jr) % 2 ||
-        json_string_length(jr) / 2 > WS_RECORD_MAX) {
+        !hash_array(p, "auditPath", path, WS_MERKLE_MAX_DEPTH, &pathlen) || !json_is_string(jr) ||
+        json_string_length(jr) % 2 || json_string_length(jr) / 2 > WS_RECORD_MAX) {
         rc = fail_check("proof file: needs windowId, leafIndex, treeSize, leafHash, root, "
                         "auditPath (hex hashes) and record (hex)");
         goto out;
@@ -584,8 +581,8 @@ static int check_inclusion(const json_t *p, const struct ws_verified *v)
         rc = fail_check("the proof's root is not the signed Merkle root of the window");
         goto out;
     }
-    if (ws_merkle_verify_inclusion(leaf, index, v->leaf_count,
-                                   (const uint8_t(*)[WS_HASH_LEN])path, pathlen, v->root)) {
+    if (ws_merkle_verify_inclusion(leaf, index, v->leaf_count, (const uint8_t(*)[WS_HASH_LEN])path,
+                                   pathlen, v->root)) {
         snprintf(msg, sizeof msg, "the audit path does not lead from leaf %llu to the signed root",
                  (unsigned long long)index);
         rc = fail_check(msg);
@@ -617,8 +614,8 @@ static int check_consistency(const json_t *p, const struct ws_verified *a,
         return fail_check("proof file: needs queryId, fromSize, toSize, fromRoot, toRoot and "
                           "proof (hex hashes)");
     if (strcmp(a->query_id, b->query_id) != 0) {
-        snprintf(msg, sizeof msg, "--from and --to attest different queries (%s, %s)",
-                 a->query_id, b->query_id);
+        snprintf(msg, sizeof msg, "--from and --to attest different queries (%s, %s)", a->query_id,
+                 b->query_id);
         return fail_check(msg);
     }
     if (strcmp(qid, a->query_id) != 0) {
@@ -644,9 +641,8 @@ static int check_consistency(const json_t *p, const struct ws_verified *a,
                  (unsigned long long)a->chain_length);
         return fail_check(msg);
     }
-    printf("valid: the chain at %s (size %llu) extends the chain at %s (size %llu)\n",
-           b->window_id, (unsigned long long)b->chain_length, a->window_id,
-           (unsigned long long)a->chain_length);
+    printf("valid: the chain at %s (size %llu) extends the chain at %s (size %llu)\n", b->window_id,
+           (unsigned long long)b->chain_length, a->window_id, (unsigned long long)a->chain_length);
     return WS_EXIT_OK;
 }
 

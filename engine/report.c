@@ -69,8 +69,11 @@ static const char *status_name(enum ws_win_status s)
 
 static int severity(uint32_t s)
 {
-    static const int sev[] = {[WS_WIN_OK] = 0, [WS_WIN_GAP] = 1, [WS_WIN_UNCHECKED] = 2,
-                              [WS_WIN_MISSING] = 3, [WS_WIN_BAD] = 4};
+    static const int sev[] = {[WS_WIN_OK] = 0,
+                              [WS_WIN_GAP] = 1,
+                              [WS_WIN_UNCHECKED] = 2,
+                              [WS_WIN_MISSING] = 3,
+                              [WS_WIN_BAD] = 4};
     return s < sizeof sev / sizeof sev[0] ? sev[s] : 4;
 }
 
@@ -194,15 +197,14 @@ ws_err_t ws_report_open(struct ws_report **out, FILE *json, const char *html_pat
         snprintf(tmp, sizeof tmp, "%s", html_path);
         if (!realpath(dirname(tmp), base) || !realpath(audit_dir, target)) {
             free(r);
-            return ws_fail(WS_ERR_IO, errbuf, errlen, "--html %s: %s", html_path,
-                           strerror(errno));
+            return ws_fail(WS_ERR_IO, errbuf, errlen, "--html %s: %s", html_path, strerror(errno));
         }
         relpath(base, target, rel, sizeof rel);
         url_path(r->rel, sizeof r->rel, rel);
         if (!(r->html_path = strdup(html_path)) || !(r->html = fopen(html_path, "w")) ||
             !(r->rows = tmpfile()) || !(r->slots = tmpfile())) {
-            ws_err_t e = ws_fail(WS_ERR_IO, errbuf, errlen, "--html %s: %s", html_path,
-                                 strerror(errno));
+            ws_err_t e =
+                ws_fail(WS_ERR_IO, errbuf, errlen, "--html %s: %s", html_path, strerror(errno));
             if (r->html)
                 fclose(r->html);
             if (r->rows)
@@ -294,18 +296,20 @@ static void html_row(struct ws_report *r, enum ws_win_status st, int64_t batch, 
 }
 
 void ws_report_window(struct ws_report *r, enum ws_win_status st, int64_t batch,
-                      int64_t batch_until, uint64_t records, const char *reason,
-                      bool have_envelope, bool have_evidence)
+                      int64_t batch_until, uint64_t records, const char *reason, bool have_envelope,
+                      bool have_evidence)
 {
     if (batch_until <= batch)
         batch_until = batch + 1;
     if (r->json) {
         if (st == WS_WIN_GAP)
-            capped_append(r, r->gaps, json_pack("{sIsI}", "fromBatchId", (json_int_t)batch,
-                                                "untilBatchId", (json_int_t)batch_until));
+            capped_append(r, r->gaps,
+                          json_pack("{sIsI}", "fromBatchId", (json_int_t)batch, "untilBatchId",
+                                    (json_int_t)batch_until));
         if (st == WS_WIN_MISSING)
-            capped_append(r, r->missing, json_pack("{sIsI}", "fromBatchId", (json_int_t)batch,
-                                                   "untilBatchId", (json_int_t)batch_until));
+            capped_append(r, r->missing,
+                          json_pack("{sIsI}", "fromBatchId", (json_int_t)batch, "untilBatchId",
+                                    (json_int_t)batch_until));
         if (have_envelope && !have_evidence)
             capped_append(r, r->noev, json_integer(batch));
         if (st == WS_WIN_BAD || st == WS_WIN_MISSING) {
@@ -313,9 +317,9 @@ void ws_report_window(struct ws_report *r, enum ws_win_status st, int64_t batch,
             ws_object_name(r->qid, batch, ".dsse.json", name);
             snprintf(wid, sizeof wid, "%s/%lld", r->qid, (long long)batch);
             capped_append(r, r->problems,
-                          json_pack("{sssssIssss}", "file", strchr(name, '/') + 1, "windowId",
-                                    wid, "batchId", (json_int_t)batch, "status",
-                                    status_name(st), "reason", reason ? reason : ""));
+                          json_pack("{sssssIssss}", "file", strchr(name, '/') + 1, "windowId", wid,
+                                    "batchId", (json_int_t)batch, "status", status_name(st),
+                                    "reason", reason ? reason : ""));
         }
     }
     if (r->html) {
@@ -389,8 +393,8 @@ static void html_timeline(struct ws_report *r)
                         "data-records=\"%llu\" x=\"%llu\" y=\"%.2f\" width=\"9\" "
                         "height=\"%.2f\"><title>%s: %llu records, %s</title></rect>\n",
                         cls, (long long)acc.batch, (long long)acc.until,
-                        (unsigned long long)acc.records, (unsigned long long)(i * 10), 100.0 - h,
-                        h, span, (unsigned long long)acc.records, cls);
+                        (unsigned long long)acc.records, (unsigned long long)(i * 10), 100.0 - h, h,
+                        span, (unsigned long long)acc.records, cls);
             }
         }
         i++;
@@ -436,10 +440,9 @@ void ws_report_query_end(struct ws_report *r, const struct ws_query_summary *s)
         if (r->dropped)
             json_object_set_new(q, "listEntriesOmitted", json_integer((json_int_t)r->dropped));
         json_object_set_new(q, "checkpoint",
-                            s->checkpoint_present
-                                ? json_pack("{sbss}", "valid", s->checkpoint_ok, "detail",
-                                            s->checkpoint)
-                                : json_null());
+                            s->checkpoint_present ? json_pack("{sbss}", "valid", s->checkpoint_ok,
+                                                              "detail", s->checkpoint)
+                                                  : json_null());
         if (!r->json_first)
             fputc(',', r->json);
         r->json_first = false;
@@ -483,8 +486,9 @@ void ws_report_query_end(struct ws_report *r, const struct ws_query_summary *s)
         html_timeline(r);
         fputs("<p class=\"rendered\"></p><details", f);
         fputs(s->ok && r->nrows > 100 ? ">" : " open>", f); /* long and fine: folded */
-        fprintf(f, "<summary>%llu rows</summary><table><thead><tr><th>batch</th><th>status</th>"
-                   "<th>records</th><th>artifacts</th><th>detail</th></tr></thead><tbody>\n",
+        fprintf(f,
+                "<summary>%llu rows</summary><table><thead><tr><th>batch</th><th>status</th>"
+                "<th>records</th><th>artifacts</th><th>detail</th></tr></thead><tbody>\n",
                 (unsigned long long)r->nrows);
         copy_file(r->rows, f);
         fputs("</tbody></table></details></section>\n", f);

@@ -215,8 +215,8 @@ const char *ws_kafka_broker_bootstrap(const struct ws_kafka_broker *b)
     return b->bootstrap;
 }
 
-ws_err_t ws_kafka_broker_create_topic(struct ws_kafka_broker *b, const char *topic,
-                                      int partitions, char *errbuf, size_t errlen)
+ws_err_t ws_kafka_broker_create_topic(struct ws_kafka_broker *b, const char *topic, int partitions,
+                                      char *errbuf, size_t errlen)
 {
     rd_kafka_resp_err_t kerr;
 
@@ -241,9 +241,9 @@ static const struct {
     const char *name;
     int16_t key;
 } api_keys[] = {
-    {"Produce", 0},      {"Fetch", 1},     {"ListOffsets", 2},  {"Metadata", 3},
+    {"Produce", 0},      {"Fetch", 1},       {"ListOffsets", 2},      {"Metadata", 3},
     {"OffsetCommit", 8}, {"OffsetFetch", 9}, {"FindCoordinator", 10}, {"JoinGroup", 11},
-    {"Heartbeat", 12},   {"SyncGroup", 14}, {"InitProducerId", 22},
+    {"Heartbeat", 12},   {"SyncGroup", 14},  {"InitProducerId", 22},
 };
 
 ws_err_t ws_kafka_broker_push_errors(struct ws_kafka_broker *b, const char *api, int count,
@@ -270,8 +270,7 @@ ws_err_t ws_kafka_broker_push_errors(struct ws_kafka_broker *b, const char *api,
     return WS_OK;
 }
 
-ws_err_t ws_kafka_broker_set_topic_error(struct ws_kafka_broker *b, const char *topic,
-                                         int errcode)
+ws_err_t ws_kafka_broker_set_topic_error(struct ws_kafka_broker *b, const char *topic, int errcode)
 {
     if (!topic || !topic[0])
         return WS_ERR_INVALID;
@@ -282,13 +281,14 @@ ws_err_t ws_kafka_broker_set_topic_error(struct ws_kafka_broker *b, const char *
 /* ------------------------------------------------------------------------------------------ */
 /* windowseal broker [--listen HOST:PORT] [--partitions N]                                     */
 
-static const char usage[] = "usage: windowseal broker [--listen HOST:PORT] [--partitions N]\n"
-                            "  --listen HOST:PORT  IPv4 address to listen on and advertise\n"
-                            "                      (default 127.0.0.1, any free port)\n"
-                            "  --partitions N      partitions of the pre-created windowseal topics\n"
-                            "                      (default 1)\n"
-                            "Prints the bootstrap address as the first line of stdout and serves\n"
-                            "until SIGTERM or SIGINT.\n";
+static const char usage[] =
+    "usage: windowseal broker [--listen HOST:PORT] [--partitions N]\n"
+    "  --listen HOST:PORT  IPv4 address to listen on and advertise\n"
+    "                      (default 127.0.0.1, any free port)\n"
+    "  --partitions N      partitions of the pre-created windowseal topics\n"
+    "                      (default 1)\n"
+    "Prints the bootstrap address as the first line of stdout and serves\n"
+    "until SIGTERM or SIGINT.\n";
 
 /* The SPEC's default topic names, created up front so they get --partitions partitions. */
 static const char *const default_topics[] = {

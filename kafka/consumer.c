@@ -70,9 +70,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t what,
     atomic_fetch_add(&c->generation, 1);
 }
 
-struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf,
-                                                const char *topic, char *errbuf, size_t errlen)
+struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf, const char *topic,
+                                                char *errbuf, size_t errlen)
 {
+    /* clang-format off */
     static const char *const defaults[] = {
         "auto.offset.reset", "earliest",
         "session.timeout.ms", "6000",
@@ -91,6 +92,7 @@ struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf
         "group.id", conf ? conf->group_id : NULL,
         NULL,
     };
+    /* clang-format on */
     struct ws_kafka_consumer *c;
     rd_kafka_topic_partition_list_t *sub;
     rd_kafka_resp_err_t kerr;
@@ -188,8 +190,8 @@ ws_err_t ws_kafka_consumer_poll(struct ws_kafka_consumer *c, int timeout_ms,
                 /* librdkafka recovers from everything else (even a topic that appears later). */
                 if (err != WS_ERR_PERMISSION)
                     err = WS_ERR_KAFKA;
-                ws_fail(err, errbuf, errlen, "kafka consumer: %s%s%s",
-                        rd_kafka_err2name(m->err), ": ", rd_kafka_message_errstr(m));
+                ws_fail(err, errbuf, errlen, "kafka consumer: %s%s%s", rd_kafka_err2name(m->err),
+                        ": ", rd_kafka_message_errstr(m));
             }
             rd_kafka_message_destroy(m);
             return err;

@@ -37,10 +37,10 @@
 /* Client configuration                                                                         */
 
 struct ws_kafka_conf {
-    const char *bootstrap;     /* bootstrap.servers; may be NULL if props sets it */
-    const char *group_id;      /* the consumer group (consumer: required; reader: see below) */
-    const char *const *props;  /* key0, value0, key1, value1, ... passed to librdkafka */
-    size_t nprops;             /* number of key/value PAIRS: props holds 2 * nprops strings */
+    const char *bootstrap;    /* bootstrap.servers; may be NULL if props sets it */
+    const char *group_id;     /* the consumer group (consumer: required; reader: see below) */
+    const char *const *props; /* key0, value0, key1, value1, ... passed to librdkafka */
+    size_t nprops;            /* number of key/value PAIRS: props holds 2 * nprops strings */
 };
 
 /*
@@ -67,7 +67,7 @@ struct ws_kafka_reader;
 typedef ws_err_t (*ws_kafka_record_fn)(void *opaque, const struct ws_record *r);
 
 /*
- * Create a reader. Defaults: fetch.wait.max.ms=10, queued.min.messages=1000000,
+ * Create a reader. Defaults: fetch.wait.max.ms=1, queued.min.messages=1000000,
  * isolation.level=read_uncommitted (must match the Spark source's kafka.isolation.level: with
  * read_committed Spark's offsets and ours would disagree on aborted records).
  * Forced: enable.auto.commit=false, enable.partition.eof=true, auto.offset.reset=error (a range
@@ -84,9 +84,9 @@ void ws_kafka_reader_destroy(struct ws_kafka_reader *r);
  * the partition leader. WS_ERR_UNKNOWN_TOPIC if the topic or partition does not exist,
  * WS_ERR_TIMEOUT / WS_ERR_KAFKA if the broker did not answer in timeout_ms.
  */
-ws_err_t ws_kafka_reader_watermarks(struct ws_kafka_reader *r, const char *topic,
-                                    int32_t partition, int64_t *lo, int64_t *hi, int timeout_ms,
-                                    char *errbuf, size_t errlen) WS_MUST_CHECK;
+ws_err_t ws_kafka_reader_watermarks(struct ws_kafka_reader *r, const char *topic, int32_t partition,
+                                    int64_t *lo, int64_t *hi, int timeout_ms, char *errbuf,
+                                    size_t errlen) WS_MUST_CHECK;
 
 /*
  * Call fn for exactly the records of topic[partition] with from <= offset < until, in offset
@@ -117,8 +117,7 @@ ws_err_t ws_kafka_read_range(struct ws_kafka_reader *r, const char *topic, int32
  * the whole call.
  */
 ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafka_record_fn fn,
-                           void *opaque, int timeout_ms, char *errbuf,
-                           size_t errlen) WS_MUST_CHECK;
+                           void *opaque, int timeout_ms, char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Notifications consumer                                                                       */
@@ -146,8 +145,8 @@ struct ws_kafka_msg {
  * enable.auto.offset.store=false, group.id. Any assignment strategy works (eager or
  * cooperative). The group is joined asynchronously, during ws_kafka_consumer_poll().
  */
-struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf,
-                                                const char *topic, char *errbuf, size_t errlen);
+struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf, const char *topic,
+                                                char *errbuf, size_t errlen);
 /* Leaves the group cleanly (revokes partitions) and frees. Uncommitted offsets stay uncommitted. */
 void ws_kafka_consumer_destroy(struct ws_kafka_consumer *c);
 
@@ -200,7 +199,7 @@ struct ws_kafka_producer;
 typedef void (*ws_kafka_dr_fn)(void *app_opaque, void *cookie, ws_err_t err, const char *reason);
 
 /*
- * Defaults: linger.ms=5, partitioner=murmur2_random (the Java client's partitioning, so that
+ * Defaults: linger.ms=0, partitioner=murmur2_random (the Java client's partitioning, so that
  * tools agree where a key lands), message.timeout.ms=30000. Forced: enable.idempotence=true
  * (implies acks=all, in-order, no duplicates from internal retries).
  */
@@ -241,15 +240,18 @@ struct ws_kafka_broker;
  * ws_kafka_broker_main pre-creates. Topics that clients auto-create get 4 partitions: librdkafka
  * 2.0.2's mock has a fixed default and no API to change it. Data lives in memory only, at most
  * 5 MiB or 100000 batches per partition: older batches are dropped and the low watermark moves.
+ * No transaction markers are written (offsets have no gaps). Its group coordinator is slow: a
+ * first join takes ~3 s, a takeover after a member left ~5 s. A fixed listen address works by
+ * handing the mock an already bound socket (see broker.c); a busy port is WS_ERR_IO.
  */
 struct ws_kafka_broker *ws_kafka_broker_new(const char *listen, int partitions, char *errbuf,
                                             size_t errlen);
 void ws_kafka_broker_destroy(struct ws_kafka_broker *b);
 /* "127.0.0.1:PORT"; owned by b. */
 const char *ws_kafka_broker_bootstrap(const struct ws_kafka_broker *b);
-/* partitions 0: the broker's default. WS_ERR_KAFKA if the topic exists with another count. */
-ws_err_t ws_kafka_broker_create_topic(struct ws_kafka_broker *b, const char *topic,
-                                      int partitions, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* partitions 0: the broker's default. WS_ERR_KAFKA if the topic already exists. */
+ws_err_t ws_kafka_broker_create_topic(struct ws_kafka_broker *b, const char *topic, int partitions,
+                                      char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 /* Fault injection for tests. down: close every connection and refuse new ones; false undoes. */
 ws_err_t ws_kafka_broker_set_down(struct ws_kafka_broker *b, bool down) WS_MUST_CHECK;

@@ -43,6 +43,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 struct ws_kafka_producer *ws_kafka_producer_new(const struct ws_kafka_conf *conf, ws_kafka_dr_fn dr,
                                                 void *app_opaque, char *errbuf, size_t errlen)
 {
+    /* clang-format off */
     static const char *const defaults[] = {
         /* The engine waits on each attestation and chain head before committing: batching
          * them costs latency for nothing (5 ms measured 2 x 5 ms per window). */
@@ -56,6 +57,7 @@ struct ws_kafka_producer *ws_kafka_producer_new(const struct ws_kafka_conf *conf
         "enable.idempotence", "true",
         NULL,
     };
+    /* clang-format on */
     struct ws_kafka_producer *p;
     rd_kafka_conf_t *kc;
     char why[512];
@@ -104,8 +106,7 @@ ws_err_t ws_kafka_produce(struct ws_kafka_producer *p, const char *topic, int32_
     ws_err_t err;
     size_t i;
 
-    if (!p || !topic || !topic[0] || partition < RD_KAFKA_PARTITION_UA ||
-        (nheaders && !headers))
+    if (!p || !topic || !topic[0] || partition < RD_KAFKA_PARTITION_UA || (nheaders && !headers))
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "invalid produce request");
     if (nheaders) {
         if (!(hs = rd_kafka_headers_new(nheaders)))
@@ -126,8 +127,8 @@ ws_err_t ws_kafka_produce(struct ws_kafka_producer *p, const char *topic, int32_
         p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_KEY(key ? (keylen ? key : "") : NULL, key ? keylen : 0),
         RD_KAFKA_V_VALUE(value ? (vlen ? (void *)value : (void *)"") : NULL, value ? vlen : 0),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hs),
-        RD_KAFKA_V_OPAQUE(cookie), RD_KAFKA_V_END);
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(cookie),
+        RD_KAFKA_V_END);
     if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
         return WS_OK; /* hs now belongs to the message */
     if (hs)

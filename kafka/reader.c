@@ -14,12 +14,17 @@
  * transaction markers, a last offset that is a control record) cannot make a read hang: the EOF
  * event at the high watermark ends it.
  *
- * librdkafka 2.0.2 pitfalls measured on this project: the fetcher pauses (about 1 s) once its
- * queue holds queued.min.messages while the application lags, so the default is raised to
- * 1000000; and fetch.wait.max.ms is 10 so the broker answers an empty long-poll at once.
+ * librdkafka 2.0.2 pitfalls measured on this project: the fetcher pauses (a fixed 1 s before
+ * 2.1's fetch.queue.backoff.ms) once its queue holds queued.min.messages (or
+ * queued.max.messages.kbytes, 64 MiB) while the application lags, so the count is raised to
+ * 1000000. fetch.wait.max.ms is 1: a broker answers requests on one connection in order, and
+ * after a read stops the fetcher's next long-poll at the log end is already in flight, so the
+ * next read's ListOffsets waited behind it for fetch.wait.max.ms (10 ms per read with 10). The
+ * mock broker also needs TCP_NODELAY on its side (see broker.c), or each read costs ~40 ms more.
  * auto.offset.reset=error turns a range that is deleted mid-read into an error instead of a
- * silent jump to another offset. The mock broker has no transactions, so isolation.level is
- * only documented, not tested: read_uncommitted (the default here) must match Spark's.
+ * silent jump to another offset. The mock broker writes no transaction markers, so gaps and
+ * isolation.level are only documented, not tested: read_uncommitted (the default here) must
+ * match Spark's kafka.isolation.level.
  *
  * Stale events: after unassign librdkafka drops what was fetched for the old assignment (op
  * version barrier); we also ignore messages for other partitions and offsets we already passed,
@@ -36,14 +41,14 @@
 #include <string.h>
 #include <time.h>
 
-#define POLL_SLICE_MS 100   /* longest single wait, so deadlines are kept */
-#define WMARK_RETRY_MS 20   /* pause between watermark queries while a range is incomplete */
+#define POLL_SLICE_MS 100 /* longest single wait, so deadlines are kept */
+#define WMARK_RETRY_MS 20 /* pause between watermark queries while a range is incomplete */
 
 struct ws_kafka_reader {
     rd_kafka_t *rk;
     struct ws_header *hdrs; /* scratch for one record's headers, grown on demand */
     size_t hcap;
-    char last_error[256];   /* last client-level error (error_cb), quoted in timeouts */
+    char last_error[256]; /* last client-level error (error_cb), quoted in timeouts */
 };
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -65,6 +70,7 @@ static void sleep_ms(int ms)
 struct ws_kafka_reader *ws_kafka_reader_new(const struct ws_kafka_conf *conf, char *errbuf,
                                             size_t errlen)
 {
+    /* clang-format off */
     static const char *const defaults[] = {
         "fetch.wait.max.ms", "1",
         "queued.min.messages", "1000000",
@@ -80,6 +86,7 @@ struct ws_kafka_reader *ws_kafka_reader_new(const struct ws_kafka_conf *conf, ch
         "group.id", conf && conf->group_id ? conf->group_id : "windowseal",
         NULL,
     };
+    /* clang-format on */
     struct ws_kafka_reader *r;
     rd_kafka_conf_t *kc;
     char why[512];
@@ -154,8 +161,7 @@ static rd_kafka_resp_err_t list_offset(rd_kafka_t *rk, const char *topic, int32_
 
 /* Both watermarks within timeout_ms; errbuf describes any failure. */
 static ws_err_t query_wmarks(struct ws_kafka_reader *r, const char *topic, int32_t partition,
-                             int64_t *lo, int64_t *hi, int timeout_ms, char *errbuf,
-                             size_t errlen)
+                             int64_t *lo, int64_t *hi, int timeout_ms, char *errbuf, size_t errlen)
 {
     int64_t deadline = ws_kafka_int_now_ms() + timeout_ms;
     rd_kafka_resp_err_t kerr;
@@ -170,9 +176,9 @@ static ws_err_t query_wmarks(struct ws_kafka_reader *r, const char *topic, int32
                    (int)partition, rd_kafka_err2str(kerr));
 }
 
-ws_err_t ws_kafka_reader_watermarks(struct ws_kafka_reader *r, const char *topic,
-                                    int32_t partition, int64_t *lo, int64_t *hi, int timeout_ms,
-                                    char *errbuf, size_t errlen)
+ws_err_t ws_kafka_reader_watermarks(struct ws_kafka_reader *r, const char *topic, int32_t partition,
+                                    int64_t *lo, int64_t *hi, int timeout_ms, char *errbuf,
+                                    size_t errlen)
 {
     ws_err_t err;
 
@@ -192,9 +198,9 @@ static ws_err_t wait_range(struct ws_kafka_reader *r, const char *topic, int32_t
                            int64_t from, int64_t until, int64_t deadline, char *errbuf,
                            size_t errlen)
 {
-    int64_t lo = -1, hi = -1;
-    ws_err_t err;
+    int64_t lo, hi, seen_hi = -1;
     char why[256] = "";
+    ws_err_t err;
 
     for (;;) {
         err = query_wmarks(r, topic, partition, &lo, &hi,
@@ -207,6 +213,7 @@ static ws_err_t wait_range(struct ws_kafka_reader *r, const char *topic, int32_t
                                topic, (int)partition, (long long)lo, (long long)from);
             if (until <= hi)
                 return WS_OK;
+            seen_hi = hi;
         } else if (!ws_err_retriable(err)) {
             return ws_fail(err, errbuf, errlen, "%s", why);
         }
@@ -214,17 +221,18 @@ static ws_err_t wait_range(struct ws_kafka_reader *r, const char *topic, int32_t
             break;
         sleep_ms(ws_kafka_int_left(deadline, WMARK_RETRY_MS));
     }
-    if (err == WS_OK)
+    /* The broker answered at least once: the range is simply not complete yet. */
+    if (seen_hi >= 0)
         return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
-                       "range not complete: %s[%d] high watermark %lld < until %lld",
-                       topic, (int)partition, (long long)hi, (long long)until);
+                       "range not complete: %s[%d] high watermark %lld < until %lld", topic,
+                       (int)partition, (long long)seen_hi, (long long)until);
     return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen, "%s%s%s", why,
                    r->last_error[0] ? "; last client error: " : "", r->last_error);
 }
 
 /* Fill rec from m (m belongs to topic[partition], checked by the caller). */
-static ws_err_t to_record(struct ws_kafka_reader *r, const rd_kafka_message_t *m,
-                          const char *topic, struct ws_record *rec, char *errbuf, size_t errlen)
+static ws_err_t to_record(struct ws_kafka_reader *r, const rd_kafka_message_t *m, const char *topic,
+                          struct ws_record *rec, char *errbuf, size_t errlen)
 {
     rd_kafka_timestamp_type_t tstype;
     rd_kafka_headers_t *hs = NULL;
@@ -405,8 +413,8 @@ static ws_err_t partition_count(struct ws_kafka_reader *r, const char *topic, in
         return ws_fail(ws_kafka_int_err(rd_kafka_last_error()), errbuf, errlen, "topic %s: %s",
                        topic, rd_kafka_err2str(rd_kafka_last_error()));
     for (;;) {
-        kerr = rd_kafka_metadata(r->rk, 0, rkt, &md,
-                                 ws_kafka_int_left(deadline, 10 * POLL_SLICE_MS));
+        kerr =
+            rd_kafka_metadata(r->rk, 0, rkt, &md, ws_kafka_int_left(deadline, 10 * POLL_SLICE_MS));
         if (!kerr && md->topic_cnt == 1) {
             kerr = md->topics[0].err;
             *count = md->topics[0].partition_cnt;
@@ -431,6 +439,22 @@ static ws_err_t partition_count(struct ws_kafka_reader *r, const char *topic, in
     return WS_OK;
 }
 
+/* Watermarks, retrying what is retriable (leader moves, broker down) until the deadline. */
+static ws_err_t wmarks_until(struct ws_kafka_reader *r, const char *topic, int32_t partition,
+                             int64_t *lo, int64_t *hi, int64_t deadline, char *errbuf,
+                             size_t errlen)
+{
+    ws_err_t err;
+
+    for (;;) {
+        err = query_wmarks(r, topic, partition, lo, hi,
+                           ws_kafka_int_left(deadline, 10 * POLL_SLICE_MS), errbuf, errlen);
+        if (!err || !ws_err_retriable(err) || ws_kafka_int_left(deadline, WMARK_RETRY_MS) == 0)
+            return err;
+        sleep_ms(ws_kafka_int_left(deadline, WMARK_RETRY_MS));
+    }
+}
+
 ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafka_record_fn fn,
                            void *opaque, int timeout_ms, char *errbuf, size_t errlen)
 {
@@ -447,8 +471,7 @@ ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafk
     if ((err = partition_count(r, topic, deadline, &np, errbuf, errlen)))
         return err;
     for (p = 0; p < np; p++) {
-        err = query_wmarks(r, topic, p, &lo, &hi, ws_kafka_int_left(deadline, INT32_MAX),
-                           errbuf, errlen);
+        err = wmarks_until(r, topic, p, &lo, &hi, deadline, errbuf, errlen);
         if (!err && lo < hi)
             err = fetch_range(r, topic, p, lo, hi, deadline, fn, opaque, errbuf, errlen);
         if (err)

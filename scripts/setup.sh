@@ -10,7 +10,7 @@ PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       librdkafka-dev libsodium-dev libjansson-dev liburing-dev liblz4-dev lz4
       libcurl4-openssl-dev libssl-dev openssl libmicrohttpd-dev
       kcat python3 python3-confluent-kafka python3-cryptography python3-botocore
-      nodejs npm strace procps util-linux)
+      nodejs npm strace procps util-linux curl chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

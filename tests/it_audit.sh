@@ -93,6 +93,12 @@ has "^FAIL $QA: 00000000000000000002.dsse.json \(window $QA/2\): missing: no env
     "names the missing window $QA/2"
 
 fresh
+rm "$(f "$QA" 0 dsse.json)"
+expect 1 "genesis envelope $QA/0 deleted" "$WS" audit "$W" --pubkey "$PUB"
+has "^FAIL $QA: 00000000000000000000.dsse.json \(window $QA/0\): missing: no envelope for batch 0" \
+    "names the missing genesis window $QA/0"
+
+fresh
 mv "$(f "$QA" 1 dsse.json)" "$T/tmp.json"
 mv "$(f "$QA" 3 dsse.json)" "$(f "$QA" 1 dsse.json)"
 mv "$T/tmp.json" "$(f "$QA" 3 dsse.json)"

@@ -20,23 +20,23 @@
 #include <unistd.h>
 
 static int checks, failures;
-#define CHECK(e)                                                                               \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(e)) {                                                                            \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);              \
-        }                                                                                      \
+#define CHECK(e)                                                                                   \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(e)) {                                                                                \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);                  \
+        }                                                                                          \
     } while (0)
-#define CHECK_OK(e)                                                                            \
-    do {                                                                                       \
-        ws_err_t err_ = (e);                                                                   \
-        checks++;                                                                              \
-        if (err_ != WS_OK) {                                                                   \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e,                  \
-                    ws_err_name(err_), errbuf);                                                \
-        }                                                                                      \
+#define CHECK_OK(e)                                                                                \
+    do {                                                                                           \
+        ws_err_t err_ = (e);                                                                       \
+        checks++;                                                                                  \
+        if (err_ != WS_OK) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e, ws_err_name(err_),   \
+                    errbuf);                                                                       \
+        }                                                                                          \
     } while (0)
 
 static char errbuf[512];
@@ -161,8 +161,8 @@ static void test_command(void)
 
         CHECK(r && p);
         if (r && p) {
-            CHECK_OK(ws_kafka_reader_watermarks(r, "windowseal.batches", 2, &lo, &hi, 5000,
-                                                errbuf, sizeof(errbuf)));
+            CHECK_OK(ws_kafka_reader_watermarks(r, "windowseal.batches", 2, &lo, &hi, 5000, errbuf,
+                                                sizeof(errbuf)));
             CHECK(lo == 0 && hi == 0);
             CHECK(ws_kafka_reader_watermarks(r, "windowseal.batches", 3, &lo, &hi, 5000, errbuf,
                                              sizeof(errbuf)) == WS_ERR_UNKNOWN_TOPIC);
@@ -172,8 +172,8 @@ static void test_command(void)
                                       NULL, errbuf, sizeof(errbuf)));
             CHECK_OK(ws_kafka_producer_flush(p, 5000));
             CHECK(d.n == 1 && d.last == WS_OK);
-            CHECK_OK(ws_kafka_read_range(r, "windowseal.attestations", 2, 0, 1, 5000, count_rec,
-                                         &n, errbuf, sizeof(errbuf)));
+            CHECK_OK(ws_kafka_read_range(r, "windowseal.attestations", 2, 0, 1, 5000, count_rec, &n,
+                                         errbuf, sizeof(errbuf)));
             CHECK(n == 1);
         }
         ws_kafka_producer_destroy(p);
@@ -265,8 +265,7 @@ static void test_faults(void)
     CHECK_OK(ws_kafka_produce(p, "f", 0, "k", 1, "v3", 2, NULL, 0, NULL, errbuf, sizeof(errbuf)));
     CHECK_OK(ws_kafka_producer_flush(p, 10000));
     CHECK(d.n == 3 && d.last == WS_ERR_TOO_LARGE && !ws_err_retriable(d.last));
-    printf("injected MESSAGE_TOO_LARGE: delivery report %s (%s)\n", ws_err_name(d.last),
-           d.reason);
+    printf("injected MESSAGE_TOO_LARGE: delivery report %s (%s)\n", ws_err_name(d.last), d.reason);
 
     /* Broker down: a read waits for its timeout and says so (retriable)... */
     CHECK_OK(ws_kafka_broker_set_down(b, true));
@@ -285,15 +284,15 @@ static void test_faults(void)
     p2 = ws_kafka_producer_new(&c, on_dr, &d2, errbuf, sizeof(errbuf));
     CHECK(p2 != NULL);
     if (p2) {
-        CHECK_OK(ws_kafka_produce(p2, "f", 0, NULL, 0, "x", 1, NULL, 0, NULL, errbuf,
-                                  sizeof(errbuf)));
+        CHECK_OK(
+            ws_kafka_produce(p2, "f", 0, NULL, 0, "x", 1, NULL, 0, NULL, errbuf, sizeof(errbuf)));
         err = ws_kafka_producer_flush(p2, 5000);
         CHECK(err == WS_OK);
         CHECK(d2.n == 1 && d2.last == WS_ERR_TIMEOUT && ws_err_retriable(d2.last));
         printf("broker down: delivery report %s (%s)\n", ws_err_name(d2.last), d2.reason);
         /* ... and destroy purges what is still queued: reported once, as stopped. */
-        CHECK_OK(ws_kafka_produce(p2, "f", 0, NULL, 0, "y", 1, NULL, 0, NULL, errbuf,
-                                  sizeof(errbuf)));
+        CHECK_OK(
+            ws_kafka_produce(p2, "f", 0, NULL, 0, "y", 1, NULL, 0, NULL, errbuf, sizeof(errbuf)));
         ws_kafka_producer_destroy(p2);
         CHECK(d2.n == 2 && d2.last == WS_ERR_STOPPED);
     }

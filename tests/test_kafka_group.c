@@ -15,23 +15,23 @@
 #include <time.h>
 
 static int checks, failures;
-#define CHECK(e)                                                                               \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(e)) {                                                                            \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);              \
-        }                                                                                      \
+#define CHECK(e)                                                                                   \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(e)) {                                                                                \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);                  \
+        }                                                                                          \
     } while (0)
-#define CHECK_OK(e)                                                                            \
-    do {                                                                                       \
-        ws_err_t err_ = (e);                                                                   \
-        checks++;                                                                              \
-        if (err_ != WS_OK) {                                                                   \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e,                  \
-                    ws_err_name(err_), errbuf);                                                \
-        }                                                                                      \
+#define CHECK_OK(e)                                                                                \
+    do {                                                                                           \
+        ws_err_t err_ = (e);                                                                       \
+        checks++;                                                                                  \
+        if (err_ != WS_OK) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e, ws_err_name(err_),   \
+                    errbuf);                                                                       \
+        }                                                                                          \
     } while (0)
 
 static char errbuf[512];
@@ -131,8 +131,8 @@ int main(void)
 
         snprintf(k, sizeof(k), "q%d", i % 4);
         snprintf(v, sizeof(v), "n%d", i);
-        CHECK_OK(ws_kafka_produce(p, "notif", i % NPART, k, strlen(k), v, strlen(v), NULL, 0,
-                                  NULL, errbuf, sizeof(errbuf)));
+        CHECK_OK(ws_kafka_produce(p, "notif", i % NPART, k, strlen(k), v, strlen(v), NULL, 0, NULL,
+                                  errbuf, sizeof(errbuf)));
     }
     CHECK_OK(ws_kafka_producer_flush(p, 10000));
     CHECK(ok == N);
@@ -202,9 +202,8 @@ int main(void)
         poll_until(b, &sb, sb.n + 1, 100);
         poll_until(c, &sc, sc.n + 1, 100);
     }
-    printf("rebalance to two members: %.0f ms; generations b %llu -> %llu, c %llu\n",
-           now_ms() - t0, (unsigned long long)gen_b,
-           (unsigned long long)ws_kafka_consumer_generation(b),
+    printf("rebalance to two members: %.0f ms; generations b %llu -> %llu, c %llu\n", now_ms() - t0,
+           (unsigned long long)gen_b, (unsigned long long)ws_kafka_consumer_generation(b),
            (unsigned long long)ws_kafka_consumer_generation(c));
     CHECK(ws_kafka_consumer_owns(b, 0) != ws_kafka_consumer_owns(c, 0));
     CHECK(ws_kafka_consumer_owns(b, 1) != ws_kafka_consumer_owns(c, 1));

@@ -19,23 +19,23 @@
 #include <time.h>
 
 static int checks, failures;
-#define CHECK(e)                                                                               \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(e)) {                                                                            \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);              \
-        }                                                                                      \
+#define CHECK(e)                                                                                   \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(e)) {                                                                                \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);                  \
+        }                                                                                          \
     } while (0)
-#define CHECK_OK(e)                                                                            \
-    do {                                                                                       \
-        ws_err_t err_ = (e);                                                                   \
-        checks++;                                                                              \
-        if (err_ != WS_OK) {                                                                   \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e,                  \
-                    ws_err_name(err_), errbuf);                                                \
-        }                                                                                      \
+#define CHECK_OK(e)                                                                                \
+    do {                                                                                           \
+        ws_err_t err_ = (e);                                                                       \
+        checks++;                                                                                  \
+        if (err_ != WS_OK) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e, ws_err_name(err_),   \
+                    errbuf);                                                                       \
+        }                                                                                          \
     } while (0)
 
 static char errbuf[512];
@@ -156,12 +156,12 @@ static bool record_matches(const struct ws_record *r)
 
 struct got {
     int n;
-    int bad;          /* records that do not match W (only checked when check is set) */
+    int bad; /* records that do not match W (only checked when check is set) */
     bool check;
     int32_t partition; /* -1 until the first record */
     int64_t first, last;
     bool ordered;
-    int stop_after;   /* > 0: fail with WS_ERR_IO after this many records */
+    int stop_after; /* > 0: fail with WS_ERR_IO after this many records */
     uint64_t bytes;
 };
 
@@ -230,8 +230,8 @@ static void test_bad_properties(const char *bootstrap)
 {
     const char *unknown[] = {"fetch.wait.max.mss", "10"};
     const char *badval[] = {"fetch.wait.max.ms", "soon"};
-    struct ws_kafka_conf c = {.bootstrap = bootstrap, .group_id = "g", .props = unknown,
-                              .nprops = 1};
+    struct ws_kafka_conf c = {
+        .bootstrap = bootstrap, .group_id = "g", .props = unknown, .nprops = 1};
     struct ws_kafka_reader *r;
     struct ws_kafka_producer *p;
     struct ws_kafka_consumer *k;
@@ -298,8 +298,8 @@ static void test_ranges(struct ws_kafka_reader *r, struct ws_kafka_broker *b,
     /* Watermarks are what was produced. */
     for (part = 0; part < NPART; part++) {
         per[part] = (NREC - part + NPART - 1) / NPART;
-        CHECK_OK(ws_kafka_reader_watermarks(r, "orders", part, &lo, &hi, 5000, errbuf,
-                                            sizeof(errbuf)));
+        CHECK_OK(
+            ws_kafka_reader_watermarks(r, "orders", part, &lo, &hi, 5000, errbuf, sizeof(errbuf)));
         CHECK(lo == 0);
         CHECK(hi == per[part]);
     }
@@ -317,12 +317,11 @@ static void test_ranges(struct ws_kafka_reader *r, struct ws_kafka_broker *b,
 
     /* Partial ranges. */
     got_init(&g, true);
-    CHECK_OK(ws_kafka_read_range(r, "orders", 1, 10, 20, 5000, collect, &g, errbuf,
-                                 sizeof(errbuf)));
+    CHECK_OK(
+        ws_kafka_read_range(r, "orders", 1, 10, 20, 5000, collect, &g, errbuf, sizeof(errbuf)));
     CHECK(g.n == 10 && g.first == 10 && g.last == 19 && g.bad == 0 && g.ordered);
     got_init(&g, true);
-    CHECK_OK(ws_kafka_read_range(r, "orders", 2, 0, 1, 5000, collect, &g, errbuf,
-                                 sizeof(errbuf)));
+    CHECK_OK(ws_kafka_read_range(r, "orders", 2, 0, 1, 5000, collect, &g, errbuf, sizeof(errbuf)));
     CHECK(g.n == 1 && g.first == 0 && g.bad == 0);
 
     /* from == until: no records, and no broker needed at all (not even the topic). */
@@ -360,15 +359,15 @@ static void test_ranges(struct ws_kafka_reader *r, struct ws_kafka_broker *b,
         CHECK(p2 != NULL);
         if (p2) {
             for (i = 0; i < 3; i++)
-                CHECK_OK(ws_kafka_produce(p2, "late", 0, "k", 1, "late", 4, NULL, 0, NULL,
-                                          errbuf, sizeof(errbuf)));
+                CHECK_OK(ws_kafka_produce(p2, "late", 0, "k", 1, "late", 4, NULL, 0, NULL, errbuf,
+                                          sizeof(errbuf)));
             CHECK_OK(ws_kafka_producer_flush(p2, 5000));
             for (i = 0; i < 2; i++) /* enqueued only; sent by librdkafka's thread meanwhile */
-                CHECK_OK(ws_kafka_produce(p2, "late", 0, "k", 1, "later", 5, NULL, 0, NULL,
-                                          errbuf, sizeof(errbuf)));
+                CHECK_OK(ws_kafka_produce(p2, "late", 0, "k", 1, "later", 5, NULL, 0, NULL, errbuf,
+                                          sizeof(errbuf)));
             got_init(&g, false);
-            CHECK_OK(ws_kafka_read_range(r, "late", 0, 1, 5, 5000, collect, &g, errbuf,
-                                         sizeof(errbuf)));
+            CHECK_OK(
+                ws_kafka_read_range(r, "late", 0, 1, 5, 5000, collect, &g, errbuf, sizeof(errbuf)));
             CHECK(g.n == 4 && g.first == 1 && g.last == 4);
             CHECK_OK(ws_kafka_producer_flush(p2, 5000));
             CHECK(d2.ok == 5);
@@ -382,8 +381,8 @@ static void test_ranges(struct ws_kafka_reader *r, struct ws_kafka_broker *b,
     CHECK_OK(ws_kafka_broker_set_topic_error(b, "nosuchtopic", 3 /* UNKNOWN_TOPIC_OR_PART */));
     got_init(&g, false);
     t0 = now_ms();
-    err = ws_kafka_read_range(r, "nosuchtopic", 0, 0, 10, 2000, collect, &g, errbuf,
-                              sizeof(errbuf));
+    err =
+        ws_kafka_read_range(r, "nosuchtopic", 0, 0, 10, 2000, collect, &g, errbuf, sizeof(errbuf));
     CHECK(err == WS_ERR_UNKNOWN_TOPIC);
     CHECK(!ws_err_retriable(err));
     CHECK(g.n == 0);
@@ -404,8 +403,8 @@ static void test_ranges(struct ws_kafka_reader *r, struct ws_kafka_broker *b,
     CHECK(err == WS_ERR_IO);
     CHECK(g.n == 5);
     got_init(&g, true);
-    CHECK_OK(ws_kafka_read_range(r, "orders", 0, 50, 60, 5000, collect, &g, errbuf,
-                                 sizeof(errbuf)));
+    CHECK_OK(
+        ws_kafka_read_range(r, "orders", 0, 50, 60, 5000, collect, &g, errbuf, sizeof(errbuf)));
     CHECK(g.n == 10 && g.first == 50 && g.bad == 0);
 }
 
@@ -481,8 +480,7 @@ static void test_not_retained(struct ws_kafka_reader *r, struct ws_kafka_broker 
     CHECK(strstr(errbuf, "no longer retained") && strstr(errbuf, "big[0]"));
     printf("not retained: %s\n", errbuf);
     /* The range just below the low watermark as well; the retained part reads fine. */
-    err = ws_kafka_read_range(r, "big", 0, lo - 1, hi, 5000, collect, &g, errbuf,
-                              sizeof(errbuf));
+    err = ws_kafka_read_range(r, "big", 0, lo - 1, hi, 5000, collect, &g, errbuf, sizeof(errbuf));
     CHECK(err == WS_ERR_NOT_RETAINED);
     got_init(&g, false);
     CHECK_OK(ws_kafka_read_range(r, "big", 0, lo, hi, 5000, collect, &g, errbuf, sizeof(errbuf)));
@@ -544,16 +542,16 @@ static void test_performance(struct ws_kafka_reader *r, struct ws_kafka_broker *
     for (i = 0; i < 20; i++) {
         got_init(&g, false);
         t0 = now_ms();
-        CHECK_OK(ws_kafka_read_range(r, "bulk", i % PARTS, 5000 + i * 1000, 6000 + i * 1000,
-                                     5000, collect, &g, errbuf, sizeof(errbuf)));
+        CHECK_OK(ws_kafka_read_range(r, "bulk", i % PARTS, 5000 + i * 1000, 6000 + i * 1000, 5000,
+                                     collect, &g, errbuf, sizeof(errbuf)));
         dt = now_ms() - t0;
         CHECK(g.n == 1000);
         sum += dt;
         if (dt < best)
             best = dt;
     }
-    printf("1000-record range (%d-byte values): mean %.2f ms, best %.2f ms over 20 reads\n",
-           VLEN, sum / 20, best);
+    printf("1000-record range (%d-byte values): mean %.2f ms, best %.2f ms over 20 reads\n", VLEN,
+           sum / 20, best);
 
     got_init(&g, false);
     t0 = now_ms();
@@ -561,8 +559,8 @@ static void test_performance(struct ws_kafka_reader *r, struct ws_kafka_broker *
     dt = now_ms() - t0;
     CHECK(g.n == PARTS * PER);
     CHECK(g.ordered);
-    printf("bulk read_all: %d records in %.0f ms = %.0f records/s, %.1f MB/s of key+value\n",
-           g.n, dt, g.n / (dt / 1e3), (double)g.bytes / 1e6 / (dt / 1e3));
+    printf("bulk read_all: %d records in %.0f ms = %.0f records/s, %.1f MB/s of key+value\n", g.n,
+           dt, g.n / (dt / 1e3), (double)g.bytes / 1e6 / (dt / 1e3));
 }
 
 int main(void)

@@ -30,8 +30,8 @@ static unsigned long checks, failures;
 static size_t b64dec(const char *s, uint8_t *out, size_t cap)
 {
     size_t n = 0;
-    if (sodium_base642bin(out, cap, s, strlen(s), NULL, &n, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (sodium_base642bin(out, cap, s, strlen(s), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) !=
+        0)
         return 0;
     return n;
 }
@@ -134,17 +134,18 @@ static void test_round_trip(void)
     {
         size_t body = (size_t)(strstr(note, "\n\n") - note) + 2;
         char buf[1024];
-        int n = snprintf(buf, sizeof buf,
-                         "%.*s\xe2\x80\x94 witness.example AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n%s"
-                         "\xe2\x80\x94 other abcd\n",
-                         (int)body, note, note + body);
-        CHECK(ws_checkpoint_verify(buf, (size_t)n, &k, 1, "windowseal", qid, &size, got_root,
-                                   err, sizeof err) == WS_OK);
+        int n =
+            snprintf(buf, sizeof buf,
+                     "%.*s\xe2\x80\x94 witness.example AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n%s"
+                     "\xe2\x80\x94 other abcd\n",
+                     (int)body, note, note + body);
+        CHECK(ws_checkpoint_verify(buf, (size_t)n, &k, 1, "windowseal", qid, &size, got_root, err,
+                                   sizeof err) == WS_OK);
         /* ...but only the other lines: no signature by windowseal. */
         n = snprintf(buf, sizeof buf, "%.*s\xe2\x80\x94 other abcd\n", (int)body, note);
-        CHECK(ws_checkpoint_verify(buf, (size_t)n, &k, 1, "windowseal", qid, &size, got_root,
-                                   err, sizeof err) == WS_ERR_SIGNATURE);
+        CHECK(ws_checkpoint_verify(buf, (size_t)n, &k, 1, "windowseal", qid, &size, got_root, err,
+                                   sizeof err) == WS_ERR_SIGNATURE);
     }
     free(note);
 
@@ -161,8 +162,7 @@ static void test_round_trip(void)
     free(note);
 
     /* Refused inputs to sign. */
-    CHECK(ws_checkpoint_sign(&pubonly, "windowseal", "q", 1, root, &note, &len) ==
-          WS_ERR_INVALID);
+    CHECK(ws_checkpoint_sign(&pubonly, "windowseal", "q", 1, root, &note, &len) == WS_ERR_INVALID);
     CHECK(ws_checkpoint_sign(&k, "bad name", "q", 1, root, &note, &len) == WS_ERR_INVALID);
     CHECK(ws_checkpoint_sign(&k, "a+b", "q", 1, root, &note, &len) == WS_ERR_INVALID);
     CHECK(ws_checkpoint_sign(&k, "windowseal", "../etc", 1, root, &note, &len) == WS_ERR_INVALID);
@@ -179,29 +179,29 @@ static void test_malformed(void)
     char qid[129], err[256], sig64[128], note[1024];
     uint64_t size;
     static const char *bodies[] = {
-        "windowseal/q\n042\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",  /* leading zero */
-        "windowseal/q\n-1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",   /* negative */
+        "windowseal/q\n042\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", /* leading zero */
+        "windowseal/q\n-1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",  /* negative */
         "windowseal/q\n18446744073709551616\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-        "windowseal/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n",   /* 31 bytes */
-        "windowseal/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",     /* no padding */
-        "windowseal/q\n1\n_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",    /* URL-safe */
-        "sigsum/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",        /* origin */
-        "windowseal/.q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",   /* unsafe id */
-        "windowseal/\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",     /* empty id */
+        "windowseal/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n",        /* 31 bytes */
+        "windowseal/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",         /* no padding */
+        "windowseal/q\n1\n_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",        /* URL-safe */
+        "sigsum/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",            /* origin */
+        "windowseal/.q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",       /* unsafe id */
+        "windowseal/\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",         /* empty id */
         "windowseal/q\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nextra\n", /* 4 lines */
-        "windowseal/q\n1\n",                                                   /* 2 lines */
+        "windowseal/q\n1\n",                                                      /* 2 lines */
     };
 
     CHECK(ws_key_generate(&k) == WS_OK);
     ws_checkpoint_key_hash("windowseal", k.pk, kh);
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         memcpy(blob, kh, 4);
-        crypto_sign_ed25519_detached(blob + 4, NULL, (const uint8_t *)bodies[i],
-                                     strlen(bodies[i]), k.sk);
+        crypto_sign_ed25519_detached(blob + 4, NULL, (const uint8_t *)bodies[i], strlen(bodies[i]),
+                                     k.sk);
         sodium_bin2base64(sig64, sizeof sig64, blob, 68, sodium_base64_VARIANT_ORIGINAL);
         int n = snprintf(note, sizeof note, "%s\n\xe2\x80\x94 windowseal %s\n", bodies[i], sig64);
-        ws_err_t e = ws_checkpoint_verify(note, (size_t)n, &k, 1, "windowseal", qid, &size, r,
-                                          err, sizeof err);
+        ws_err_t e = ws_checkpoint_verify(note, (size_t)n, &k, 1, "windowseal", qid, &size, r, err,
+                                          sizeof err);
         CHECK(e == WS_ERR_MALFORMED);
         if (e != WS_ERR_MALFORMED)
             fprintf(stderr, "  body %zu accepted: %s\n", i, err);

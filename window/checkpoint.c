@@ -60,8 +60,8 @@ bool ws_checkpoint_keyname_valid(const char *name, size_t len)
 ws_err_t ws_checkpoint_sign(const struct ws_key *k, const char *keyname, const char *query_id,
                             uint64_t size, const uint8_t root[32], char **out, size_t *len)
 {
-    char root64[ROOT_B64_LEN + 1], sig64[sodium_base64_ENCODED_LEN(SIG_BLOB_LEN,
-                                                                   sodium_base64_VARIANT_ORIGINAL)];
+    char root64[ROOT_B64_LEN + 1],
+        sig64[sodium_base64_ENCODED_LEN(SIG_BLOB_LEN, sodium_base64_VARIANT_ORIGINAL)];
     uint8_t blob[SIG_BLOB_LEN];
     size_t body_len, cap;
     char *buf;
@@ -79,16 +79,15 @@ ws_err_t ws_checkpoint_sign(const struct ws_key *k, const char *keyname, const c
           strlen(keyname) + 1 + sizeof sig64 + 2;
     if (!(buf = malloc(cap)))
         return WS_ERR_NOMEM;
-    n = snprintf(buf, cap, "windowseal/%s\n%llu\n%s\n", query_id, (unsigned long long)size,
-                 root64);
+    n = snprintf(buf, cap, "windowseal/%s\n%llu\n%s\n", query_id, (unsigned long long)size, root64);
     if (n < 0 || (size_t)n >= cap) {
         free(buf);
         return WS_ERR_INVALID;
     }
     body_len = (size_t)n;
     ws_checkpoint_key_hash(keyname, k->pk, blob);
-    if (crypto_sign_ed25519_detached(blob + 4, NULL, (const unsigned char *)buf, body_len,
-                                     k->sk) != 0) {
+    if (crypto_sign_ed25519_detached(blob + 4, NULL, (const unsigned char *)buf, body_len, k->sk) !=
+        0) {
         free(buf);
         return WS_ERR_CRYPTO;
     }
@@ -110,9 +109,8 @@ static bool b64_exact(const char *s, size_t slen, uint8_t *out, size_t want)
     const char *end = NULL;
     uint8_t tmp[128];
 
-    if (want > sizeof tmp || slen != sodium_base64_ENCODED_LEN(want,
-                                                               sodium_base64_VARIANT_ORIGINAL) -
-                                          1)
+    if (want > sizeof tmp ||
+        slen != sodium_base64_ENCODED_LEN(want, sodium_base64_VARIANT_ORIGINAL) - 1)
         return false;
     if (sodium_base642bin(tmp, sizeof tmp, s, slen, NULL, &got, &end,
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
@@ -139,9 +137,9 @@ static bool parse_u64(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
-ws_err_t ws_checkpoint_verify(const char *note, size_t len, const struct ws_key *keys,
-                              size_t nkeys, const char *keyname, char *query_id_out,
-                              uint64_t *size, uint8_t root[32], char *errbuf, size_t errlen)
+ws_err_t ws_checkpoint_verify(const char *note, size_t len, const struct ws_key *keys, size_t nkeys,
+                              const char *keyname, char *query_id_out, uint64_t *size,
+                              uint8_t root[32], char *errbuf, size_t errlen)
 {
     const char *p, *end, *line[3], *sigs;
     size_t llen[3], body_len, name_len, nsig = 0, named = 0;
@@ -154,8 +152,7 @@ ws_err_t ws_checkpoint_verify(const char *note, size_t len, const struct ws_key 
     if (!ws_checkpoint_keyname_valid(keyname, name_len))
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "checkpoint: invalid key name");
     if (len > 65536)
-        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "checkpoint: %zu bytes is too large",
-                       len);
+        return ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "checkpoint: %zu bytes is too large", len);
     if (memchr(note, '\0', len) || memchr(note, '\r', len))
         return ws_fail(WS_ERR_MALFORMED, errbuf, errlen,
                        "checkpoint: contains NUL or carriage return");
