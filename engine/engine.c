@@ -39,6 +39,7 @@
  * signal handler.
  */
 #include "engine/internal.h"
+#include "engine/testhook.h"
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -378,6 +379,7 @@ struct fetch_ctx {
 static ws_err_t on_record(void *opaque, const struct ws_record *r)
 {
     struct fetch_ctx *c = opaque;
+    WS_TEST_HOOK("fetch_record");
     return ws_window_add(c->w, r, c->errbuf, c->errlen);
 }
 
@@ -609,6 +611,7 @@ static ws_err_t build_window(struct ws_engine *e, struct query *q, struct pendin
     snprintf(p->evidence_path, sizeof p->evidence_path, "%s", path);
     if ((err = seal(e, q, p, &res, gap, errbuf, errlen)))
         goto out;
+    WS_TEST_HOOK("spool_envelope");
     if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope,
                                      p->envelope_len, errbuf, errlen)))
         goto out;
@@ -728,6 +731,7 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
             return err;
         }
         p->sinks_done |= 1u << i;
+        WS_TEST_HOOK("sink_published");
         {
             char l[96];
             snprintf(l, sizeof l, "sink=\"%s\"", e->sinks[i]->label);
@@ -738,6 +742,7 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
         if ((err = publish_head(e, p, errbuf, errlen)))
             return err;
         p->head_done = true;
+        WS_TEST_HOOK("head_published");
     }
     q->head = p->new_head;
     q->has_head = true;
@@ -913,6 +918,7 @@ static void advance_query(struct ws_engine *e, struct query *q)
                 backoff(e, p);
                 return;
             }
+            WS_TEST_HOOK("deadlettered");
             if (!q->has_head || p->n.batch_id > q->head.last_batch)
                 if (p->n.batch_id + 1 > q->no_wait_below)
                     q->no_wait_below = p->n.batch_id + 1;

@@ -32,6 +32,7 @@
  * Thread: the engine's; not thread-safe.
  */
 #include "engine/internal.h"
+#include "engine/testhook.h"
 #include "engine/uring.h"
 #include "sinks/sink.h"
 
@@ -509,6 +510,7 @@ ws_err_t ws_spool_write(void *opaque, const void *buf, size_t len)
     struct ws_spool_file *f = opaque;
     const uint8_t *p = buf;
 
+    WS_TEST_HOOK("spool_write");
     while (len && !f->sticky) {
         struct block *b;
         size_t n;
@@ -600,6 +602,7 @@ static ws_err_t file_commit(struct ws_spool_file *f, char *errbuf, size_t errlen
                        f->sticky_errno ? strerror(f->sticky_errno) : ws_strerror(f->sticky));
     if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
         old = (uint64_t)st.st_size; /* a window rebuilt after a crash replaces its old file */
+    WS_TEST_HOOK("spool_rename");
     if (rename(f->tmp, f->path) < 0) {
         int e = errno;
         set_sticky(f, e);
@@ -755,6 +758,7 @@ void ws_spool_remove(struct ws_spool *s, const char *query_id, int64_t batch_id)
     /* Envelope first: an evidence file without its envelope is an incomplete window. */
     ws_spool_path(s, query_id, batch_id, ".dsse.json", path);
     remove_one(s, path);
+    WS_TEST_HOOK("spool_remove");
     ws_spool_path(s, query_id, batch_id, ".evidence.lz4", path);
     remove_one(s, path);
     if (s->nospace) {

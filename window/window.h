@@ -101,6 +101,29 @@ void ws_hex_encode(const uint8_t *bin, size_t len, char *out);
 ws_err_t ws_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t len) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
+/* Multi-buffer SHA-256 (sha256_mb.c): independent jobs hashed together, four SHA-NI lanes     */
+/* interleaved when the CPU has SHA + SSE4.1 (checked at run time), else one by one (OpenSSL). */
+
+struct ws_sha256_job {
+    const uint8_t *data;
+    size_t len;      /* bytes of data; a block job: a multiple of 64 */
+    int prefix;      /* message job: -1, or one byte hashed before data (0x00 leaf, 0x01 node) */
+    uint8_t *out;    /* message job: receives SHA-256([prefix] || data[0..len)) */
+    uint32_t *state; /* block job (out == NULL): 8-word state advanced over data's blocks */
+};
+/* Run every job; results equal ws_sha256 of each message. Jobs must not share a state. */
+void ws_sha256_mb_run(struct ws_sha256_job *jobs, size_t n);
+/* SHA-NI lanes in use: the CPU has them and ws_sha256_mb_enable has not turned them off. */
+bool ws_sha256_mb_available(void);
+/* Process-wide switch for tests and benches (default on); returns the previous setting. */
+bool ws_sha256_mb_enable(bool on);
+/* A streaming digest kept as a raw state: init to the IV, advance with block jobs, then final
+ * over the tail_len < 64 bytes after the last full block; total_len counts every byte. */
+void ws_sha256_state_init(uint32_t state[8]);
+void ws_sha256_state_final(uint32_t state[8], const uint8_t *tail, size_t tail_len,
+                           uint64_t total_len, uint8_t out[WS_HASH_LEN]);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Records: windowseal.record.v1 (SPEC 3.1). Lengths of -1 mean null.                          */
 
 struct ws_header {
