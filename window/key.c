@@ -243,8 +243,8 @@ static ws_err_t pem_split(const char *pem, size_t len, const char **label, size_
 
 ws_err_t ws_key_from_pem(const char *pem, size_t len, struct ws_key *k, char *errbuf, size_t errlen)
 {
-    const char *label;
-    size_t label_len, derlen = 0;
+    const char *label = NULL;
+    size_t label_len = 0, derlen = 0;
     char *b64 = NULL;
     uint8_t *der = NULL;
     bool priv;

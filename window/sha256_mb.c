@@ -262,7 +262,9 @@ static void lane_end(struct lane *ln)
 
 static void run_ni(struct ws_sha256_job *jobs, size_t n)
 {
+    static const uint8_t zero[64];
     struct lane lanes[4];
+    struct lane_state dummy;
     size_t next = 0;
 
     for (int l = 0; l < 4; l++)
@@ -292,8 +294,7 @@ static void run_ni(struct ws_sha256_job *jobs, size_t n)
             compress_x2(st, blk);
         } else {
             if (busy == 3) { /* x4 with a throw-away fourth lane beats x2 + x1 */
-                static const uint8_t zero[64];
-                struct lane_state dummy = lanes[0].st;
+                dummy = *st[0];
                 st[3] = &dummy;
                 blk[3] = zero;
             }
