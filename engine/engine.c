@@ -699,6 +699,53 @@ static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q,
     return err;
 }
 
+/*
+ * An object store already holds an envelope for this window with other bytes (SPEC 9): adopt it
+ * only if it verifies with a configured key against this window's own evidence and states the
+ * same chain position; then it becomes the window's envelope everywhere, and its statement
+ * digest is what the next window links to. Only before any sink took our bytes, so that all
+ * sinks end up holding the same envelope.
+ */
+static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pending *p,
+                          struct ws_sink *s, char *errbuf, size_t errlen)
+{
+    char name[256], why[512], *env = NULL;
+    uint8_t log_root[WS_HASH_LEN];
+    struct ws_verified v;
+    size_t len = 0;
+    ws_err_t err;
+
+    if (p->sinks_done || !s->ops->get)
+        return WS_ERR_EXISTS_DIFFERENT;
+    ws_object_name(q->id, p->n.batch_id, ".dsse.json", name);
+    if (ws_sink_get(s, name, &env, &len, why, sizeof why) != WS_OK)
+        return WS_ERR_EXISTS_DIFFERENT; /* the evidence is what differs: never adopted */
+    err = ws_verify_envelope(env, len, e->read_keys, e->nread_keys, p->evidence_path, &v, why,
+                             sizeof why);
+    ws_merkle_root(&p->new_head.log, log_root);
+    if (err || v.batch_id != p->n.batch_id || strcmp(v.query_id, q->id) != 0 ||
+        v.chain_length != p->new_head.log.size || memcmp(v.log_root, log_root, WS_HASH_LEN) ||
+        v.has_previous != q->has_head ||
+        (q->has_head &&
+         (memcmp(v.previous_root, q->head.last_root, WS_HASH_LEN) ||
+          memcmp(v.previous_attestation_digest, q->head.last_statement_digest, WS_HASH_LEN)))) {
+        free(env);
+        return ws_fail(WS_ERR_EXISTS_DIFFERENT, errbuf, errlen,
+                       "%s holds another envelope for %s/%lld that cannot be adopted (%s)",
+                       s->label, q->id, (long long)p->n.batch_id,
+                       err ? why : "it states another window or chain position");
+    }
+    free(p->envelope);
+    p->envelope = env;
+    p->envelope_len = len;
+    memcpy(p->new_head.last_statement_digest, v.statement_digest, WS_HASH_LEN);
+    ws_log(WS_LOG_WARN, "envelope_adopted",
+           "query=%s batch=%lld sink=%s keyid=%s reason=\"an existing envelope for this window "
+           "verifies and states the same root, digest and chain position\"",
+           q->id, (long long)p->n.batch_id, s->label, e->read_keys[v.key_index].keyid);
+    return WS_OK;
+}
+
 static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
                         size_t errlen)
 {
@@ -717,6 +764,11 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
         if (p->sinks_done & (1u << i))
             continue;
         err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
+        if (err == WS_ERR_EXISTS_DIFFERENT && try_adopt(e, q, p, e->sinks[i], errbuf, errlen) == WS_OK) {
+            a.envelope = p->envelope;
+            a.envelope_len = p->envelope_len;
+            err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
+        }
         if (!err)
             err = put_checkpoint(e, q, p, e->sinks[i], errbuf, errlen);
         if (err) {

@@ -114,14 +114,17 @@ static inline __attribute__((always_inline)) TGT void
 compress_n(const int N, struct lane_state *const *st, const uint8_t *const *blk)
 {
     const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-    __m128i s0[4], s1[4], save0[4], save1[4], m[4][4], msg[4], tmp[4];
+    __m128i s0[4], s1[4], m[4][4], msg[4], tmp[4];
 
+#pragma GCC unroll 4
     for (int l = 0; l < N; l++) {
-        s0[l] = save0[l] = st[l]->abef;
-        s1[l] = save1[l] = st[l]->cdgh;
+        s0[l] = st[l]->abef; /* the saved state stays in memory: registers are scarce */
+        s1[l] = st[l]->cdgh;
     }
+#pragma GCC unroll 16
     for (int g = 0; g < 16; g++) {
         const __m128i k = _mm_loadu_si128((const __m128i *)&K[4 * g]);
+#pragma GCC unroll 4
         for (int l = 0; l < N; l++) {
             if (g < 4)
                 m[l][g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk[l] + 16 * g)),
@@ -130,22 +133,26 @@ compress_n(const int N, struct lane_state *const *st, const uint8_t *const *blk)
             s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg[l]);
         }
         if (g >= 3 && g < 15)
+#pragma GCC unroll 4
             for (int l = 0; l < N; l++) {
                 tmp[l] = _mm_alignr_epi8(m[l][g & 3], m[l][(g + 3) & 3], 4);
                 m[l][(g + 1) & 3] = _mm_add_epi32(m[l][(g + 1) & 3], tmp[l]);
                 m[l][(g + 1) & 3] = _mm_sha256msg2_epu32(m[l][(g + 1) & 3], m[l][g & 3]);
             }
+#pragma GCC unroll 4
         for (int l = 0; l < N; l++) {
             msg[l] = _mm_shuffle_epi32(msg[l], 0x0e);
             s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], msg[l]);
         }
         if (g >= 1 && g < 13)
+#pragma GCC unroll 4
             for (int l = 0; l < N; l++)
                 m[l][(g + 3) & 3] = _mm_sha256msg1_epu32(m[l][(g + 3) & 3], m[l][g & 3]);
     }
+#pragma GCC unroll 4
     for (int l = 0; l < N; l++) {
-        st[l]->abef = _mm_add_epi32(s0[l], save0[l]);
-        st[l]->cdgh = _mm_add_epi32(s1[l], save1[l]);
+        st[l]->abef = _mm_add_epi32(s0[l], st[l]->abef);
+        st[l]->cdgh = _mm_add_epi32(s1[l], st[l]->cdgh);
     }
 }
 
@@ -159,6 +166,12 @@ static TGT __attribute__((noinline)) void compress_x2(struct lane_state *const *
                                                       const uint8_t *const *blk)
 {
     compress_n(2, st, blk);
+}
+
+static TGT __attribute__((noinline)) void compress_x3(struct lane_state *const *st,
+                                                      const uint8_t *const *blk)
+{
+    compress_n(3, st, blk);
 }
 
 static TGT __attribute__((noinline)) void compress_x4(struct lane_state *const *st,
