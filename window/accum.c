@@ -22,6 +22,19 @@
  * digest takes whole batches (far fewer, larger SHA-256 updates: the same bytes, the same
  * digest). A rejected record is encoded past the batch's end and never counted: it changes no
  * state, so the caller may report it and carry on or abandon the window.
+ *
+ * Multi-lane hashing (when ws_sha256_mb_available(), decided at ws_window_new): the hashes are
+ * independent chains run side by side in SHA-NI lanes (sha256_mb.c) instead of one after the
+ * other. Leaves are collected in groups of GROUP records (their frames stay in the batch
+ * buffer); a group that starts at a leaf index divisible by GROUP is a perfect subtree, so its
+ * root can be built level by level and pushed into the compact range as one entry. Each lane run
+ * takes, side by side: the stream digest's complete 64-byte blocks so far (one block job on a
+ * raw state: a single chain, so it is the long lane), the new group's leaves, and one level of
+ * every older group still climbing (a software pipeline: level 1 of the previous group, level 2
+ * of the one before...). Unaligned or short groups (after a drain) fall back to adding leaf
+ * hashes one by one. Buffered work is bounded: GROUP frames plus under 64 stream bytes, and
+ * GROUP-1 + GROUP/2 + ... hashes; everything is drained before the buffer is reused and at
+ * finish. Results are byte-identical to the one-lane path (tests/test_window_accum.c runs both).
  */
 #include "window/window.h"
 
@@ -31,6 +44,9 @@
 /* Frames are hashed into the stream digest in batches of this size: one SHA-256 update per
  * 154-byte frame measured 10-30 ns per record slower than 16 KiB updates (bench_merkle). */
 #define BATCH (16 * 1024)
+/* Leaves per lane group: a perfect subtree of height GROUP_LOG. */
+#define GROUP_LOG 3
+#define GROUP (1u << GROUP_LOG)
 
 struct ws_window {
     ws_write_fn out;
@@ -55,6 +71,17 @@ struct ws_window {
     uint64_t bytes;
     bool has_time;
     int64_t ts_min, ts_max;
+
+    /* multi-lane mode only */
+    bool mb;
+    uint32_t sstate[8]; /* stream digest state over buf's bytes before sdone */
+    uint64_t stotal;    /* bytes in the stream digest's state */
+    size_t sdone;       /* buf[0..sdone) is in sstate; buf[sdone..pending) is not */
+    size_t leaf_off[GROUP], leaf_len[GROUP]; /* frames of the leaves not hashed yet */
+    unsigned nleaf;
+    uint8_t lvl[GROUP_LOG + 1][GROUP][WS_HASH_LEN]; /* hashes climbing: lvl[l] = level l */
+    unsigned nlvl[GROUP_LOG + 1];
+    uint64_t climbing; /* leaves represented in lvl[] */
 };
 
 struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
@@ -65,6 +92,8 @@ struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
         return NULL;
     w->out = stream_out;
     w->opaque = opaque;
+    w->mb = ws_sha256_mb_available();
+    ws_sha256_state_init(w->sstate);
     ws_sha256_init(&w->stream);
     ws_merkle_init(&w->tree);
     return w;
