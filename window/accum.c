@@ -242,13 +242,149 @@ check_range:
     return WS_OK;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Multi-lane mode                                                                              */
+
+/* Push a perfect subtree of GROUP leaves; the tree's size is a multiple of GROUP. */
+static void tree_push_group(struct ws_merkle *m, const uint8_t h[WS_HASH_LEN])
+{
+    memcpy(m->range[m->nrange++], h, WS_HASH_LEN);
+    m->size += GROUP;
+    for (uint64_t s = m->size >> GROUP_LOG; (s & 1) == 0; s >>= 1) {
+        m->nrange--;
+        ws_merkle_node_hash(m->range[m->nrange - 1], m->range[m->nrange], m->range[m->nrange - 1]);
+    }
+}
+
+/*
+ * One lane run: the stream digest's complete blocks, one level of every climbing group, and (if
+ * leaves_too) the pending leaves. Climbing groups move up a level; a group reaching the top is
+ * pushed into the tree. Pending leaves' hashes land in leaf_out.
+ */
+static void lane_run(struct ws_window *w, bool leaves_too, uint8_t (*leaf_out)[WS_HASH_LEN])
+{
+    struct ws_sha256_job jobs[1 + GROUP + GROUP];
+    uint8_t up[GROUP_LOG + 1][GROUP / 2][WS_HASH_LEN];
+    unsigned nup[GROUP_LOG + 1] = {0};
+    size_t n = 0, blocks = (w->pending - w->sdone) / 64;
+
+    if (blocks) /* first: the longest chain should start at once */
+        jobs[n++] = (struct ws_sha256_job){w->buf + w->sdone, blocks * 64, -1, NULL, w->sstate};
+    for (unsigned l = 0; l < GROUP_LOG; l++) {
+        for (unsigned i = 0; 2 * i + 1 < w->nlvl[l]; i++)
+            jobs[n++] = (struct ws_sha256_job){w->lvl[l][2 * i], 2 * WS_HASH_LEN, 0x01,
+                                               up[l + 1][i], NULL};
+        nup[l + 1] = w->nlvl[l] / 2;
+    }
+    if (leaves_too)
+        for (unsigned i = 0; i < w->nleaf; i++)
+            jobs[n++] = (struct ws_sha256_job){w->buf + w->leaf_off[i], w->leaf_len[i], 0x00,
+                                               leaf_out[i], NULL};
+    ws_sha256_mb_run(jobs, n);
+    w->sdone += blocks * 64;
+    w->stotal += blocks * 64;
+    for (unsigned l = GROUP_LOG; l >= 1; l--) {
+        if (l == GROUP_LOG && nup[l]) {
+            tree_push_group(&w->tree, up[l][0]);
+            w->climbing -= GROUP;
+            nup[l] = 0;
+        }
+        memcpy(w->lvl[l], up[l], (size_t)nup[l] * WS_HASH_LEN);
+        w->nlvl[l] = nup[l];
+    }
+    w->nlvl[0] = 0;
+}
+
+/* Finish every climbing group (in order, so the tree sees leaves in order). */
+static void drain_groups(struct ws_window *w)
+{
+    while (w->climbing) /* each run lifts every climbing group one level */
+        lane_run(w, false, NULL);
+}
+
+/* Where the next pending leaf sits in the tree. */
+static uint64_t leaf_pos(const struct ws_window *w)
+{
+    return w->tree.size + w->climbing;
+}
+
+/*
+ * Hash the pending leaves. An aligned full group starts climbing; anything else (a short group
+ * at the end or before a buffer reuse, or leaves after such a one) first drains the climbing
+ * groups and then enters the tree leaf by leaf.
+ */
+static void hash_leaves(struct ws_window *w)
+{
+    uint8_t out[GROUP][WS_HASH_LEN];
+    unsigned n = w->nleaf;
+
+    if (n == 0)
+        return;
+    if (n == GROUP && leaf_pos(w) % GROUP == 0) {
+        lane_run(w, true, out); /* not into lvl[0]: this run still reads it */
+        memcpy(w->lvl[0], out, sizeof(out));
+        w->nlvl[0] = GROUP;
+        w->climbing += GROUP;
+    } else {
+        drain_groups(w);
+        lane_run(w, true, out);
+        for (unsigned i = 0; i < n; i++)
+            ws_merkle_add_hash(&w->tree, out[i]);
+    }
+    w->nleaf = 0;
+}
+
+/* Leaves wanted before the next hash_leaves: a full group, or up to the next aligned index. */
+static unsigned leaves_wanted(const struct ws_window *w)
+{
+    return GROUP - (unsigned)(leaf_pos(w) % GROUP);
+}
+
+/* Everything buffered into the digests: afterwards only the stream's tail (< 64 bytes) waits. */
+static void sync_lanes(struct ws_window *w)
+{
+    hash_leaves(w);
+    drain_groups(w);
+    if (w->pending - w->sdone >= 64)
+        lane_run(w, false, NULL);
+}
+
 /* Hash the frames waiting in the batch into the stream digest. */
 static void flush(struct ws_window *w)
 {
+    if (w->mb) {
+        sync_lanes(w);
+        if (w->sdone)
+            memmove(w->buf, w->buf + w->sdone, w->pending - w->sdone);
+        w->pending -= w->sdone;
+        w->sdone = 0;
+        return;
+    }
     if (w->pending) {
         ws_sha256_update(&w->stream, w->buf, w->pending);
         w->pending = 0;
     }
+}
+
+/*
+ * Multi-lane mode, batch full: keep the bytes still needed (pending leaves' frames and the
+ * stream's unhashed bytes) by moving them to the front; if even that leaves no room, sync first.
+ */
+static bool compact(struct ws_window *w, size_t need)
+{
+    size_t keep = w->sdone, tail;
+
+    if (w->nleaf && w->leaf_off[0] - 4 < keep)
+        keep = w->leaf_off[0] - 4;
+    tail = w->pending - keep;
+    if (tail + need > w->bufcap)
+        return false;
+    memmove(w->buf, w->buf + keep, tail);
+    w->sdone -= keep;
+    for (unsigned i = 0; i < w->nleaf; i++)
+        w->leaf_off[i] -= keep;
+    w->pending = tail;
+    return true;
 }
 
 /*
@@ -262,18 +398,20 @@ static uint8_t *frame_slot(struct ws_window *w, size_t need)
 
     if (w->pending + need <= w->bufcap)
         return w->buf + w->pending;
-    flush(w);
-    if (need <= w->bufcap)
-        return w->buf;
+    if (w->mb && w->bufcap && compact(w, need))
+        return w->buf + w->pending;
+    flush(w); /* multi-lane: leaves w->pending < 64 bytes of stream tail */
+    if (w->pending + need <= w->bufcap)
+        return w->buf + w->pending;
     cap = w->bufcap ? w->bufcap : BATCH;
-    while (cap < need)
+    while (cap < w->pending + need)
         cap *= 2;
     b = realloc(w->buf, cap);
     if (!b)
         return NULL;
     w->buf = b;
     w->bufcap = cap;
-    return b;
+    return b + w->pending;
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -302,17 +440,26 @@ static ws_err_t commit(struct ws_window *w, size_t idx, const struct ws_record *
             return ws_fail(err, errbuf, errlen, "window stream output failed: %s",
                            ws_strerror(err));
     }
-    /*
-     * Leaf hash SHA-256(0x00 || encoding) in one update without copying: the byte before the
-     * encoding is the low byte of its length prefix, lent out as the 0x00 and put back.
-     */
-    frame[3] = 0x00;
-    ws_sha256_init(&h);
-    ws_sha256_update(&h, frame + 3, len + 1);
-    ws_sha256_final(&h, leaf);
-    frame[3] = saved;
-    ws_merkle_add_hash(&w->tree, leaf);
-    w->pending += len + 4; /* the stream digest takes the frame with the batch */
+    if (w->mb) {
+        /* The leaf waits in the batch for its group (the frame stays where it is). */
+        w->leaf_off[w->nleaf] = (size_t)(frame + 4 - w->buf);
+        w->leaf_len[w->nleaf++] = len;
+        w->pending += len + 4;
+        if (w->nleaf == leaves_wanted(w))
+            hash_leaves(w);
+    } else {
+        /*
+         * Leaf hash SHA-256(0x00 || encoding) in one update without copying: the byte before
+         * the encoding is the low byte of its length prefix, lent out as the 0x00 and put back.
+         */
+        frame[3] = 0x00;
+        ws_sha256_init(&h);
+        ws_sha256_update(&h, frame + 3, len + 1);
+        ws_sha256_final(&h, leaf);
+        frame[3] = saved;
+        ws_merkle_add_hash(&w->tree, leaf);
+        w->pending += len + 4; /* the stream digest takes the frame with the batch */
+    }
 
     w->src[idx].record_count++;
     w->src[idx].bytes += len;
@@ -393,8 +540,14 @@ ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res)
     if (!w || !res)
         return WS_ERR_INVALID;
     if (!w->finished) {
-        flush(w);
-        ws_sha256_final(&w->stream, w->digest);
+        if (w->mb) {
+            sync_lanes(w);
+            ws_sha256_state_final(w->sstate, w->buf + w->sdone, w->pending - w->sdone,
+                                  w->stotal + (w->pending - w->sdone), w->digest);
+        } else {
+            flush(w);
+            ws_sha256_final(&w->stream, w->digest);
+        }
         w->finished = true;
     }
     memset(res, 0, sizeof(*res));

@@ -93,21 +93,24 @@ def cmd_feed(a):
 def cmd_compare(a):
     c = s3_client(a.endpoint)
     want = set()
-    for b in range(a.batches):
-        for suffix in (".evidence.lz4", ".dsse.json"):
-            name = "%s/%s%s" % (a.qid, batch20(b), suffix)
-            key = a.prefix + name
-            want.add(key)
-            with open(os.path.join(a.att, name), "rb") as f:
-                mine = f.read()
-            try:
-                theirs = c.get_object(Bucket=a.bucket, Key=key)["Body"].read()
-            except c.exceptions.NoSuchKey:
-                fail("s3://%s/%s is missing" % (a.bucket, key))
-                continue
-            if theirs != mine:
-                fail("s3://%s/%s: %d bytes differ from the file sink's %d"
-                     % (a.bucket, key, len(theirs), len(mine)))
+    # every window's evidence and envelope, and the query's signed checkpoint (the file sink
+    # holds the same checkpoint once the last window is everywhere)
+    names = ["%s/%s%s" % (a.qid, batch20(b), suffix)
+             for b in range(a.batches) for suffix in (".evidence.lz4", ".dsse.json")]
+    names.append("%s/checkpoint" % a.qid)
+    for name in names:
+        key = a.prefix + name
+        want.add(key)
+        with open(os.path.join(a.att, name), "rb") as f:
+            mine = f.read()
+        try:
+            theirs = c.get_object(Bucket=a.bucket, Key=key)["Body"].read()
+        except c.exceptions.NoSuchKey:
+            fail("s3://%s/%s is missing" % (a.bucket, key))
+            continue
+        if theirs != mine:
+            fail("s3://%s/%s: %d bytes differ from the file sink's %d"
+                 % (a.bucket, key, len(theirs), len(mine)))
     listed = []
     token = None
     while True:

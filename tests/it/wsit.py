@@ -750,7 +750,7 @@ def cmd_check(a):
     want = {}
     for w in st["windows"]:
         want.setdefault(w["qid"], set()).update(
-            {"%020d.dsse.json" % w["batch"], "%020d.evidence.lz4" % w["batch"]})
+            {"%020d.dsse.json" % w["batch"], "%020d.evidence.lz4" % w["batch"], "checkpoint"})
     have = {d: set(os.listdir(os.path.join(a.att, d))) for d in os.listdir(a.att)
             if os.path.isdir(os.path.join(a.att, d))}
     if have != want:
@@ -760,7 +760,8 @@ def cmd_check(a):
         fail("file sink holds other objects than one envelope + evidence per posted window: "
              + "; ".join(diff))
     else:
-        ok("file sink: exactly one envelope and one evidence per window (%d windows, %d queries)"
+        ok("file sink: exactly one envelope and one evidence per window, one checkpoint per query "
+           "(%d windows, %d queries)"
            % (len(st["windows"]), len(want)))
 
     # 5. dead letters: every bad notification, with its reason; no valid one
