@@ -37,10 +37,10 @@ static const struct key keys[] = {
     {"kafka", "group.id", K_STRING, OFF(group_id), "windowseal", 0, 0, NULL,
      "Consumer group of the notifications consumer; also names the collector "
      "(`windowseal:<group.id>`)."},
-    {"kafka", "notifications.topic", K_STRING, OFF(notifications_topic), "windowseal.batches", 0,
-     0, NULL, "Topic the Spark jobs post batch notifications to (key = query id)."},
-    {"kafka", "attestations.topic", K_STRING, OFF(attestations_topic), "windowseal.attestations",
-     0, 0, NULL, "Topic the DSSE envelopes are published to (key = query id)."},
+    {"kafka", "notifications.topic", K_STRING, OFF(notifications_topic), "windowseal.batches", 0, 0,
+     NULL, "Topic the Spark jobs post batch notifications to (key = query id)."},
+    {"kafka", "attestations.topic", K_STRING, OFF(attestations_topic), "windowseal.attestations", 0,
+     0, NULL, "Topic the DSSE envelopes are published to (key = query id)."},
     {"kafka", "deadletter.topic", K_STRING, OFF(deadletter_topic), "", 0, 0, NULL,
      "Dead-letter topic for rejected notifications; empty: `<notifications.topic>.dlq`."},
     {"kafka", "heads.topic", K_STRING, OFF(heads_topic), "", 0, 0, NULL,
@@ -95,13 +95,15 @@ struct sinkkey {
 static const struct sinkkey sinkkeys[] = {
     {"type", K_STRING, SOFF(type), NULL, "file|s3", "`file` or `s3`."},
     {"path", K_STRING, SOFF(path), NULL, "file", "Directory of the file sink."},
-    {"endpoint", K_STRING, SOFF(endpoint), NULL, "s3", "S3 endpoint URL, e.g. http://127.0.0.1:4569."},
+    {"endpoint", K_STRING, SOFF(endpoint), NULL, "s3",
+     "S3 endpoint URL, e.g. http://127.0.0.1:4569."},
     {"bucket", K_STRING, SOFF(bucket), NULL, "s3", "Bucket name."},
     {"prefix", K_STRING, SOFF(prefix), "", "file|s3", "Prefix of every object name."},
     {"region", K_STRING, SOFF(region), "us-east-1", "s3", "Region used in SigV4 signing."},
     {"path_style", K_BOOL, SOFF(path_style), "true", "s3",
      "Path-style addressing (MinIO, s3rver); false: virtual-hosted style."},
-    {"verify_tls", K_BOOL, SOFF(verify_tls), "true", "s3", "Verify the endpoint's TLS certificate."},
+    {"verify_tls", K_BOOL, SOFF(verify_tls), "true", "s3",
+     "Verify the endpoint's TLS certificate."},
     {"timeout_ms", K_INT, SOFF(timeout_ms), "30000", "s3", "Per-request timeout."},
 };
 #define NSINKKEYS (sizeof sinkkeys / sizeof sinkkeys[0])
@@ -288,12 +290,13 @@ static ws_err_t load_sink(const json_t *obj, size_t idx, struct ws_sink_conf *s,
     {
         size_t i;
         for (i = 0; i < NSINKKEYS; i++)
-            if (strcmp(sinkkeys[i].name, k) == 0 && type_has(sinkkeys[i].types, json_string_value(t)))
+            if (strcmp(sinkkeys[i].name, k) == 0 &&
+                type_has(sinkkeys[i].types, json_string_value(t)))
                 break;
         snprintf(name, sizeof name, "sinks[%zu].%s", idx, k);
         if (i == NSINKKEYS)
-            return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key for a %s sink",
-                           file, name, json_string_value(t));
+            return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key for a %s sink", file,
+                           name, json_string_value(t));
         err = store(s, sinkkeys[i].off, sinkkeys[i].type, NULL, 1, 86400000, v, name, file, errbuf,
                     errlen);
         if (err)
@@ -367,8 +370,7 @@ static ws_err_t walk(const json_t *root, struct ws_config *c, const char *file, 
         if (!is_section(sec))
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key", file, sec);
         if (!json_is_object(sv))
-            return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected an object", file,
-                           sec);
+            return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected an object", file, sec);
         json_object_foreach(sv, name, v)
         {
             const struct key *k = find_key(sec, name);

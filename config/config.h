@@ -14,8 +14,8 @@
 #include <stdio.h>
 
 struct ws_sink_conf {
-    char *type; /* "file" or "s3" */
-    char *path; /* file */
+    char *type;                                /* "file" or "s3" */
+    char *path;                                /* file */
     char *endpoint, *bucket, *prefix, *region; /* s3 */
     bool path_style;
     bool verify_tls;

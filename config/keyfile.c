@@ -25,8 +25,8 @@ ws_err_t ws_file_read(const char *path, size_t max, char **buf, size_t *len, cha
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0)
-        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : WS_ERR_IO, errbuf, errlen,
-                       "%s: %s", path, strerror(errno));
+        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : WS_ERR_IO, errbuf, errlen, "%s: %s",
+                       path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         err = ws_fail(WS_ERR_INVALID, errbuf, errlen, "%s: not a regular file", path);
         goto out_close;

@@ -84,8 +84,8 @@ static int make_batch(struct demo *d, int b, char *sources_json, size_t cap, cha
             int cust = (int)(rand_r(&d->seed) % 500);
             struct ws_header h[2] = {{"trace-id", 8, trace, 0}, {"origin", 6, NULL, -1}};
             snprintf(key, sizeof key, "customer-%d", cust);
-            h[0].value_len = snprintf(trace, sizeof trace, "%08x%08x", rand_r(&d->seed),
-                                      rand_r(&d->seed));
+            h[0].value_len =
+                snprintf(trace, sizeof trace, "%08x%08x", rand_r(&d->seed), rand_r(&d->seed));
             int vl = snprintf(val, sizeof val,
                               "{\"order\":%d,\"customer\":%d,\"amount\":%d.%02d,\"items\":%d}",
                               b * 10000 + p * 1000 + i, cust, (int)(rand_r(&d->seed) % 900),
@@ -180,7 +180,8 @@ static bool post_batches(struct demo *d)
             return false;
         printf("  posted batch %d: orders %d records, payments %d records%s\n", b, n, m,
                b == 2 ? " (an empty window)" : "");
-        if (b == 1 && !notify(d, "oops", "{\"queryId\": \"../../etc\", \"batchId\": 1, \"sources\": []}"))
+        if (b == 1 &&
+            !notify(d, "oops", "{\"queryId\": \"../../etc\", \"batchId\": 1, \"sources\": []}"))
             return false;
     }
     return true;
@@ -201,15 +202,16 @@ static bool prepare_dir(const char *out, char *keypath, size_t cap)
         if (dd)
             closedir(dd);
         if (entries) {
-            fprintf(stderr, "windowseal demo: %s exists and is not a demo directory; choose "
-                            "another --out\n",
+            fprintf(stderr,
+                    "windowseal demo: %s exists and is not a demo directory; choose "
+                    "another --out\n",
                     out);
             return false;
         }
     }
     /* A previous demo's output: start over (its broker, and so its data, is gone). */
-    snprintf(p, sizeof p, "rm -rf '%s/attestations' '%s/spool' '%s/warehouse' '%s/keys'", out,
-             out, out, out);
+    snprintf(p, sizeof p, "rm -rf '%s/attestations' '%s/spool' '%s/warehouse' '%s/keys'", out, out,
+             out, out);
     if (strchr(out, '\'') || system(p) != 0)
         return false;
     snprintf(p, sizeof p, "%s/warehouse/ods/orders/data", out);
@@ -277,9 +279,11 @@ int ws_cmd_demo(int argc, char **argv)
         fprintf(stderr, "windowseal demo: topics: %s\n", errbuf);
         goto out_broker;
     }
-    snprintf(set[0], sizeof set[0], "kafka.bootstrap.servers=%s", ws_kafka_broker_bootstrap(broker));
+    snprintf(set[0], sizeof set[0], "kafka.bootstrap.servers=%s",
+             ws_kafka_broker_bootstrap(broker));
     snprintf(set[1], sizeof set[1], "signing.key=%s", keypath);
-    snprintf(set[2], sizeof set[2], "sinks=[{\"type\":\"file\",\"path\":\"%s/attestations\"}]", out);
+    snprintf(set[2], sizeof set[2], "sinks=[{\"type\":\"file\",\"path\":\"%s/attestations\"}]",
+             out);
     snprintf(set[3], sizeof set[3], "spool.path=%s/spool", out);
     snprintf(set[4], sizeof set[4], "log.level=warn");
     snprintf(set[5], sizeof set[5], "engine.gap_wait_ms=1000");

@@ -43,9 +43,9 @@ struct ws_verified {
  * bytes, ranges and order. WS_ERR_SIGNATURE / WS_ERR_VERIFY / WS_ERR_MALFORMED say what failed
  * in errbuf; WS_ERR_NOT_FOUND / WS_ERR_IO for an unreadable evidence file.
  */
-ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys,
-                            size_t nkeys, const char *evidence_path, struct ws_verified *out,
-                            char *errbuf, size_t errlen) WS_MUST_CHECK;
+ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys, size_t nkeys,
+                            const char *evidence_path, struct ws_verified *out, char *errbuf,
+                            size_t errlen) WS_MUST_CHECK;
 
 /* Commands: each takes the arguments after the command name and returns an exit status. */
 int ws_cmd_keygen(int argc, char **argv);

@@ -82,8 +82,9 @@ ws_err_t ws_head_decode(const char *json, size_t len, struct ws_head *h, char *e
     b = json_object_get(o, "lastBatchId");
     n = json_object_get(o, "logSize");
     range = json_object_get(o, "logRange");
-    if (!json_is_integer(json_object_get(o, "v")) || json_integer_value(json_object_get(o, "v")) != 1 ||
-        !json_is_string(q) || json_string_length(q) >= sizeof h->query_id ||
+    if (!json_is_integer(json_object_get(o, "v")) ||
+        json_integer_value(json_object_get(o, "v")) != 1 || !json_is_string(q) ||
+        json_string_length(q) >= sizeof h->query_id ||
         !ws_query_id_safe(json_string_value(q), json_string_length(q)) || !json_is_string(g) ||
         json_string_length(g) >= sizeof h->genesis_window_id || !json_is_integer(b) ||
         json_integer_value(b) < 0 || !json_is_integer(n) || json_integer_value(n) < 1 ||

@@ -14,19 +14,23 @@ static const struct {
     const char *usage;
 } cmds[] = {
     {"run", ws_cmd_run, "run -c CONFIG [--set KEY=VALUE]...   the engine"},
-    {"demo", ws_cmd_demo, "demo [--out DIR]                     self-contained run on an embedded broker"},
+    {"demo", ws_cmd_demo,
+     "demo [--out DIR]                     self-contained run on an embedded broker"},
     {"broker", ws_kafka_broker_main,
      "broker [--listen HOST:PORT] [--partitions N]   embedded Kafka-protocol broker"},
     {"keygen", ws_cmd_keygen, "keygen --out PATH                    PATH (private) and PATH.pub"},
     {"verify", ws_cmd_verify, "verify ENVELOPE --pubkey PUB [--evidence FILE]"},
-    {"audit", ws_cmd_audit, "audit DIR --pubkey PUB [--pubkey PUB2]...   every chain under a file-sink directory"},
-    {"prove", ws_cmd_prove, "prove record|consistency|check|checkpoint|vkey ...   Merkle proofs (docs/AUDITING.md)"},
+    {"audit", ws_cmd_audit,
+     "audit DIR --pubkey PUB [--pubkey PUB2]...   every chain under a file-sink directory"},
+    {"prove", ws_cmd_prove,
+     "prove record|consistency|check|checkpoint|vkey ...   Merkle proofs (docs/AUDITING.md)"},
     {"config", ws_cmd_config, "config check -c CONFIG [--set KEY=VALUE]... | config docs"},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "windowseal %s — signed, tamper-evident receipts for Spark micro-batches\n\nusage:\n",
+    fprintf(f,
+            "windowseal %s — signed, tamper-evident receipts for Spark micro-batches\n\nusage:\n",
             WS_VERSION);
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  windowseal %s\n", cmds[i].usage);

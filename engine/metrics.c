@@ -54,9 +54,9 @@ static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 struct series {
     unsigned fam;
     char labels[192];
-    double value;               /* counter/gauge; histogram: sum */
-    uint64_t count;             /* histogram */
-    uint64_t bucket[NBUCKETS];  /* histogram, cumulative at render time */
+    double value;              /* counter/gauge; histogram: sum */
+    uint64_t count;            /* histogram */
+    uint64_t bucket[NBUCKETS]; /* histogram, cumulative at render time */
 };
 
 struct ws_metrics {
@@ -255,15 +255,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     free(b.p);
     if (!r)
         return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", strcmp(url, "/metrics") == 0 ?
-                                                   "text/plain; version=0.0.4" : "text/plain");
+    MHD_add_response_header(r, "Content-Type",
+                            strcmp(url, "/metrics") == 0 ? "text/plain; version=0.0.4"
+                                                         : "text/plain");
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-ws_err_t ws_metrics_start(const char *listen, struct ws_metrics **out, char *errbuf,
-                          size_t errlen)
+ws_err_t ws_metrics_start(const char *listen, struct ws_metrics **out, char *errbuf, size_t errlen)
 {
     struct ws_metrics *m = calloc(1, sizeof *m);
     struct sockaddr_in sa = {0};

@@ -63,8 +63,7 @@ static ws_err_t file_read(void *opaque, void *buf, size_t cap, size_t *got)
     return ferror(f) ? WS_ERR_IO : WS_OK;
 }
 
-static ws_err_t check_chain(const json_t *integ, struct ws_verified *v, char *errbuf,
-                            size_t errlen)
+static ws_err_t check_chain(const json_t *integ, struct ws_verified *v, char *errbuf, size_t errlen)
 {
     const json_t *chain = json_object_get(integ, "chain");
     const json_t *prev = json_object_get(integ, "previousWindow");
@@ -235,8 +234,8 @@ static ws_err_t check_evidence(const json_t *win, const json_t *tree, const char
         ws_format_time_ms(res.ts_min, start);
         ws_format_time_ms(res.ts_max, end);
         if (!ss || !se || strcmp(ss, start) != 0 || strcmp(se, end) != 0) {
-            FAIL("evidence %s: window start/end differ from the records' timestamps (%s, %s)",
-                 path, start, end);
+            FAIL("evidence %s: window start/end differ from the records' timestamps (%s, %s)", path,
+                 start, end);
             goto out_reader;
         }
     } else if (json_object_get(win, "start") || json_object_get(win, "end")) {
@@ -327,9 +326,9 @@ static ws_err_t check_statement(const json_t *st, const struct ws_key *key, stru
     return check_chain(integ, v, errbuf, errlen);
 }
 
-ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys,
-                            size_t nkeys, const char *evidence_path, struct ws_verified *out,
-                            char *errbuf, size_t errlen)
+ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys, size_t nkeys,
+                            const char *evidence_path, struct ws_verified *out, char *errbuf,
+                            size_t errlen)
 {
     char *payload = NULL;
     size_t plen = 0, which = 0;
@@ -364,8 +363,8 @@ out:
 ws_err_t ws_statement_sources_digest(const char *json, size_t len, uint8_t out[WS_HASH_LEN])
 {
     json_t *st = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
-    const json_t *srcs = json_object_get(
-        json_object_get(json_object_get(st, "predicate"), "window"), "sources");
+    const json_t *srcs =
+        json_object_get(json_object_get(json_object_get(st, "predicate"), "window"), "sources");
     struct ws_notification n = {0};
     size_t i;
     json_t *s;

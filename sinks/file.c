@@ -139,8 +139,8 @@ static ws_err_t compare_existing(const char *path, const void *data, size_t len,
     err = (blen == len && memcmp(buf, data, len) == 0) ? WS_OK : WS_ERR_EXISTS_DIFFERENT;
     free(buf);
     if (err)
-        ws_fail(err, errbuf, errlen, "%s exists with different content (%zu bytes, ours %zu)",
-                path, blen, len);
+        ws_fail(err, errbuf, errlen, "%s exists with different content (%zu bytes, ours %zu)", path,
+                blen, len);
     return err;
 }
 
@@ -168,8 +168,8 @@ static ws_err_t file_create(const struct ws_sink_conf *conf, struct ws_kafka_pro
         free(f);
         return WS_ERR_NOMEM;
     }
-    snprintf(f->dir, n, "%s%s%s", conf->path,
-             conf->path[strlen(conf->path) - 1] == '/' ? "" : "/", conf->prefix ? conf->prefix : "");
+    snprintf(f->dir, n, "%s%s%s", conf->path, conf->path[strlen(conf->path) - 1] == '/' ? "" : "/",
+             conf->prefix ? conf->prefix : "");
     if ((err = ws_mkdirs(conf->path, errbuf, errlen))) {
         free(f->dir);
         free(f);
@@ -220,8 +220,8 @@ static ws_err_t file_put(struct ws_sink *s, const char *name, const void *data, 
     return err && ws_err_retriable(err) ? WS_ERR_SINK_RETRY : err ? WS_ERR_SINK_PERMANENT : WS_OK;
 }
 
-static ws_err_t file_get(struct ws_sink *s, const char *name, char **buf, size_t *len,
-                         char *errbuf, size_t errlen)
+static ws_err_t file_get(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
+                         size_t errlen)
 {
     struct file_sink *f = (struct file_sink *)s;
     char path[PATH_MAX];

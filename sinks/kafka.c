@@ -71,8 +71,8 @@ static ws_err_t kafka_publish(struct ws_sink *s, const struct ws_artifact *a, ch
     ws_err_t err;
 
     h[1].value_len = snprintf(batch, sizeof batch, "%lld", (long long)a->batch_id);
-    err = ws_kafka_produce(k->producer, k->topic, -1, a->query_id, strlen(a->query_id),
-                           a->envelope, a->envelope_len, h, 2, &d, errbuf, errlen);
+    err = ws_kafka_produce(k->producer, k->topic, -1, a->query_id, strlen(a->query_id), a->envelope,
+                           a->envelope_len, h, 2, &d, errbuf, errlen);
     if (err)
         return ws_err_retriable(err) ? WS_ERR_SINK_RETRY : WS_ERR_SINK_PERMANENT;
     /* The report fires exactly once; wait for it well past message.timeout.ms. */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const struct ws_sink_ops *const table[] = {&ws_sink_file_ops, &ws_sink_kafka_ops,
-                                                    &ws_sink_s3_ops};
+                                                  &ws_sink_s3_ops};
 
 const struct ws_sink_ops *ws_sink_lookup(const char *type)
 {

@@ -42,8 +42,8 @@ struct ws_sink_ops {
      * Replace a mutable object (the per-query "<queryId>/checkpoint"): the only object that is
      * not written once. NULL if the sink holds no such objects (the Kafka topic).
      */
-    ws_err_t (*put)(struct ws_sink *s, const char *name, const void *data, size_t len,
-                    char *errbuf, size_t errlen);
+    ws_err_t (*put)(struct ws_sink *s, const char *name, const void *data, size_t len, char *errbuf,
+                    size_t errlen);
     /* Read back an object ("<queryId>/<batch20>.dsse.json"); NULL if the sink cannot read. */
     ws_err_t (*get)(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
                     size_t errlen);

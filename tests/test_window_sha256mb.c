@@ -71,8 +71,8 @@ static void fips_vectors(void)
     char hex[WS_HASH_HEX_LEN + 1];
 
     for (int i = 0; i < 3; i++)
-        j[i] = (struct ws_sha256_job){(const uint8_t *)v[i].msg, strlen(v[i].msg), -1, out[i],
-                                      NULL};
+        j[i] =
+            (struct ws_sha256_job){(const uint8_t *)v[i].msg, strlen(v[i].msg), -1, out[i], NULL};
     ws_sha256_mb_run(j, 3);
     for (int i = 0; i < 3; i++) {
         ws_hex_encode(out[i], WS_HASH_LEN, hex);
