@@ -20,6 +20,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,8 +135,10 @@ int main(int argc, char **argv)
                 }
             if (r && !r->done) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    if (m->offset >= r->until)
-                        r->done = true, left--;
+                    if (m->offset >= r->until) {
+                        r->done = true;
+                        left--;
+                    }
                 } else if (m->err) {
                     fprintf(stderr, "partition %d: %s\n", (int)m->partition,
                             rd_kafka_message_errstr(m));
@@ -144,10 +147,15 @@ int main(int argc, char **argv)
                 } else if (m->offset >= r->from && m->offset < r->until) {
                     records++;
                     bytes += m->len + m->key_len;
-                    if (m->offset == r->until - 1)
-                        r->done = true, left--;
+                    if (m->offset == r->until - 1) {
+                        r->done = true;
+                        left--;
+                    }
                 } else if (m->offset >= r->until) {
-                    r->done = true, left--;
+                    {
+                        r->done = true;
+                        left--;
+                    }
                 }
             }
             rd_kafka_message_destroy(m);

@@ -144,14 +144,45 @@ usage:
     return WS_EXIT_USAGE;
 }
 
-int ws_cmd_config(int argc, char **argv)
+/*
+ * `-c CONFIG` (or WINDOWSEAL_CONFIG) and `--set KEY=VALUE`... from argv[first..argc), loaded.
+ * Returns WS_EXIT_OK with *out, or the exit status after printing usage or the error.
+ */
+int ws_cli_config(int argc, char **argv, int first, const char *cmd, const char *usage,
+                  struct ws_config **out)
 {
-    const char *path = NULL, *v;
-    const char *sets[64];
+    const char *path = NULL, *v, *sets[64];
     size_t nsets = 0;
     bool missing = false;
+    char errbuf[1024];
+
+    for (int i = first; i < argc; i++) {
+        if ((v = ws_cli_opt(argc, argv, &i, "-c", &missing)) ||
+            (v = ws_cli_opt(argc, argv, &i, "--config", &missing)))
+            path = v;
+        else if ((v = ws_cli_opt(argc, argv, &i, "--set", &missing)) && nsets < 64)
+            sets[nsets++] = v;
+        else
+            missing = true;
+    }
+    if (!path)
+        path = getenv("WINDOWSEAL_CONFIG");
+    if (!path || missing) {
+        fprintf(stderr, "usage: %s\n", usage);
+        return WS_EXIT_USAGE;
+    }
+    if (ws_config_load(path, sets, nsets, out, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "windowseal %s: %s\n", cmd, errbuf);
+        return WS_EXIT_USAGE;
+    }
+    return WS_EXIT_OK;
+}
+
+int ws_cmd_config(int argc, char **argv)
+{
     struct ws_config *c = NULL;
     char errbuf[1024];
+    int rc;
 
     if (argc == 2 && !strcmp(argv[1], "docs")) {
         ws_config_write_docs(stdout);
@@ -159,32 +190,20 @@ int ws_cmd_config(int argc, char **argv)
     }
     if (argc < 2 || strcmp(argv[1], "check") != 0)
         goto usage;
-    for (int i = 2; i < argc; i++) {
-        if ((v = ws_cli_opt(argc, argv, &i, "-c", &missing)))
-            path = v;
-        else if ((v = ws_cli_opt(argc, argv, &i, "--set", &missing)) && nsets < 64)
-            sets[nsets++] = v;
-        else
-            goto usage;
-    }
-    if (!path)
-        path = getenv("WINDOWSEAL_CONFIG");
-    if (!path || missing)
-        goto usage;
-    if (ws_config_load(path, sets, nsets, &c, errbuf, sizeof errbuf)) {
-        fprintf(stderr, "windowseal config: %s\n", errbuf);
-        return WS_EXIT_USAGE;
-    }
+    rc = ws_cli_config(argc, argv, 2, "config",
+                       "windowseal config check -c CONFIG [--set KEY=VALUE]...", &c);
+    if (rc)
+        return rc;
     {
         struct ws_kafka_conf kc = {c->bootstrap, c->group_id, (const char *const *)c->kafka_props,
                                    c->nkafka_props};
         if (ws_kafka_conf_check(&kc, errbuf, sizeof errbuf)) {
-            fprintf(stderr, "windowseal config: %s: kafka.properties: %s\n", path, errbuf);
+            fprintf(stderr, "windowseal config: %s: kafka.properties: %s\n", c->source, errbuf);
             ws_config_free(c);
             return WS_EXIT_USAGE;
         }
     }
-    printf("ok: %s (%zu sinks)\n", path, c->nsinks);
+    printf("ok: %s (%zu sinks)\n", c->source, c->nsinks);
     ws_config_free(c);
     return WS_EXIT_OK;
 usage:

@@ -58,6 +58,9 @@ int ws_cmd_config(int argc, char **argv);
 
 /* Shared by the commands: "--name VALUE" / "--name=VALUE" at argv[*i] (advances *i). */
 const char *ws_cli_opt(int argc, char **argv, int *i, const char *name, bool *missing);
+/* -c CONFIG / WINDOWSEAL_CONFIG and --set from argv[first..]: 0 with *out, else an exit status. */
+int ws_cli_config(int argc, char **argv, int first, const char *cmd, const char *usage,
+                  struct ws_config **out);
 /* Load public keys (a private key file is accepted and reduced to its public half). */
 bool ws_cli_load_pubkeys(const char *cmd, char **paths, size_t n, struct ws_key *keys);
 

@@ -22,35 +22,17 @@ static void on_signal(int sig)
 
 int ws_cmd_run(int argc, char **argv)
 {
-    const char *path = NULL, *v;
-    const char *sets[64];
-    size_t nsets = 0;
-    bool missing = false;
     struct ws_config *cfg = NULL;
     struct ws_engine *e = NULL;
     struct ws_engine_stats st;
     struct sigaction sa;
     char errbuf[1024];
     ws_err_t err;
-    int rc = WS_EXIT_OK;
+    int rc;
 
-    for (int i = 1; i < argc; i++) {
-        if ((v = ws_cli_opt(argc, argv, &i, "-c", &missing)) ||
-            (v = ws_cli_opt(argc, argv, &i, "--config", &missing)))
-            path = v;
-        else if ((v = ws_cli_opt(argc, argv, &i, "--set", &missing)) && nsets < 64)
-            sets[nsets++] = v;
-        else
-            goto usage;
-    }
-    if (!path)
-        path = getenv("WINDOWSEAL_CONFIG");
-    if (!path || missing)
-        goto usage;
-    if (ws_config_load(path, sets, nsets, &cfg, errbuf, sizeof errbuf)) {
-        fprintf(stderr, "windowseal run: %s\n", errbuf);
-        return WS_EXIT_USAGE;
-    }
+    rc = ws_cli_config(argc, argv, 1, "run", "windowseal run -c CONFIG [--set KEY=VALUE]...", &cfg);
+    if (rc)
+        return rc;
     ws_log_setup(cfg->log_level, cfg->log_format);
     err = ws_engine_new(cfg, &e, errbuf, sizeof errbuf);
     if (err) {
@@ -87,7 +69,4 @@ int ws_cmd_run(int argc, char **argv)
 out_config:
     ws_config_free(cfg);
     return rc;
-usage:
-    fprintf(stderr, "usage: windowseal run -c CONFIG [--set KEY=VALUE]...\n");
-    return WS_EXIT_USAGE;
 }

@@ -11,15 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int checks, failures;
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(c)) {                                                                                \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 static char dir[] = "/tmp/ws_config_test_XXXXXX";
 

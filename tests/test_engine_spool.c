@@ -35,15 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int checks, failures;
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(expr)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 #define QID "q-0123.test_A"
 

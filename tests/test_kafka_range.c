@@ -18,15 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-static int checks, failures;
-#define CHECK(e)                                                                                   \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(e)) {                                                                                \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #e);                  \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 #define CHECK_OK(e)                                                                                \
     do {                                                                                           \
         ws_err_t err_ = (e);                                                                       \

@@ -28,15 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int checks, failures;
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(c)) {                                                                                \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 /* ------------------------------------------------------------------------------------------ */
 /* The S3 imitation                                                                             */

@@ -14,17 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long checks, failures;
+#include "check.h"
 
-#define CHECK(e)                                                                                   \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(e)) {                                                                                \
-            failures++;                                                                            \
-            if (failures < 50)                                                                     \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);              \
-        }                                                                                          \
-    } while (0)
+
 
 #define H WS_HASH_LEN
 

@@ -15,17 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long checks, failures;
+#include "check.h"
 
-#define CHECK(e)                                                                                   \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(e)) {                                                                                \
-            failures++;                                                                            \
-            if (failures < 50)                                                                     \
-                fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #e);              \
-        }                                                                                          \
-    } while (0)
+
 
 static size_t b64dec(const char *s, uint8_t *out, size_t cap)
 {

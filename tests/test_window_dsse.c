@@ -14,15 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int checks, failures;
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(expr)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 static char tmpdir[] = "/tmp/test_dsse_XXXXXX";
 

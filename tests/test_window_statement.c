@@ -14,15 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-static int checks, failures;
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(expr)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 static const char *QID = "8c5e7f5a-0d4c-4b53-9d1e-6f1c2a3b4c5d";
 
