@@ -514,14 +514,18 @@ static ws_err_t native_output(struct ctx *c, const json_t *o, struct ws_notif_ou
     return WS_OK;
 }
 
-static ws_err_t parse_native(struct ctx *c, const json_t *root)
+typedef ws_err_t (*source_fn)(struct ctx *c, const json_t *src, size_t i);
+
+/* What both shapes share: the query id under id_key, runId, name, batchId, and sources[]. */
+static ws_err_t parse_common(struct ctx *c, const json_t *root, enum ws_notif_shape shape,
+                             const char *id_key, source_fn each_source)
 {
     struct ws_notification *n = c->n;
-    const json_t *sources, *outputs;
+    const json_t *sources;
     ws_err_t err;
 
-    n->shape = WS_NOTIF_NATIVE;
-    err = take_query_id(c, json_object_get(root, "queryId"), "queryId");
+    n->shape = shape;
+    err = take_query_id(c, json_object_get(root, id_key), id_key);
     if (!err)
         err = opt_string(c, json_object_get(root, "runId"), "runId", &n->run_id);
     if (!err)
@@ -540,11 +544,21 @@ static ws_err_t parse_native(struct ctx *c, const json_t *root)
         return FAIL(c, WS_ERR_TOO_LARGE, "notification has more than %zu sources (max_sources)",
                     c->max_sources);
     for (size_t i = 0; i < json_array_size(sources); i++) {
-        err = native_source(c, json_array_get(sources, i), i);
+        err = each_source(c, json_array_get(sources, i), i);
         if (err)
             return err;
     }
+    return WS_OK;
+}
 
+static ws_err_t parse_native(struct ctx *c, const json_t *root)
+{
+    struct ws_notification *n = c->n;
+    const json_t *outputs;
+    ws_err_t err = parse_common(c, root, WS_NOTIF_NATIVE, "queryId", native_source);
+
+    if (err)
+        return err;
     outputs = json_object_get(root, "outputs");
     if (!outputs || json_is_null(outputs))
         return WS_OK;
@@ -718,7 +732,7 @@ static ws_err_t kafka_ranges(struct ctx *c, size_t i, const json_t *start, const
     return WS_OK;
 }
 
-static ws_err_t progress_source(struct ctx *c, json_t *src, size_t i)
+static ws_err_t progress_source(struct ctx *c, const json_t *src, size_t i)
 {
     char where[64], s[SHOW_BUF];
     const json_t *desc;
@@ -781,35 +795,7 @@ out_decref:
 
 static ws_err_t parse_progress(struct ctx *c, const json_t *root)
 {
-    struct ws_notification *n = c->n;
-    json_t *sources;
-    ws_err_t err;
-
-    n->shape = WS_NOTIF_PROGRESS;
-    err = take_query_id(c, json_object_get(root, "id"), "id");
-    if (!err)
-        err = opt_string(c, json_object_get(root, "runId"), "runId", &n->run_id);
-    if (!err)
-        err = opt_string(c, json_object_get(root, "name"), "name", &n->name);
-    if (!err)
-        err = take_batch_id(c, root);
-    if (err)
-        return err;
-
-    sources = json_object_get(root, "sources");
-    if (!sources)
-        return FAIL(c, WS_ERR_MALFORMED, "sources is missing");
-    if (!json_is_array(sources))
-        return FAIL(c, WS_ERR_MALFORMED, "sources must be an array, not %s", type_name(sources));
-    if (json_array_size(sources) > c->max_sources)
-        return FAIL(c, WS_ERR_TOO_LARGE, "notification has more than %zu sources (max_sources)",
-                    c->max_sources);
-    for (size_t i = 0; i < json_array_size(sources); i++) {
-        err = progress_source(c, json_array_get(sources, i), i);
-        if (err)
-            return err;
-    }
-    return WS_OK;
+    return parse_common(c, root, WS_NOTIF_PROGRESS, "id", progress_source);
 }
 
 /* ------------------------------------------------------------------------------------------ */
