@@ -8,9 +8,9 @@
  *   bench_e2e hash [--quick]           hashing stage: ws_window_add (leaf encoding + Merkle root
  *                                      + stream digest) with SHA-NI lanes and with one lane;
  *                                      baseline: one flat SHA-256 over the same window stream
- *   bench_e2e memory [SMALL LARGE]     peak RSS of an engine process attesting one window of
- *                                      LARGE records (default 1 000 000) against one of SMALL
- *                                      (default 10 000)
+ *   bench_e2e memory [SMALL LARGE [PROPS]]   peak RSS of an engine process attesting one window
+ *                                      of LARGE records (default 1 000 000) against one of SMALL
+ *                                      (default 10 000); PROPS: kafka.properties JSON to try
  *   bench_e2e digest REPS FILE...      median seconds of the engine's output-file digests
  *                                      (ws_outputs_hash, warm cache) — bench/run times sha256sum,
  *                                      openssl and in-toto-run on the same files around it
@@ -81,11 +81,13 @@ struct setup {
     struct ws_config *cfg;
 };
 
+static const char *extra_props; /* memory mode: a kafka.properties JSON object to try */
+
 static void make_config(struct setup *s, const char *bootstrap, const char *notif_topic,
                         const char *group)
 {
-    char errbuf[512], set[8][700];
-    const char *sets[8];
+    char errbuf[512], set[9][700];
+    const char *sets[9];
     struct ws_key k;
     int n = 0;
 
@@ -104,6 +106,8 @@ static void make_config(struct setup *s, const char *bootstrap, const char *noti
     snprintf(set[n++], sizeof set[0], "engine.gap_wait_ms=0");
     snprintf(set[n++], sizeof set[0], "kafka.notifications.topic=%s", notif_topic);
     snprintf(set[n++], sizeof set[0], "kafka.group.id=%s", group);
+    if (extra_props)
+        snprintf(set[n++], sizeof set[0], "kafka.properties=%s", extra_props);
     for (int i = 0; i < n; i++)
         sets[i] = set[i];
     if (ws_config_load(NULL, sets, (size_t)n, &s->cfg, errbuf, sizeof errbuf))
@@ -644,6 +648,8 @@ static int cmd_memory(int argc, char **argv)
 {
     uint64_t sizes[2] = {argc > 2 ? strtoull(argv[2], NULL, 10) : 10000,
                          argc > 3 ? strtoull(argv[3], NULL, 10) : 1000000};
+
+    extra_props = argc > 4 ? argv[4] : NULL; /* e.g. {"queued.max.messages.kbytes":"1024"} */
     const char *topics[2] = {"mem.small", "mem.large"};
     char bootstrap[128];
     int64_t next[NPART] = {0};

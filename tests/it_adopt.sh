@@ -6,21 +6,9 @@
 # A's batch 1. Without A's key configured, the same situation stops the query's chain loudly.
 set -u
 WS=$1
-[ -x "$WS" ] || exit 77
-PY=/usr/bin/python3
-$PY -c 'import confluent_kafka' 2>/dev/null || exit 77
-T=$(mktemp -d)
-pass=0 fail=0
-ok() { echo "ok: $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ENG= BRK=
-cleanup() { kill $ENG $BRK 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-
-"$WS" broker --partitions 1 > "$T/broker.out" 2>/dev/null &
-BRK=$!
-for _ in $(seq 50); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
-BOOT=$(head -1 "$T/broker.out")
+. "$(dirname "$0")/lib.sh"
+it_init it_adopt
+it_broker 1
 "$WS" keygen --out "$T/a" >/dev/null 2>&1
 "$WS" keygen --out "$T/b" >/dev/null 2>&1
 conf() { # name key group attestations-topic sink-dir [verify_keys-json]
@@ -45,19 +33,18 @@ for b in map(int, sys.argv[2:]):
 p.flush(10)
 PYX
 }
-wait_for() { for _ in $(seq 300); do [ -f "$1" ] && return 0; sleep 0.1; done; return 1; }
 D=$T/att/q-adopt
 
 conf one a g1 att1 "$T/att"
 post 0 1
-"$WS" run -c "$T/one.json" 2>"$T/one.log" & ENG=$!
+"$WS" run -c "$T/one.json" 2>"$T/one.log" & ENG=$!; PIDS+=($ENG)
 wait_for "$D/00000000000000000001.dsse.json" && ok "key A attested batches 0-1" || bad "engine 1"
 kill -TERM $ENG; wait $ENG; ENG=
 cp "$D/00000000000000000000.dsse.json" "$T/a0"; cp "$D/00000000000000000001.dsse.json" "$T/a1"
 
 # Without A's key: refused, loudly, and nothing new is written.
 conf two b g2 att2 "$T/att"
-"$WS" run -c "$T/two.json" 2>"$T/two.log" & ENG=$!
+"$WS" run -c "$T/two.json" 2>"$T/two.log" & ENG=$!; PIDS+=($ENG)
 for _ in $(seq 100); do grep -q query_stopped "$T/two.log" && break; sleep 0.1; done
 kill -TERM $ENG; wait $ENG; ENG=
 grep -q 'event=query_stopped' "$T/two.log" && ok "unverifiable existing envelope stops the chain" || bad "no query_stopped"
@@ -67,7 +54,7 @@ cmp -s "$T/a0" "$D/00000000000000000000.dsse.json" && ok "existing envelope unto
 # With A's key configured: adopted; batch 2 signed by B and linked to A's batch 1.
 conf three b g3 att3 "$T/att" "[\"$T/a.pub\"]"
 post 2
-"$WS" run -c "$T/three.json" 2>"$T/three.log" & ENG=$!
+"$WS" run -c "$T/three.json" 2>"$T/three.log" & ENG=$!; PIDS+=($ENG)
 wait_for "$D/00000000000000000002.dsse.json" && ok "batch 2 attested after adoption" || bad "batch 2 missing: $(tail -3 "$T/three.log")"
 kill -TERM $ENG; wait $ENG; ENG=
 [ "$(grep -c 'event=envelope_adopted' "$T/three.log")" = 2 ] && ok "two envelopes adopted" || bad "adoptions: $(grep -c envelope_adopted "$T/three.log")"
@@ -75,5 +62,4 @@ cmp -s "$T/a0" "$D/00000000000000000000.dsse.json" && cmp -s "$T/a1" "$D/0000000
 "$WS" verify "$D/00000000000000000002.dsse.json" --pubkey "$T/b.pub" --evidence "$D/00000000000000000002.evidence.lz4" >/dev/null && ok "batch 2 signed by key B" || bad "batch 2 signature"
 "$WS" audit "$T/att" --pubkey "$T/a.pub" --pubkey "$T/b.pub" > "$T/audit.out" 2>&1 && ok "chain across the rotation audits" || { bad "audit"; cat "$T/audit.out"; }
 "$WS" audit "$T/att" --pubkey "$T/b.pub" >/dev/null 2>&1 && bad "audit without key A passed" || ok "audit without key A fails"
-echo "it_adopt: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+it_done

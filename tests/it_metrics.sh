@@ -5,21 +5,9 @@
 # dead-lettered. Also /healthz and /readyz, and SIGTERM -> exit 0.
 set -u
 WS=$1
-[ -x "$WS" ] || exit 77
-PY=/usr/bin/python3
-$PY -c 'import confluent_kafka' 2>/dev/null || { echo "no confluent_kafka: skipped"; exit 77; }
-T=$(mktemp -d)
-pass=0 fail=0
-ok() { echo "ok: $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-cleanup() { kill "$ENG" "$BRK" 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
-trap cleanup EXIT
-
-"$WS" broker --partitions 1 > "$T/broker.out" 2>"$T/broker.err" &
-BRK=$!
-for _ in $(seq 50); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
-BOOT=$(head -1 "$T/broker.out")
-[ -n "$BOOT" ] || { echo "broker did not start"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+it_init it_metrics
+it_broker 1
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$WS" keygen --out "$T/k" >/dev/null 2>&1
 cat > "$T/c.json" <<JSON
@@ -31,7 +19,7 @@ cat > "$T/c.json" <<JSON
  "metrics": {"listen": "127.0.0.1:$PORT"}}
 JSON
 "$WS" run -c "$T/c.json" 2>"$T/engine.log" &
-ENG=$!
+ENG=$!; PIDS+=($ENG)
 
 scrape() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
 # value of a series in a scrape file: metric name + exact label text ('' for none)
@@ -110,5 +98,4 @@ for _ in $(seq 100); do kill -0 "$ENG" 2>/dev/null || break; sleep 0.1; done
 wait "$ENG"; rc=$?
 [ "$rc" = 0 ] && ok "SIGTERM -> exit 0" || bad "SIGTERM exit $rc"
 grep -q 'event=start ' "$T/engine.log" && ok "startup banner logged" || bad "startup banner"
-echo "it_metrics: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+it_done

@@ -4,21 +4,9 @@
 # exits 0 within a bounded time. A restart then attests it exactly once and the chain audits.
 set -u
 WS=$1
-[ -x "$WS" ] || exit 77
-PY=/usr/bin/python3
-$PY -c 'import confluent_kafka' 2>/dev/null || exit 77
-T=$(mktemp -d)
-pass=0 fail=0
-ok() { echo "ok: $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-ENG= BRK=
-cleanup() { kill $ENG $BRK 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-
-"$WS" broker --partitions 1 > "$T/broker.out" 2>/dev/null &
-BRK=$!
-for _ in $(seq 50); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
-BOOT=$(head -1 "$T/broker.out")
+. "$(dirname "$0")/lib.sh"
+it_init it_shutdown
+it_broker 1
 "$WS" keygen --out "$T/k" >/dev/null 2>&1
 cat > "$T/c.json" <<JSON
 {"kafka": {"bootstrap.servers": "$BOOT", "group.id": "it-shutdown"},
@@ -55,7 +43,7 @@ p.flush(10)
 PYX
 
 "$WS" run -c "$T/c.json" 2>"$T/e1.log" &
-ENG=$!
+ENG=$!; PIDS+=($ENG)
 # Wait until the engine has taken the big notification (it logs nothing until done at info level,
 # so wait for the spool's in-progress file), then stop it mid-window.
 for _ in $(seq 300); do ls "$T"/spool/q-big/*.tmp >/dev/null 2>&1 && break; sleep 0.05; done
@@ -78,8 +66,8 @@ fi
 ls "$T"/att/q-big/ 2>/dev/null | grep -q '\.tmp' && bad "temporary file left in the sink" || ok "no temporary files in the sink"
 
 "$WS" run -c "$T/c.json" 2>"$T/e2.log" &
-ENG=$!
-for _ in $(seq 600); do [ -f "$T/att/q-big/00000000000000000001.dsse.json" ] && break; sleep 0.1; done
+ENG=$!; PIDS+=($ENG)
+wait_for "$T/att/q-big/00000000000000000001.dsse.json" 60
 kill -TERM "$ENG"; wait "$ENG"; ENG=
 [ -f "$T/att/q-big/00000000000000000001.dsse.json" ] && ok "restart attested the rest" || bad "batch 1 not attested after restart"
 [ ! -f "$T/first.dsse.json" ] || cmp -s "$T/first.dsse.json" "$env0" && ok "window 0 attested once (same bytes)" || bad "window 0 changed"
@@ -88,5 +76,4 @@ n=$(ls "$T"/att/q-big/*.dsse.json | wc -l)
 "$WS" audit "$T/att" --pubkey "$T/k.pub" > "$T/audit.out" 2>&1 && ok "audit: chain valid" || { bad "audit"; cat "$T/audit.out"; }
 grep -q 'records' "$T/audit.out" && grep -q '160010 records' "$T/audit.out" && ok "160010 records attested" || bad "record count: $(cat "$T/audit.out")"
 grep -qE 'ERROR: (Address|Undefined)Sanitizer|runtime error:' "$T"/e*.log && bad "sanitizer report in engine log" || ok "no sanitizer reports"
-echo "it_shutdown: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+it_done
