@@ -51,6 +51,9 @@
 #include <time.h>
 
 #define MAX_SINKS 8
+/* Notifications held at once (gap waits, retries, a stopped chain): beyond this, stop polling
+ * rather than let memory grow; they wait in Kafka instead. */
+#define MAX_IN_HAND 10000
 
 enum stage { ST_QUEUED, ST_READY, ST_DEADLETTER, ST_DONE };
 
@@ -114,6 +117,7 @@ struct ws_engine {
     size_t nparts;
     uint64_t generation;
     bool heads_loaded;
+    size_t in_hand; /* notifications polled and not yet done: intake pauses at MAX_IN_HAND */
     volatile sig_atomic_t stop;
     struct ws_engine_stats stats;
     struct ws_metrics *metrics;
@@ -167,6 +171,7 @@ static bool inflight_add(struct ws_engine *e, int32_t partition, int64_t offset)
     p->offs[p->n++] = offset;
     if (offset > p->seen_max)
         p->seen_max = offset;
+    e->in_hand++;
     return true;
 }
 
@@ -197,6 +202,7 @@ static void inflight_done(struct ws_engine *e, int32_t partition, int64_t offset
     for (size_t i = 0; i < p->n; i++)
         if (p->offs[i] == offset) {
             p->offs[i] = p->offs[--p->n];
+            e->in_hand--;
             break;
         }
     commit_partition(e, p);
@@ -232,11 +238,16 @@ static struct query *query_get(struct ws_engine *e, const char *id, bool create)
     return q;
 }
 
+/*
+ * In batch order — but never ahead of a window already past ST_QUEUED: its artifacts were built
+ * on the current head (perhaps declaring a gap), so a late lower batch must wait behind it and
+ * then be treated as late, or the chain would fork (I5).
+ */
 static void queue_insert(struct query *q, struct pending *p)
 {
     struct pending **pp = &q->queue;
 
-    while (*pp && (*pp)->n.batch_id <= p->n.batch_id)
+    while (*pp && ((*pp)->stage != ST_QUEUED || (*pp)->n.batch_id <= p->n.batch_id))
         pp = &(*pp)->next;
     p->next = *pp;
     *pp = p;
@@ -260,6 +271,7 @@ static void drop_all(struct ws_engine *e)
         pending_free(p);
     }
     e->orphans = NULL;
+    e->in_hand = 0;
     for (size_t i = 0; i < e->nparts; i++) {
         e->parts[i].n = 0;
         e->parts[i].seen_max = -1;
@@ -329,31 +341,57 @@ static void to_deadletter(struct pending *p, ws_err_t err, const char *reason)
     p->next_attempt = 0;
 }
 
-/* Produce the dead-letter record; true when Kafka acknowledged it. */
+/*
+ * Produce the dead-letter record; true when Kafka acknowledged it. A notification too large for
+ * the dead-letter topic (the consumer accepts far larger messages than a producer may send) is
+ * dead-lettered without its key and value, with their sizes and the value's SHA-256 in a
+ * header: retrying the full copy would fail forever and hold every later offset of the
+ * partition uncommitted (I1).
+ */
 static bool deadletter(struct ws_engine *e, struct pending *p)
 {
     struct ws_delivery d = {0};
-    char part[16], off[24], errbuf[256];
+    char part[16], off[24], errbuf[256], dropped[200], hex[WS_HASH_HEX_LEN + 1];
     const char *src = e->cfg->notifications_topic;
-    struct ws_header h[5] = {
+    struct ws_header h[6] = {
         {"windowseal.reason", 17, p->dlq_reason, (int32_t)strlen(p->dlq_reason)},
         {"windowseal.error", 16, ws_err_name(p->dlq_err), (int32_t)strlen(ws_err_name(p->dlq_err))},
         {"windowseal.source-topic", 23, src, (int32_t)strlen(src)},
         {"windowseal.source-partition", 27, part, 0},
         {"windowseal.source-offset", 24, off, 0},
+        {"windowseal.dropped", 18, dropped, 0},
     };
+    size_t klen = p->key_len < 0 ? 0 : (size_t)p->key_len;
+    size_t vlen = p->value_len < 0 ? 0 : (size_t)p->value_len;
+    bool drop = false;
+    ws_err_t err;
 
     h[3].value_len = snprintf(part, sizeof part, "%d", p->partition);
     h[4].value_len = snprintf(off, sizeof off, "%lld", (long long)p->offset);
-    if (ws_kafka_produce(e->producer, e->cfg->deadletter_topic, -1, p->key,
-                         p->key_len < 0 ? 0 : (size_t)p->key_len, p->value,
-                         p->value_len < 0 ? 0 : (size_t)p->value_len, h, 5, &d, errbuf,
-                         sizeof errbuf)) {
-        ws_log(WS_LOG_WARN, "deadletter_failed", "reason=\"%s\"", errbuf);
-        return false;
+    for (;;) {
+        memset(&d, 0, sizeof d);
+        err = ws_kafka_produce(e->producer, e->cfg->deadletter_topic, -1, drop ? NULL : p->key,
+                               drop ? 0 : klen, drop ? NULL : p->value, drop ? 0 : vlen, h,
+                               drop ? 6 : 5, &d, errbuf, sizeof errbuf);
+        if (!err && !wait_delivery(e, &d)) {
+            err = d.err;
+            snprintf(errbuf, sizeof errbuf, "%s", d.reason);
+        }
+        if (err != WS_ERR_TOO_LARGE || drop)
+            break;
+        drop = true;
+        {
+            uint8_t sum[WS_HASH_LEN];
+            ws_sha256(p->value, vlen, sum);
+            ws_hex_encode(sum, WS_HASH_LEN, hex);
+        }
+        h[5].value_len = snprintf(dropped, sizeof dropped,
+                                  "key and value too large for the dead-letter topic: key %zu "
+                                  "bytes, value %zu bytes, value sha256 %s",
+                                  klen, vlen, hex);
     }
-    if (!wait_delivery(e, &d)) {
-        ws_log(WS_LOG_WARN, "deadletter_failed", "reason=\"%s\"", d.reason);
+    if (err) {
+        ws_log(WS_LOG_WARN, "deadletter_failed", "reason=\"%s\"", errbuf);
         return false;
     }
     e->stats.deadlettered++;
@@ -1103,7 +1141,7 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
     ws_err_t err = WS_OK;
     uint64_t gen;
 
-    if (!e->stop && !ws_spool_full(e->spool)) {
+    if (!e->stop && !ws_spool_full(e->spool) && e->in_hand < MAX_IN_HAND) {
         err = ws_kafka_consumer_poll(e->consumer, timeout_ms, &m, errbuf, sizeof errbuf);
         gen = ws_kafka_consumer_generation(e->consumer);
         if (gen != e->generation) {
@@ -1135,8 +1173,9 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
         static int64_t last_note;
         if (now_ms() - last_note > 10000) {
             last_note = now_ms();
-            ws_log(WS_LOG_WARN, "spool_full", "bytes=%llu action=\"intake paused\"",
-                   (unsigned long long)ws_spool_bytes(e->spool));
+            ws_log(WS_LOG_WARN, "intake_paused", "spool_bytes=%llu in_hand=%zu reason=\"%s\"",
+                   (unsigned long long)ws_spool_bytes(e->spool), e->in_hand,
+                   e->in_hand >= MAX_IN_HAND ? "too many notifications in hand" : "spool full");
         }
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
