@@ -114,7 +114,9 @@ int main(int argc, char **argv)
     rd_kafka_topic_partition_list_destroy(tpl);
 
     while (left > 0) {
-        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, BATCH);
+        /* the call waits until BATCH messages are there or the timeout passes: a long timeout
+         * would add up to itself to the last batch of every run */
+        ssize_t n = rd_kafka_consume_batch_queue(q, 1, msgs, BATCH);
         if (n < 0) {
             fprintf(stderr, "consume: %s\n", rd_kafka_err2str(rd_kafka_last_error()));
             rc = 1;

@@ -272,8 +272,8 @@ static void lane_run(struct ws_window *w, bool leaves_too, uint8_t (*leaf_out)[W
         jobs[n++] = (struct ws_sha256_job){w->buf + w->sdone, blocks * 64, -1, NULL, w->sstate};
     for (unsigned l = 0; l < GROUP_LOG; l++) {
         for (unsigned i = 0; 2 * i + 1 < w->nlvl[l]; i++)
-            jobs[n++] = (struct ws_sha256_job){w->lvl[l][2 * i], 2 * WS_HASH_LEN, 0x01,
-                                               up[l + 1][i], NULL};
+            jobs[n++] =
+                (struct ws_sha256_job){w->lvl[l][2 * i], 2 * WS_HASH_LEN, 0x01, up[l + 1][i], NULL};
         nup[l + 1] = w->nlvl[l] / 2;
     }
     if (leaves_too)

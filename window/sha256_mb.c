@@ -101,6 +101,16 @@ static void put_be32(uint8_t *p, uint32_t v)
 
 #define TGT __attribute__((target("sha,sse4.1,ssse3")))
 
+/*
+ * Lanes in use. Measured on a 2-core Zen 5 VM (ns per block, 64-byte blocks): x1 33, x2 21.5,
+ * x3 19, x4 20.5 (four lanes' message schedules no longer fit in 16 xmm registers and spill).
+ * Three also balances the window's work: the stream digest (one chain, ~2.4 blocks a record)
+ * in one lane against leaves and nodes (~5 blocks a record) in the other two.
+ */
+#ifndef LANES
+#define LANES 3
+#endif
+
 struct lane_state {
     __m128i abef, cdgh;
 };
@@ -127,8 +137,8 @@ compress_n(const int N, struct lane_state *const *st, const uint8_t *const *blk)
 #pragma GCC unroll 4
         for (int l = 0; l < N; l++) {
             if (g < 4)
-                m[l][g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk[l] + 16 * g)),
-                                           mask);
+                m[l][g] =
+                    _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk[l] + 16 * g)), mask);
             msg[l] = _mm_add_epi32(m[l][g & 3], k);
             s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], msg[l]);
         }
@@ -174,11 +184,13 @@ static TGT __attribute__((noinline)) void compress_x3(struct lane_state *const *
     compress_n(3, st, blk);
 }
 
+#if LANES == 4
 static TGT __attribute__((noinline)) void compress_x4(struct lane_state *const *st,
                                                       const uint8_t *const *blk)
 {
     compress_n(4, st, blk);
 }
+#endif
 
 /* H0..H7 <-> ABEF/CDGH */
 static TGT void state_load(struct lane_state *s, const uint32_t h[8])
@@ -186,10 +198,10 @@ static TGT void state_load(struct lane_state *s, const uint32_t h[8])
     __m128i t = _mm_loadu_si128((const __m128i *)&h[0]);
     __m128i u = _mm_loadu_si128((const __m128i *)&h[4]);
 
-    t = _mm_shuffle_epi32(t, 0xb1);             /* CDAB */
-    u = _mm_shuffle_epi32(u, 0x1b);             /* EFGH */
-    s->abef = _mm_alignr_epi8(t, u, 8);         /* ABEF */
-    s->cdgh = _mm_blend_epi16(u, t, 0xf0);      /* CDGH */
+    t = _mm_shuffle_epi32(t, 0xb1);        /* CDAB */
+    u = _mm_shuffle_epi32(u, 0x1b);        /* EFGH */
+    s->abef = _mm_alignr_epi8(t, u, 8);    /* ABEF */
+    s->cdgh = _mm_blend_epi16(u, t, 0xf0); /* CDGH */
 }
 
 static TGT void state_store(const struct lane_state *s, uint32_t h[8])
@@ -200,16 +212,6 @@ static TGT void state_store(const struct lane_state *s, uint32_t h[8])
     _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(t, u, 0xf0)); /* DCBA */
     _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(u, t, 8));    /* HGFE */
 }
-
-/*
- * Lanes in use. Measured on a 2-core Zen 5 VM (ns per block, 64-byte blocks): x1 33, x2 21.5,
- * x3 19, x4 20.5 (four lanes' message schedules no longer fit in 16 xmm registers and spill).
- * Three also balances the window's work: the stream digest (one chain, ~2.4 blocks a record)
- * in one lane against leaves and nodes (~5 blocks a record) in the other two.
- */
-#ifndef LANES
-#define LANES 3
-#endif
 
 struct lane {
     struct ws_sha256_job *job; /* NULL: idle */
@@ -316,7 +318,9 @@ static void run_ni(struct ws_sha256_job *jobs, size_t n)
         } else if (busy == 3) {
             compress_x3(st, blk);
         } else {
-            compress_x4(st, blk); /* LANES == 4 */
+#if LANES == 4
+            compress_x4(st, blk);
+#endif
         }
         for (int l = 0; l < LANES; l++) {
             struct lane *ln = &lanes[l];

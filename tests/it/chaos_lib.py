@@ -119,8 +119,9 @@ class Stream:
     def qids(self):
         return [self.st["queries"][q]["id"] for q in sorted(self.st["queries"])]
 
-    def post_batch(self, p, q, skip=False, counts=None, seed=0):
-        """Produce the records of q's next batch, then (unless skip) its notification."""
+    def post_batch(self, p, q, skip=False, counts=None, seed=0, big=None):
+        """Produce the records of q's next batch, then (unless skip) its notification.
+        big: bytes; every record's value is then a rotation of it (incompressible evidence)."""
         st = self.st
         qs = st["queries"][q]
         n = qs["next_batch"]
@@ -132,6 +133,8 @@ class Stream:
                 key = rnd.choice([b"k%d" % rnd.randrange(100), None, b""])
                 value = rnd.choice([None, b"", bytes(rnd.randrange(256)
                                                      for _ in range(rnd.randrange(1, 64)))])
+                if big:
+                    value = big[len(items):] + big[:len(items)]
                 kw = {"partition": part, "key": key, "value": value}
                 if rnd.random() < 0.3:
                     kw["headers"] = [("h", b"\x00\x01"), ("nul", None)]
@@ -183,7 +186,8 @@ class Stream:
                                                          "partition": partition})])
         self.st["bad"].append({"label": label, "key": kb.hex(), "value_sha": sha(vb),
                                "reason": reason, "partition": part, "offset": off,
-                               "len": len(vb)})
+                               "len": -1 if vb is None else len(vb),
+                               "sha256": hashlib.sha256(vb or b"").hexdigest()})
         return part, off
 
 
@@ -191,9 +195,10 @@ def sha(b):
     return hashlib.sha256(b if b is not None else b"\x00null").hexdigest()
 
 
-def producer(boot):
-    return ck.Producer({"bootstrap.servers": boot, "linger.ms": 0, "message.max.bytes": 20000000,
-                        "enable.idempotence": True})
+def producer(boot, compression="none"):
+    return ck.Producer({"bootstrap.servers": boot, "linger.ms": 0, "message.max.bytes": 30000000,
+                        "enable.idempotence": True, "compression.type": compression,
+                        "log_level": 3})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +332,7 @@ def consumer(boot, group="chaos-checker"):
                         "enable.auto.commit": False, "enable.partition.eof": True,
                         "auto.offset.reset": "error", "fetch.wait.max.ms": 10,
                         "fetch.message.max.bytes": 30000000,
-                        "receive.message.max.bytes": 100000000})
+                        "receive.message.max.bytes": 100000000, "log_level": 3})
 
 
 def committed_offsets(boot, group, topic, nparts):
@@ -340,7 +345,7 @@ def committed_offsets(boot, group, topic, nparts):
         c.close()
 
 
-def check(stream, att, ws, pub, group, s3=None, deadletters=True):
+def check(stream, att, ws, pub, group, s3=None, deadletters=True, verbose_reasons=False):
     """The end state (see the module comment). s3: (client, bucket, prefix) or None.
     Returns the number of windows checked."""
     st = stream.st
@@ -461,41 +466,54 @@ def check(stream, att, ws, pub, group, s3=None, deadletters=True):
         ok("%s: one head per chain position for every query, each chain %s windows long, no fork"
            % (HEADS_TOPIC, "/".join(str(len(v)) for _, v in sorted(by_q.items()))))
 
-    # dead letters
+    # dead letters, by the source partition and offset their headers name
     if deadletters:
         dl = {}
         for m in wsit.read_topic(c, DLQ_TOPIC):
-            dl.setdefault(sha(m["value"]), []).append(m)
-        valid = {sha(w["value"].encode()) for w in st["windows"]}
-        bads = {b["value_sha"]: b for b in st["bad"]}
-        nok = 0
+            hd = {n: v for n, v in m["headers"]}
+            src = ((hd.get("windowseal.source-partition") or b"").decode(),
+                   (hd.get("windowseal.source-offset") or b"").decode())
+            dl.setdefault(src, []).append((m, hd))
+        valid = {(str(w["notif_partition"]), str(w["notif_offset"])) for w in st["windows"]}
+        bads = {(str(b["partition"]), str(b["offset"])) for b in st["bad"]}
+        nok = ndropped = 0
         for b in st["bad"]:
-            ms = dl.get(b["value_sha"])
+            ms = dl.get((str(b["partition"]), str(b["offset"])))
             if not ms:
                 fail("dead letter '%s' (%s[%d]@%d, %d bytes) LOST: not on %s"
                      % (b["label"], NOTIF_TOPIC, b["partition"], b["offset"], b["len"],
                         DLQ_TOPIC))
                 continue
-            hd = {n: v for n, v in ms[0]["headers"]}
+            m, hd = ms[0]
             reason = (hd.get("windowseal.reason") or b"").decode(errors="replace")
+            dropped = (hd.get("windowseal.dropped") or b"").decode(errors="replace")
             if not reason or b["reason"].lower() not in reason.lower():
                 fail("dead letter '%s': reason %r lacks %r" % (b["label"], reason[:120],
                                                               b["reason"]))
-            elif (hd.get("windowseal.source-offset") or b"").decode() != str(b["offset"]):
-                fail("dead letter '%s': source offset %r, posted at %d"
-                     % (b["label"], hd.get("windowseal.source-offset"), b["offset"]))
+            elif dropped and "sha256 %s" % b["sha256"] not in dropped:
+                fail("dead letter '%s': key and value dropped, but %r does not name the "
+                     "value's sha256" % (b["label"], dropped[:160]))
+            elif not dropped and hashlib.sha256(m["value"] or b"").hexdigest() != b["sha256"]:
+                fail("dead letter '%s': its value differs from the notification's" % b["label"])
             else:
                 nok += 1
+                ndropped += 1 if dropped else 0
+                if verbose_reasons:
+                    note("  %-34s -> %s%s" % (b["label"], reason[:110],
+                                              " [key+value dropped: too large]" if dropped
+                                              else ""))
         wrong = [k for k in dl if k in valid]
         unknown = [k for k in dl if k not in valid and k not in bads]
         dldups = sum(len(v) - 1 for v in dl.values())
         if wrong:
-            fail("%d valid notifications were dead-lettered" % len(wrong))
+            fail("%d valid notifications were dead-lettered: %s" % (len(wrong), wrong[:5]))
         elif unknown:
-            fail("%d unexpected dead letters" % len(unknown))
+            fail("%d unexpected dead letters (source partition, offset): %s"
+                 % (len(unknown), unknown[:5]))
         elif nok == len(st["bad"]):
             ok("%s: each of the %d bad notifications with its reason (%d repeated after a "
-               "crash), no valid one" % (DLQ_TOPIC, len(st["bad"]), dldups))
+               "crash, %d too large to copy: dropped with their sha256), no valid one"
+               % (DLQ_TOPIC, len(st["bad"]), dldups, ndropped))
 
     # offsets: everything done is committed, nothing is left behind
     nparts = st["notif_parts"]
