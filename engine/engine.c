@@ -402,6 +402,7 @@ static bool deadletter(struct ws_engine *e, struct pending *p)
     }
     ws_log(WS_LOG_WARN, "deadlettered", "partition=%d offset=%lld error=%s reason=\"%s\"",
            p->partition, (long long)p->offset, ws_err_name(p->dlq_err), p->dlq_reason);
+    WS_TEST_HOOK("deadlettered");
     return true;
 }
 
@@ -448,17 +449,24 @@ static ws_err_t fetch_window(struct ws_engine *e, struct pending *p, struct ws_w
                              struct ws_window_result *res, char *errbuf, size_t errlen)
 {
     struct fetch_ctx ctx = {w, errbuf, errlen};
+    struct ws_kafka_range *rg;
     ws_err_t err;
 
-    /* Sources are sorted by (topic, partition) and each range is read in offset order. */
+    /*
+     * Sources are sorted by (topic, partition): one read fetches every range concurrently and
+     * delivers them in that order, each in offset order (fetch.timeout.ms bounds the window).
+     */
+    if (!(rg = calloc(p->n.nsources ? p->n.nsources : 1, sizeof *rg)))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %zu ranges", p->n.nsources);
     for (size_t i = 0; i < p->n.nsources; i++) {
         const struct ws_notif_source *s = &p->n.sources[i];
-        err = ws_kafka_read_range(e->reader, s->topic, s->partition, s->from_offset,
-                                  s->until_offset, (int)e->cfg->fetch_timeout_ms, on_record, &ctx,
-                                  errbuf, errlen);
-        if (err)
-            return err;
+        rg[i] = (struct ws_kafka_range){s->topic, s->partition, s->from_offset, s->until_offset};
     }
+    err = ws_kafka_read_ranges(e->reader, rg, p->n.nsources, (int)e->cfg->fetch_timeout_ms,
+                               on_record, &ctx, errbuf, errlen);
+    free(rg);
+    if (err)
+        return err;
     if ((err = ws_window_finish(w, res)))
         return ws_fail(err, errbuf, errlen, "window: %s", ws_strerror(err));
     return WS_OK;
@@ -1008,7 +1016,6 @@ static void advance_query(struct ws_engine *e, struct query *q)
                 backoff(e, p);
                 return;
             }
-            WS_TEST_HOOK("deadlettered");
             if (!q->has_head || p->n.batch_id > q->head.last_batch)
                 if (p->n.batch_id + 1 > q->no_wait_below)
                     q->no_wait_below = p->n.batch_id + 1;

@@ -110,6 +110,34 @@ ws_err_t ws_kafka_read_range(struct ws_kafka_reader *r, const char *topic, int32
                              int64_t from, int64_t until, int timeout_ms, ws_kafka_record_fn fn,
                              void *opaque, char *errbuf, size_t errlen) WS_MUST_CHECK;
 
+/* One partition's offsets [from, until) of a window; topic is borrowed for the call. */
+struct ws_kafka_range {
+    const char *topic;
+    int32_t partition;
+    int64_t from, until;
+};
+
+/*
+ * ws_kafka_read_range for n ranges at once, fetched concurrently and delivered in exactly the
+ * given order: every record of ranges[0] in offset order, then ranges[1], ... ranges must be
+ * strictly ordered by (topic bytes, partition), which is the window-stream order (so a partition
+ * appears once); otherwise WS_ERR_INVALID before any request. Same per-range semantics as
+ * ws_kafka_read_range: empty ranges are skipped without a request (all empty: WS_OK, no call).
+ * The watermarks of every non-empty range are checked first (two ListOffsets requests for all
+ * of them), ranges judged in order: WS_ERR_UNKNOWN_TOPIC / WS_ERR_NOT_RETAINED for the first
+ * range that has it, at once; any incomplete range is asked again until timeout_ms, then
+ * WS_ERR_TIMEOUT naming the first incomplete range. So fn is first called once every range
+ * exists. timeout_ms bounds the whole call. An error after some records were delivered (fn's
+ * own, a fetch error, a range deleted mid-read: WS_ERR_NOT_RETAINED, the deadline) returns the
+ * error and no further record: the caller discards what it got. Nothing stays assigned after
+ * the call, whatever it returns; records fetched for it never reach a later read.
+ * The fetcher runs ahead of fn by at most ~16 k offsets (across ranges), so memory does not grow
+ * with the window beyond one range's prefetch (bounded by queued.max.messages.kbytes).
+ */
+ws_err_t ws_kafka_read_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *ranges,
+                              size_t n, int timeout_ms, ws_kafka_record_fn fn, void *opaque,
+                              char *errbuf, size_t errlen) WS_MUST_CHECK;
+
 /*
  * Read every partition of topic from its low to its high watermark as they are when the call
  * starts, calling fn in (partition, offset) order. A topic that does not exist is an empty topic

@@ -2,17 +2,30 @@
  * kafka/reader.c — re-read exact offset ranges, the heart of an attestation.
  *
  * DESIGN. One rd_kafka_t consumer per reader, created once and reused for every window: it
- * never subscribes, never joins its group, never commits. A read is
+ * never subscribes, never joins its group, never commits. A read takes a window's ranges at once
+ * (ws_kafka_read_ranges; a single range is a window of one):
  *
- *     watermarks ok? --no--> wait (ask again) ... timeout -> WS_ERR_TIMEOUT
- *        | yes
- *     assign(topic[partition] @ from) -> poll messages -> deliver while offset < until
+ *     watermarks of every range: 2 ListOffsets requests ok? --no--> ask again ... -> TIMEOUT
+ *        | yes                     (first unknown/not-retained range fails at once)
+ *     split every partition's fetch queue off the consumer queue (before any assign)
+ *     incremental_assign(range 0 .. k @ from) -> drain range 0's own queue while 1 .. k fetch
  *        -> stop at offset until-1, at the first offset >= until, or at partition EOF >= until
- *     unassign (always)
+ *        -> incremental_unassign(range 0), assign more ranges ahead ... range 1 ...
+ *     assign(NULL) (always)
  *
- * so the end of a range is known without waiting for a poll timeout, and gaps (compaction,
- * transaction markers, a last offset that is a control record) cannot make a read hang: the EOF
- * event at the high watermark ends it.
+ * so the end of a range is known without waiting for a poll timeout, gaps (compaction,
+ * transaction markers, a last offset that is a control record) cannot make a read hang (the EOF
+ * event at the high watermark ends it), and records reach the callback in window order while
+ * later partitions are already fetched. Ranges are assigned ahead of the one being delivered
+ * only while they (and its rest) hold at most AHEAD_RECORDS offsets: the fetcher stays ahead of
+ * the caller, but memory does not grow with the window.
+ *
+ * Queues: each partition's messages wait in its own fetch queue (rd_kafka_queue_get_partition +
+ * rd_kafka_queue_forward(NULL)). The split is made before the partition is first assigned, so
+ * nothing it fetches can have gone to the shared consumer queue; librdkafka then marks the queue
+ * app-forwarded and no later fetch start re-forwards it. Every read goes through this path (once
+ * split, a partition's records never reach rd_kafka_consumer_poll again); the consumer queue is
+ * only polled for client events, and a record found there fails the read instead of being lost.
  *
  * librdkafka 2.0.2 pitfalls measured on this project: the fetcher pauses (a fixed 1 s before
  * 2.1's fetch.queue.backoff.ms) once its queue holds queued.min.messages (or
@@ -27,7 +40,7 @@
  * match Spark's kafka.isolation.level.
  *
  * Stale events: after unassign librdkafka drops what was fetched for the old assignment (op
- * version barrier); we also ignore messages for other partitions and offsets we already passed,
+ * version barrier, also in a split queue); we also ignore offsets already passed or >= until,
  * which are harmless anyway: an offset always names the same record.
  *
  * Thread: everything runs on the caller's thread (callbacks are served inside
@@ -41,8 +54,11 @@
 #include <string.h>
 #include <time.h>
 
-#define POLL_SLICE_MS 100 /* longest single wait, so deadlines are kept */
-#define WMARK_RETRY_MS 20 /* pause between watermark queries while a range is incomplete */
+#define POLL_SLICE_MS 100   /* longest single wait, so deadlines are kept */
+#define WMARK_RETRY_MS 20   /* pause between watermark queries while a range is incomplete */
+#define BATCH 256           /* messages taken from a partition queue at once */
+#define AHEAD_RECORDS 16384 /* offsets a read fetches ahead of the caller, across ranges */
+#define AHEAD_PARTS 64      /* partitions fetched ahead of the one being delivered */
 
 struct ws_kafka_reader {
     rd_kafka_t *rk;
@@ -191,43 +207,119 @@ ws_err_t ws_kafka_reader_watermarks(struct ws_kafka_reader *r, const char *topic
 }
 
 /*
- * Wait until [from, until) is retained and complete. Retriable query failures (broker down,
- * leader moving) are retried until the deadline like an incomplete range.
+ * Watermarks of every range in two ListOffsets round trips (one for the low, one for the high
+ * watermarks of all partitions): which = RD_KAFKA_OFFSET_BEGINNING or RD_KAFKA_OFFSET_END.
+ * errs[i] is the error of range i (a request-level error applies to every range).
  */
-static ws_err_t wait_range(struct ws_kafka_reader *r, const char *topic, int32_t partition,
-                           int64_t from, int64_t until, int64_t deadline, char *errbuf,
-                           size_t errlen)
+static void list_offsets(rd_kafka_t *rk, const struct ws_kafka_range *rg, const size_t *idx,
+                         size_t n, int64_t which, int64_t *out, rd_kafka_resp_err_t *errs,
+                         int timeout_ms)
 {
-    int64_t lo, hi, seen_hi = -1;
-    char why[256] = "";
-    ws_err_t err;
+    rd_kafka_topic_partition_list_t *tpl;
+    rd_kafka_resp_err_t kerr;
+    size_t i;
 
+    if (!(tpl = rd_kafka_topic_partition_list_new((int)n))) {
+        for (i = 0; i < n; i++)
+            errs[i] = RD_KAFKA_RESP_ERR__FAIL;
+        return;
+    }
+    for (i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(tpl, rg[idx[i]].topic, rg[idx[i]].partition)->offset =
+            which;
+    kerr = rd_kafka_offsets_for_times(rk, tpl, timeout_ms);
+    for (i = 0; i < n; i++) {
+        /* looked up, not indexed: the answer's order is librdkafka's business */
+        rd_kafka_topic_partition_t *e =
+            rd_kafka_topic_partition_list_find(tpl, rg[idx[i]].topic, rg[idx[i]].partition);
+
+        errs[i] = !e ? RD_KAFKA_RESP_ERR__BAD_MSG : e->err ? e->err : kerr;
+        out[i] = e ? e->offset : -1;
+        if (!errs[i] && out[i] < 0)
+            errs[i] = RD_KAFKA_RESP_ERR__BAD_MSG;
+    }
+    rd_kafka_topic_partition_list_destroy(tpl);
+}
+
+/*
+ * Wait until every range idx[0..n) is retained and complete, ranges judged in window order: the
+ * first permanent failure (unknown partition, records no longer retained) ends the wait at once;
+ * incomplete ranges and retriable query failures are asked again until the deadline.
+ */
+static ws_err_t wait_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *rg,
+                            const size_t *idx, size_t n, int64_t deadline, char *errbuf,
+                            size_t errlen)
+{
+    int64_t *lo = NULL, *hi, seen_hi = -1; /* seen_hi: kept from the last round answered */
+    rd_kafka_resp_err_t *elo = NULL, *ehi;
+    char why[256] = "";
+    size_t i, late = 0; /* late: the first incomplete range, for the timeout's text */
+    ws_err_t err = WS_OK;
+
+    if (!(lo = calloc(2 * n, sizeof(*lo))) || !(elo = calloc(2 * n, sizeof(*elo)))) {
+        err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %zu ranges", n);
+        goto out_free;
+    }
+    hi = lo + n;
+    ehi = elo + n;
     for (;;) {
-        err = query_wmarks(r, topic, partition, &lo, &hi,
-                           ws_kafka_int_left(deadline, 10 * POLL_SLICE_MS), why, sizeof(why));
-        if (err == WS_OK) {
-            if (from < lo)
-                return ws_fail(WS_ERR_NOT_RETAINED, errbuf, errlen,
-                               "records no longer retained: %s[%d] low watermark %lld > from "
-                               "%lld",
-                               topic, (int)partition, (long long)lo, (long long)from);
-            if (until <= hi)
-                return WS_OK;
-            seen_hi = hi;
-        } else if (!ws_err_retriable(err)) {
-            return ws_fail(err, errbuf, errlen, "%s", why);
+        bool pending = false;
+
+        list_offsets(r->rk, rg, idx, n, RD_KAFKA_OFFSET_BEGINNING, lo, elo,
+                     ws_kafka_int_left(deadline, 10 * POLL_SLICE_MS));
+        list_offsets(r->rk, rg, idx, n, RD_KAFKA_OFFSET_END, hi, ehi,
+                     ws_kafka_int_left(deadline, 10 * POLL_SLICE_MS));
+        for (i = 0; i < n; i++) {
+            const struct ws_kafka_range *g = &rg[idx[i]];
+            rd_kafka_resp_err_t kerr = elo[i] ? elo[i] : ehi[i];
+
+            if (kerr) {
+                ws_err_t e = ws_kafka_int_err(kerr);
+
+                if (!ws_err_retriable(e)) {
+                    err = ws_fail(e, errbuf, errlen, "watermarks of %s[%d]: %s", g->topic,
+                                  (int)g->partition, rd_kafka_err2str(kerr));
+                    goto out_free;
+                }
+                if (!pending)
+                    snprintf(why, sizeof(why), "watermarks of %s[%d]: %s", g->topic,
+                             (int)g->partition, rd_kafka_err2str(kerr));
+                pending = true;
+                continue;
+            }
+            if (g->from < lo[i]) {
+                err = ws_fail(WS_ERR_NOT_RETAINED, errbuf, errlen,
+                              "records no longer retained: %s[%d] low watermark %lld > from %lld",
+                              g->topic, (int)g->partition, (long long)lo[i], (long long)g->from);
+                goto out_free;
+            }
+            if (g->until > hi[i]) {
+                if (!pending) {
+                    late = i;
+                    seen_hi = hi[i];
+                }
+                pending = true;
+            }
         }
+        if (!pending)
+            goto out_free;
         if (ws_kafka_int_left(deadline, WMARK_RETRY_MS) == 0)
             break;
         sleep_ms(ws_kafka_int_left(deadline, WMARK_RETRY_MS));
     }
-    /* The broker answered at least once: the range is simply not complete yet. */
+    /* The broker answered for the first pending range: it is simply not complete yet. */
     if (seen_hi >= 0)
-        return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
-                       "range not complete: %s[%d] high watermark %lld < until %lld", topic,
-                       (int)partition, (long long)seen_hi, (long long)until);
-    return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen, "%s%s%s", why,
-                   r->last_error[0] ? "; last client error: " : "", r->last_error);
+        err = ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
+                      "range not complete: %s[%d] high watermark %lld < until %lld",
+                      rg[idx[late]].topic, (int)rg[idx[late]].partition, (long long)seen_hi,
+                      (long long)rg[idx[late]].until);
+    else
+        err = ws_fail(WS_ERR_TIMEOUT, errbuf, errlen, "%s%s%s", why,
+                      r->last_error[0] ? "; last client error: " : "", r->last_error);
+out_free:
+    free(lo);
+    free(elo);
+    return err;
 }
 
 /* Fill rec from m (m belongs to topic[partition], checked by the caller). */
@@ -302,80 +394,287 @@ static ws_err_t to_record(struct ws_kafka_reader *r, const rd_kafka_message_t *m
     return WS_OK;
 }
 
-/* Fetch [from, until) once the watermarks said it is complete. */
-static ws_err_t fetch_range(struct ws_kafka_reader *r, const char *topic, int32_t partition,
-                            int64_t from, int64_t until, int64_t deadline, ws_kafka_record_fn fn,
-                            void *opaque, char *errbuf, size_t errlen)
+static uint64_t span(const struct ws_kafka_range *g)
+{
+    return (uint64_t)(g->until - g->from);
+}
+
+/* One non-empty range of a read. */
+struct slot {
+    const struct ws_kafka_range *g;
+    rd_kafka_queue_t *q; /* the partition's own fetch queue, split off the consumer queue */
+    bool assigned;
+};
+
+/* Assign (add) or unassign slots [a, b) incrementally: the other partitions keep fetching. */
+static ws_err_t reassign(struct ws_kafka_reader *r, struct slot *s, size_t a, size_t b, bool add,
+                         char *errbuf, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *tpl;
-    rd_kafka_resp_err_t kerr;
-    int64_t last = from - 1; /* highest offset passed so far */
+    rd_kafka_error_t *e;
+    ws_err_t err = WS_OK;
+    size_t i;
+
+    if (a >= b)
+        return WS_OK;
+    if (!(tpl = rd_kafka_topic_partition_list_new((int)(b - a))))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
+    for (i = a; i < b; i++)
+        rd_kafka_topic_partition_list_add(tpl, s[i].g->topic, s[i].g->partition)->offset =
+            s[i].g->from;
+    e = add ? rd_kafka_incremental_assign(r->rk, tpl) : rd_kafka_incremental_unassign(r->rk, tpl);
+    if (e) {
+        err = ws_fail(ws_kafka_int_err(rd_kafka_error_code(e)), errbuf, errlen,
+                      "%s %s[%d]@%lld (%zu partitions): %s", add ? "assign" : "unassign",
+                      s[a].g->topic, (int)s[a].g->partition, (long long)s[a].g->from, b - a,
+                      rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        for (i = a; i < b; i++)
+            s[i].assigned = add;
+    }
+    rd_kafka_topic_partition_list_destroy(tpl);
+    return err;
+}
+
+/*
+ * Keep the ranges after cur fetching while what they and the rest of cur hold stays within
+ * AHEAD_RECORDS (at most AHEAD_PARTS partitions ahead): the fetcher works ahead of the caller,
+ * but memory does not grow with the window. left: offsets of cur not yet passed.
+ */
+static ws_err_t top_up(struct ws_kafka_reader *r, struct slot *s, size_t n, size_t cur,
+                       uint64_t left, size_t *next, char *errbuf, size_t errlen)
+{
+    uint64_t ahead = left;
+    size_t j = *next, k;
+    ws_err_t err;
+
+    for (k = cur + 1; k < j; k++)
+        ahead += span(s[k].g);
+    while (j < n &&
+           (j <= cur || (j - cur <= AHEAD_PARTS && ahead + span(s[j].g) <= AHEAD_RECORDS))) {
+        if (j > cur)
+            ahead += span(s[j].g);
+        j++;
+    }
+    if ((err = reassign(r, s, *next, j, true, errbuf, errlen)))
+        return err;
+    *next = j;
+    return WS_OK;
+}
+
+/*
+ * Serve the consumer queue without waiting: client events, a fatal error. A record never lands
+ * there (every partition's queue is split off before it is assigned); if one did, fail rather
+ * than lose it.
+ */
+static ws_err_t serve_events(struct ws_kafka_reader *r, char *errbuf, size_t errlen)
+{
+    rd_kafka_message_t *m;
+    ws_err_t err = WS_OK;
+
+    while (!err && (m = rd_kafka_consumer_poll(r->rk, 0))) {
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+            err = ws_fail(WS_ERR_KAFKA_FATAL, errbuf, errlen, "kafka reader: %s",
+                          rd_kafka_message_errstr(m));
+        else if (!m->err && m->rkt)
+            err = ws_fail(WS_ERR_KAFKA, errbuf, errlen,
+                          "kafka reader: %s[%d]@%lld reached the shared queue",
+                          rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
+        rd_kafka_message_destroy(m);
+    }
+    return err;
+}
+
+/* One message of g's partition queue: deliver it, or learn that the range is done. */
+static ws_err_t take(struct ws_kafka_reader *r, const struct ws_kafka_range *g,
+                     const rd_kafka_message_t *m, int64_t *last, bool *done, ws_kafka_record_fn fn,
+                     void *opaque, char *errbuf, size_t errlen)
+{
     struct ws_record rec;
+    ws_err_t err;
+
+    if (m->partition != g->partition)
+        return WS_OK; /* cannot happen: the queue is this partition's alone */
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        /* m->offset is the high watermark: nothing exists between last and it. */
+        *done = m->offset >= g->until;
+        return WS_OK;
+    }
+    if (m->err) {
+        err = ws_fail(ws_kafka_int_err(m->err), errbuf, errlen,
+                      "reading %s[%d] [%lld, %lld) after offset %lld: %s", g->topic,
+                      (int)g->partition, (long long)g->from, (long long)g->until, (long long)*last,
+                      rd_kafka_message_errstr(m));
+        if (err == WS_ERR_NOT_RETAINED)
+            err = ws_fail(err, errbuf, errlen,
+                          "records no longer retained: %s[%d] offset %lld was deleted while "
+                          "reading",
+                          g->topic, (int)g->partition, (long long)(*last + 1));
+        return err;
+    }
+    if (m->offset >= g->until) {
+        *done = true;
+        return WS_OK;
+    }
+    if (m->offset <= *last)
+        return WS_OK; /* already passed; an offset always names the same record */
+    err = to_record(r, m, g->topic, &rec, errbuf, errlen);
+    if (!err)
+        err = fn(opaque, &rec);
+    *last = m->offset;
+    *done = *last == g->until - 1;
+    return err;
+}
+
+/* Deliver slot i's range from its partition queue, topping up the ranges fetched ahead. */
+static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_t i, size_t *next,
+                      int64_t deadline, ws_kafka_record_fn fn, void *opaque, char *errbuf,
+                      size_t errlen)
+{
+    const struct ws_kafka_range *g = s[i].g;
+    rd_kafka_message_t *batch[BATCH];
+    int64_t last = g->from - 1; /* highest offset passed so far */
     ws_err_t err = WS_OK;
     bool done = false;
 
-    if (!(tpl = rd_kafka_topic_partition_list_new(1)))
-        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
-    rd_kafka_topic_partition_list_add(tpl, topic, partition)->offset = from;
-    kerr = rd_kafka_assign(r->rk, tpl);
-    rd_kafka_topic_partition_list_destroy(tpl);
-    if (kerr)
-        return ws_fail(ws_kafka_int_err(kerr), errbuf, errlen, "assign %s[%d]@%lld: %s", topic,
-                       (int)partition, (long long)from, rd_kafka_err2str(kerr));
+    while (!done && !err) {
+        ssize_t got, k;
 
-    while (!done) {
-        int wait = ws_kafka_int_left(deadline, POLL_SLICE_MS);
-        rd_kafka_message_t *m;
+        if ((err = top_up(r, s, n, i, (uint64_t)(g->until - 1 - last), next, errbuf, errlen)))
+            break;
+        /* Take what is there; only wait (for one message) when the queue is empty. */
+        got = rd_kafka_consume_batch_queue(s[i].q, 0, batch, BATCH);
+        if (got == 0) {
+            int wait = ws_kafka_int_left(deadline, POLL_SLICE_MS);
 
-        if (wait == 0) {
-            err = ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
-                          "reading %s[%d] [%lld, %lld): timed out after offset %lld%s%s", topic,
-                          (int)partition, (long long)from, (long long)until, (long long)last,
-                          r->last_error[0] ? "; last client error: " : "", r->last_error);
+            if (wait == 0) {
+                err = ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
+                              "reading %s[%d] [%lld, %lld): timed out after offset %lld%s%s",
+                              g->topic, (int)g->partition, (long long)g->from, (long long)g->until,
+                              (long long)last, r->last_error[0] ? "; last client error: " : "",
+                              r->last_error);
+                break;
+            }
+            if ((err = serve_events(r, errbuf, errlen)))
+                break;
+            batch[0] = rd_kafka_consume_queue(s[i].q, wait);
+            got = batch[0] != NULL;
+        }
+        if (got < 0) {
+            err = ws_fail(WS_ERR_KAFKA, errbuf, errlen, "reading %s[%d]: %s", g->topic,
+                          (int)g->partition, rd_kafka_err2str(rd_kafka_last_error()));
             break;
         }
-        if (!(m = rd_kafka_consumer_poll(r->rk, wait)))
-            continue;
-        if (!m->rkt || m->partition != partition || strcmp(rd_kafka_topic_name(m->rkt), topic)) {
-            if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                err = ws_fail(WS_ERR_KAFKA_FATAL, errbuf, errlen, "kafka reader: %s",
-                              rd_kafka_message_errstr(m));
-                done = true;
-            }
-            rd_kafka_message_destroy(m); /* another partition's leftovers, or client noise */
-            continue;
+        for (k = 0; k < got; k++) {
+            if (!done && !err)
+                err = take(r, g, batch[k], &last, &done, fn, opaque, errbuf, errlen);
+            rd_kafka_message_destroy(batch[k]);
         }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            /* m->offset is the high watermark: nothing exists between last and it. */
-            done = m->offset >= until;
-        } else if (m->err) {
-            err = ws_fail(ws_kafka_int_err(m->err), errbuf, errlen,
-                          "reading %s[%d] [%lld, %lld) after offset %lld: %s", topic,
-                          (int)partition, (long long)from, (long long)until, (long long)last,
-                          rd_kafka_message_errstr(m));
-            if (err == WS_ERR_NOT_RETAINED)
-                err = ws_fail(err, errbuf, errlen,
-                              "records no longer retained: %s[%d] offset %lld was deleted while "
-                              "reading",
-                              topic, (int)partition, (long long)(last + 1));
-            done = true;
-        } else if (m->offset >= until) {
-            done = true;
-        } else if (m->offset > last) {
-            err = to_record(r, m, topic, &rec, errbuf, errlen);
-            if (!err)
-                err = fn(opaque, &rec);
-            last = m->offset;
-            done = err != WS_OK || last == until - 1;
+    }
+    return err;
+}
+
+/*
+ * Fetch the ranges idx[0..n) (non-empty, complete: wait_ranges said so) and deliver them in that
+ * order. Every partition's fetch queue is split off the consumer queue BEFORE anything is
+ * assigned: a queue split off after its partition starts fetching may already have passed
+ * records to the consumer queue. The split sticks for the partition's life (librdkafka marks the
+ * queue app-forwarded, and a later fetch start leaves such a queue alone), so doing it again on
+ * every read is a no-op that also covers a partition librdkafka recreated meanwhile.
+ */
+static ws_err_t fetch_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *rg,
+                             const size_t *idx, size_t n, int64_t deadline, ws_kafka_record_fn fn,
+                             void *opaque, char *errbuf, size_t errlen)
+{
+    rd_kafka_resp_err_t kerr;
+    struct slot *s;
+    size_t i, next = 0;
+    ws_err_t err = WS_OK;
+
+    if (!(s = calloc(n, sizeof(*s))))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %zu ranges", n);
+    for (i = 0; i < n; i++) {
+        s[i].g = &rg[idx[i]];
+        if (!(s[i].q = rd_kafka_queue_get_partition(r->rk, s[i].g->topic, s[i].g->partition))) {
+            err = ws_fail(WS_ERR_KAFKA, errbuf, errlen, "no fetch queue for %s[%d]", s[i].g->topic,
+                          (int)s[i].g->partition);
+            goto out_unassign;
         }
-        rd_kafka_message_destroy(m);
+        rd_kafka_queue_forward(s[i].q, NULL);
+    }
+    for (i = 0; i < n && !err; i++) {
+        err = drain(r, s, n, i, &next, deadline, fn, opaque, errbuf, errlen);
+        /* Done with it: stop fetching beyond until (the last one goes with the rest below). */
+        if (!err && i + 1 < n)
+            err = reassign(r, s, i, i + 1, false, errbuf, errlen);
     }
 
-    /* Stop fetching now: the next read may be elsewhere, and prefetch costs memory. */
+out_unassign:
+    /*
+     * Leave nothing assigned, whatever happened: an unassign bumps each partition's op version,
+     * so what was fetched for this read is dropped, never delivered to the next one.
+     */
     kerr = rd_kafka_assign(r->rk, NULL);
     if (kerr && !err)
-        err = ws_fail(ws_kafka_int_err(kerr), errbuf, errlen, "unassign %s[%d]: %s", topic,
-                      (int)partition, rd_kafka_err2str(kerr));
+        err =
+            ws_fail(ws_kafka_int_err(kerr), errbuf, errlen, "unassign: %s", rd_kafka_err2str(kerr));
+    for (i = 0; i < n; i++)
+        if (s[i].q)
+            rd_kafka_queue_destroy(s[i].q);
+    free(s);
+    return err;
+}
+
+/* Same range order as the engine's window stream: topic bytes, then partition. */
+static int range_cmp(const struct ws_kafka_range *a, const struct ws_kafka_range *b)
+{
+    int c = strcmp(a->topic, b->topic); /* compares as unsigned char: byte order */
+
+    if (c)
+        return c;
+    return a->partition < b->partition ? -1 : a->partition > b->partition;
+}
+
+ws_err_t ws_kafka_read_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *ranges,
+                              size_t n, int timeout_ms, ws_kafka_record_fn fn, void *opaque,
+                              char *errbuf, size_t errlen)
+{
+    int64_t deadline;
+    size_t i, ne = 0, *idx;
+    ws_err_t err;
+
+    if (!r || !fn || (n && !ranges))
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen, "invalid read of %zu ranges", n);
+    for (i = 0; i < n; i++) {
+        const struct ws_kafka_range *g = &ranges[i];
+
+        if ((err = check_topic(g->topic, errbuf, errlen)))
+            return err;
+        if (g->partition < 0 || g->from < 0 || g->until < g->from)
+            return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                           "invalid range [%lld, %lld) of partition %d", (long long)g->from,
+                           (long long)g->until, (int)g->partition);
+        /* A partition is assigned once per read: ranges must be distinct, in window order. */
+        if (i > 0 && range_cmp(&ranges[i - 1], g) >= 0)
+            return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                           "ranges out of order: %s[%d] after %s[%d]", g->topic, (int)g->partition,
+                           ranges[i - 1].topic, (int)ranges[i - 1].partition);
+        ne += g->from < g->until;
+    }
+    if (ne == 0)
+        return WS_OK; /* nothing to read: no broker request */
+    if (!(idx = malloc(ne * sizeof(*idx))))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %zu ranges", ne);
+    for (i = 0, ne = 0; i < n; i++)
+        if (ranges[i].from < ranges[i].until)
+            idx[ne++] = i;
+    deadline = ws_kafka_int_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    r->last_error[0] = '\0';
+    err = wait_ranges(r, ranges, idx, ne, deadline, errbuf, errlen);
+    if (!err)
+        err = fetch_ranges(r, ranges, idx, ne, deadline, fn, opaque, errbuf, errlen);
+    free(idx);
     return err;
 }
 
@@ -383,7 +682,7 @@ ws_err_t ws_kafka_read_range(struct ws_kafka_reader *r, const char *topic, int32
                              int64_t from, int64_t until, int timeout_ms, ws_kafka_record_fn fn,
                              void *opaque, char *errbuf, size_t errlen)
 {
-    int64_t deadline;
+    struct ws_kafka_range g = {topic, partition, from, until};
     ws_err_t err;
 
     if (!r || !fn || partition < 0 || from < 0 || until < from)
@@ -391,13 +690,7 @@ ws_err_t ws_kafka_read_range(struct ws_kafka_reader *r, const char *topic, int32
                        (long long)from, (long long)until, (int)partition);
     if ((err = check_topic(topic, errbuf, errlen)))
         return err;
-    if (from == until)
-        return WS_OK;
-    deadline = ws_kafka_int_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-    r->last_error[0] = '\0';
-    if ((err = wait_range(r, topic, partition, from, until, deadline, errbuf, errlen)))
-        return err;
-    return fetch_range(r, topic, partition, from, until, deadline, fn, opaque, errbuf, errlen);
+    return ws_kafka_read_ranges(r, &g, 1, timeout_ms, fn, opaque, errbuf, errlen);
 }
 
 /* Partition count of topic: 0 if it does not exist; retries transient metadata errors. */
@@ -471,9 +764,14 @@ ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafk
     if ((err = partition_count(r, topic, deadline, &np, errbuf, errlen)))
         return err;
     for (p = 0; p < np; p++) {
+        struct ws_kafka_range g = {topic, p, 0, 0};
+        size_t zero = 0;
+
         err = wmarks_until(r, topic, p, &lo, &hi, deadline, errbuf, errlen);
+        g.from = lo;
+        g.until = hi;
         if (!err && lo < hi)
-            err = fetch_range(r, topic, p, lo, hi, deadline, fn, opaque, errbuf, errlen);
+            err = fetch_ranges(r, &g, &zero, 1, deadline, fn, opaque, errbuf, errlen);
         if (err)
             return err;
     }
