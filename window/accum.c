@@ -542,8 +542,10 @@ ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res)
     if (!w->finished) {
         if (w->mb) {
             sync_lanes(w);
-            ws_sha256_state_final(w->sstate, w->buf + w->sdone, w->pending - w->sdone,
-                                  w->stotal + (w->pending - w->sdone), w->digest);
+            /* buf is still NULL when no record came: no pointer arithmetic on it then */
+            ws_sha256_state_final(w->sstate, w->buf ? w->buf + w->sdone : NULL,
+                                  w->pending - w->sdone, w->stotal + (w->pending - w->sdone),
+                                  w->digest);
         } else {
             flush(w);
             ws_sha256_final(&w->stream, w->digest);
