@@ -43,11 +43,11 @@ void ws_test_hook(const char *point)
         return;
     {
         char line[160];
-        int len = snprintf(line, sizeof line, "ws_test_hook: SIGKILL at %s (hit %lu)\n", point,
-                           hits);
+        int len =
+            snprintf(line, sizeof line, "ws_test_hook: SIGKILL at %s (hit %lu)\n", point, hits);
         if (len > 0)
-            (void)!write(STDERR_FILENO, line, (size_t)len < sizeof line ? (size_t)len
-                                                                         : sizeof line - 1);
+            (void)!write(STDERR_FILENO, line,
+                         (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
     }
     raise(SIGKILL);
 }

@@ -18,7 +18,8 @@ broker, key, directories and consumer group, so that the shell script can run th
             a good batch: every bad one dead-lettered with its reason, every good one attested,
             the engine alive, its VmHWM under --max-hwm-mb.
   s3        file sink + s3 sink through a fault proxy in front of s3rver: 500s, kill -9 during
-            the 500s, a 10 s outage (connections refused), then everything in both sinks once.
+            the 500s, restart with a quarter of the requests failing, a 10 s outage
+            (connections refused), then everything in both sinks once.
   disk      the spool on a small tmpfs filled up: writes fail with ENOSPC, intake pauses,
             nothing is attested or dead-lettered while full; room made: everything attested.
 
@@ -60,8 +61,8 @@ class Broker:
     def __init__(self, ws, d, partitions):
         self.out = open(os.path.join(d, "broker.out"), "w+")
         self.err = open(os.path.join(d, "broker.err"), "w")
-        self.proc = subprocess.Popen([ws, "broker", "--partitions", str(partitions)],
-                                     stdout=self.out, stderr=self.err)
+        self.proc = L.track(subprocess.Popen([ws, "broker", "--partitions", str(partitions)],
+                                             stdout=self.out, stderr=self.err))
         self.boot = None
         for _ in range(100):
             self.out.seek(0)
@@ -220,9 +221,18 @@ def lane_kill(a):
                     L.fail("run %d: engine exited %s before its crash point %s: %s"
                            % (i, rc, crash, e.lines()[-3:]))
             else:
+                # a random moment while it works: after a random number k of windows (k = 0:
+                # up to 1.5 s after the assignment), then up to 50 ms more
                 if not e.wait_event("rebalance", 1, 25):
                     L.fail("run %d: no group assignment in 25 s" % i)
-                time.sleep(rnd.uniform(0.0, 1.5))
+                todo = sum(1 for w in s.st["windows"] if not os.path.exists(
+                    L.wsit.env_path(att, w["qid"], w["batch"], ".dsse.json")))
+                k = rnd.randrange(0, max(1, todo))
+                if k:
+                    e.wait_event("window_attested", k, 20)
+                else:
+                    time.sleep(rnd.uniform(0.0, 1.5))
+                time.sleep(rnd.uniform(0.0, 0.05))
                 e.kill9()
                 files = [f for _, _, fs in os.walk(os.path.join(a.dir, "spool")) for f in fs
                          if not f.startswith(".")]
@@ -505,8 +515,8 @@ def lane_hostile(a):
 
 
 class FaultProxy:
-    """HTTP proxy to s3rver; mode: up | 500 | flaky (every other request 500) | down (the
-    listening socket is closed: connections refused)."""
+    """HTTP proxy to s3rver; mode: up | 500 | flaky (a random quarter of the requests 500) |
+    down (the listening socket is closed: connections refused, kept-alive ones dropped)."""
 
     def __init__(self, upstream_port):
         self.up = upstream_port
@@ -519,6 +529,7 @@ class FaultProxy:
         self.srv = None
         self.n = 0
         self.is_down = False
+        self.rnd = random.Random(9)
         self.start()
 
     def start(self):
@@ -538,7 +549,7 @@ class FaultProxy:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 proxy.n += 1
-                if proxy.mode == "500" or (proxy.mode == "flaky" and proxy.n % 2):
+                if proxy.mode == "500" or (proxy.mode == "flaky" and proxy.rnd.random() < 0.25):
                     proxy.count["500"] += 1
                     msg = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError'
                            b'</Code><Message>injected by chaos_run.py</Message></Error>')
@@ -583,6 +594,7 @@ class FaultProxy:
 
     def up_again(self):
         self.is_down = False
+        self.rnd = random.Random(9)
         self.start()
 
 
@@ -604,9 +616,9 @@ def lane_s3(a):
     sock.close()
     os.makedirs(os.path.join(a.dir, "s3data"), exist_ok=True)
     s3log = open(os.path.join(a.dir, "s3rver.log"), "w")
-    s3 = subprocess.Popen(["node", a.s3rver, "-d", os.path.join(a.dir, "s3data"), "-a",
+    s3 = L.track(subprocess.Popen(["node", a.s3rver, "-d", os.path.join(a.dir, "s3data"), "-a",
                            "127.0.0.1", "-p", str(s3port), "--silent", "--configure-bucket",
-                           "attest"], stdout=s3log, stderr=s3log)
+                           "attest"], stdout=s3log, stderr=s3log))
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", s3port), 0.2).close()
@@ -669,8 +681,8 @@ def lane_s3(a):
         c500 = proxy.count["500"]
         e = L.Engine(a.ws, cfg, log)
         post(1)
-        L.wait_windows(s, att, 40, " (restarted after the kill, store failing every other "
-                                   "request)")
+        L.wait_windows(s, att, 40, " (restarted after the kill, store failing a quarter of "
+                                   "the requests)")
         faults += proxy.count["500"] - c500
         # 3. down 10 s: connections refused
         proxy.mode = "up"
@@ -723,10 +735,10 @@ def lane_disk(a):
     group = "chaos-disk"
     e = None
     b = None
+    log = os.path.join(a.dir, "engine.log")
     try:
         spool = os.path.join(mnt, "spool")
         b, cfg, att, pub = setup(a, 2, group, spool=spool)
-        log = os.path.join(a.dir, "engine.log")
         s = L.Stream.init(os.path.join(a.dir, "state.json"), b.boot, a.dir, 2, 2, prefix="disk")
         p = L.producer(b.boot)
         e = L.Engine(a.ws, cfg, log)
@@ -739,10 +751,9 @@ def lane_disk(a):
         with open(filler, "wb") as f:
             f.write(b"\0" * max(0, free - 96 * 1024))
         n0 = len(e.events("window_attested"))
-        big = os.urandom(24 * 1024)
         for q in ("Q0", "Q1", "Q0", "Q1"):
             # 16 records of 24 KB of random bytes: ~400 KB of evidence per window
-            s.post_batch(p, q, counts=[16, 0], big=big)
+            s.post_batch(p, q, counts=[16, 0], big=24 * 1024)
         s.save()
         paused = e.wait_event("spool_paused", 1, 20)
         time.sleep(2)
@@ -772,15 +783,14 @@ def lane_disk(a):
         n = L.check(s, att, a.ws, pub, group)
         figure("windows_checked", n)
         figure("faults_injected", 1)
-        finish_logs = [log]
     finally:
         if e and e.alive():
             e.kill9()
         if b:
             b.stop()
         subprocess.run(["umount", "-l", mnt])
-    no_stopped_queries(finish_logs)
-    finish(a, finish_logs, [os.path.join(a.dir, "broker.err")])
+    no_stopped_queries([log])
+    finish(a, [log], [os.path.join(a.dir, "broker.err")])
 
 
 def main():
