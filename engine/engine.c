@@ -186,8 +186,8 @@ static void commit_partition(struct ws_engine *e, struct inflight *p)
     if (next <= p->committed || next <= 0)
         return;
     if (ws_kafka_consumer_commit(e->consumer, p->partition, next, errbuf, sizeof errbuf)) {
-        ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"",
-               p->partition, (long long)next, errbuf);
+        ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"", p->partition,
+               (long long)next, errbuf);
         return;
     }
     p->committed = next;
@@ -292,8 +292,8 @@ static ws_err_t head_cb(void *opaque, const struct ws_record *r)
     if (r->value_len <= 0)
         return WS_OK;
     if (ws_head_decode(r->value, (size_t)r->value_len, &h, why, sizeof why)) {
-        ws_log(WS_LOG_WARN, "head_ignored", "partition=%d offset=%lld reason=\"%s\"",
-               r->partition, (long long)r->offset, why);
+        ws_log(WS_LOG_WARN, "head_ignored", "partition=%d offset=%lld reason=\"%s\"", r->partition,
+               (long long)r->offset, why);
         return WS_OK;
     }
     if (!(q = query_get(e, h.query_id, true)))
@@ -505,8 +505,8 @@ static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
     uint8_t digest[WS_HASH_LEN];
     ws_err_t err;
 
-    err = ws_outputs_hash(&p->n, (const char *const *)e->cfg->allowed_roots,
-                          e->cfg->nallowed_roots, e->spool, &outs, errbuf, errlen);
+    err = ws_outputs_hash(&p->n, (const char *const *)e->cfg->allowed_roots, e->cfg->nallowed_roots,
+                          e->spool, &outs, errbuf, errlen);
     if (err)
         return err;
     /* The log root after appending this window (chainLength, logRoot). */
@@ -578,9 +578,9 @@ static ws_err_t resume_from_spool(struct ws_engine *e, struct query *q, struct p
     ws_notification_sources_digest(&p->n, mine);
     if (strcmp(v.query_id, q->id) != 0 || v.batch_id != p->n.batch_id ||
         memcmp(mine, theirs, WS_HASH_LEN) != 0 || v.has_previous != q->has_head ||
-        (q->has_head && (memcmp(v.previous_root, q->head.last_root, WS_HASH_LEN) != 0 ||
-                         memcmp(v.previous_attestation_digest, q->head.last_statement_digest,
-                                WS_HASH_LEN) != 0)))
+        (q->has_head &&
+         (memcmp(v.previous_root, q->head.last_root, WS_HASH_LEN) != 0 ||
+          memcmp(v.previous_attestation_digest, q->head.last_statement_digest, WS_HASH_LEN) != 0)))
         return ws_fail(WS_ERR_VERIFY, errbuf, errlen,
                        "spooled window is not this chain position's window");
     memcpy(res.root, v.root, WS_HASH_LEN);
@@ -658,8 +658,8 @@ static ws_err_t build_window(struct ws_engine *e, struct query *q, struct pendin
     if ((err = seal(e, q, p, &res, gap, errbuf, errlen)))
         goto out;
     WS_TEST_HOOK("spool_envelope");
-    if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope,
-                                     p->envelope_len, errbuf, errlen)))
+    if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope, p->envelope_len,
+                                     errbuf, errlen)))
         goto out;
     p->stage = ST_READY;
     p->sinks_done = 0;
@@ -695,8 +695,7 @@ static void window_metrics(struct ws_engine *e, const struct query *q, const str
     snprintf(l, sizeof l, "query=\"%s\"", q->id); /* query ids are [A-Za-z0-9._-] */
     ws_metrics_set(e->metrics, "windowseal_chain_length", l, (double)q->head.log.size);
     ws_metrics_observe(e->metrics, "windowseal_window_latency_seconds", NULL,
-                       ((double)now.tv_sec * 1e3 + now.tv_nsec / 1e6 - (double)p->timestamp) /
-                           1e3);
+                       ((double)now.tv_sec * 1e3 + now.tv_nsec / 1e6 - (double)p->timestamp) / 1e3);
 }
 
 static ws_err_t publish_head(struct ws_engine *e, struct pending *p, char *errbuf, size_t errlen)
@@ -723,9 +722,8 @@ static ws_err_t publish_head(struct ws_engine *e, struct pending *p, char *errbu
  * replaced in every object store once that store holds the window. Deterministic like the
  * envelope, so a retry or a re-processed window writes the same bytes.
  */
-static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q,
-                               const struct pending *p, struct ws_sink *s, char *errbuf,
-                               size_t errlen)
+static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q, const struct pending *p,
+                               struct ws_sink *s, char *errbuf, size_t errlen)
 {
     uint8_t root[WS_HASH_LEN];
     char name[200], *note = NULL;
@@ -810,7 +808,8 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
         if (p->sinks_done & (1u << i))
             continue;
         err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
-        if (err == WS_ERR_EXISTS_DIFFERENT && try_adopt(e, q, p, e->sinks[i], errbuf, errlen) == WS_OK) {
+        if (err == WS_ERR_EXISTS_DIFFERENT &&
+            try_adopt(e, q, p, e->sinks[i], errbuf, errlen) == WS_OK) {
             a.envelope = p->envelope;
             a.envelope_len = p->envelope_len;
             err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
@@ -823,9 +822,9 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
                      ws_err_retriable(err) ? "retriable" : "permanent");
             ws_metrics_add(e->metrics, "windowseal_sink_failures_total", l, 1);
             e->stats.sink_failures++;
-            ws_log(WS_LOG_WARN, "sink_failed",
-                   "query=%s window=%s sink=%s class=%s reason=\"%s\"", q->id, window_id,
-                   e->sinks[i]->label, ws_err_retriable(err) ? "retriable" : "permanent", errbuf);
+            ws_log(WS_LOG_WARN, "sink_failed", "query=%s window=%s sink=%s class=%s reason=\"%s\"",
+                   q->id, window_id, e->sinks[i]->label,
+                   ws_err_retriable(err) ? "retriable" : "permanent", errbuf);
             return err;
         }
         p->sinks_done |= 1u << i;
@@ -847,8 +846,8 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
     ws_spool_remove(e->spool, q->id, p->n.batch_id);
     e->stats.windows++;
     window_metrics(e, q, p);
-    ws_log(WS_LOG_INFO, "window_attested", "query=%s window=%s chain_length=%llu", q->id,
-           window_id, (unsigned long long)q->head.log.size);
+    ws_log(WS_LOG_INFO, "window_attested", "query=%s window=%s chain_length=%llu", q->id, window_id,
+           (unsigned long long)q->head.log.size);
     return WS_OK;
 }
 
@@ -1238,8 +1237,8 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
                        size_t errlen)
 {
     struct ws_engine *e = calloc(1, sizeof *e);
-    struct ws_kafka_conf kc = {cfg->bootstrap, cfg->group_id,
-                               (const char *const *)cfg->kafka_props, cfg->nkafka_props};
+    struct ws_kafka_conf kc = {cfg->bootstrap, cfg->group_id, (const char *const *)cfg->kafka_props,
+                               cfg->nkafka_props};
     struct ws_sink_conf kafka_sink = {.type = "kafka"};
     ws_err_t err;
 
@@ -1276,8 +1275,8 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
         goto fail;
     /* Object stores first, the topic last: an envelope on the topic means the objects exist. */
     for (size_t i = 0; i < cfg->nsinks && e->nsinks < MAX_SINKS - 1; i++) {
-        if ((err = ws_sink_create(&cfg->sinks[i], e->producer, NULL, &e->sinks[e->nsinks],
-                                  errbuf, errlen)))
+        if ((err = ws_sink_create(&cfg->sinks[i], e->producer, NULL, &e->sinks[e->nsinks], errbuf,
+                                  errlen)))
             goto fail;
         e->nsinks++;
     }

@@ -13,7 +13,6 @@
 
 #include "check.h"
 
-
 static char dir[] = "/tmp/ws_config_test_XXXXXX";
 
 static const char *write_file(const char *name, const char *text)

@@ -26,7 +26,6 @@
 
 #include "check.h"
 
-
 #define NSMALL 1000
 #define BIG (100u << 20)
 

@@ -37,7 +37,6 @@
 
 #include "check.h"
 
-
 #define QID "q-0123.test_A"
 
 static char base[256];

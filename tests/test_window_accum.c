@@ -16,8 +16,6 @@
 
 #include "check.h"
 
-
-
 #define H WS_HASH_LEN
 
 struct sink {

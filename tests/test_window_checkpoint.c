@@ -17,8 +17,6 @@
 
 #include "check.h"
 
-
-
 static size_t b64dec(const char *s, uint8_t *out, size_t cap)
 {
     size_t n = 0;

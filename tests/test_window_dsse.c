@@ -16,7 +16,6 @@
 
 #include "check.h"
 
-
 static char tmpdir[] = "/tmp/test_dsse_XXXXXX";
 
 static char *slurp(const char *path, size_t *len)

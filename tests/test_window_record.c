@@ -13,8 +13,6 @@
 
 #include "check.h"
 
-
-
 static bool bytes_eq(const void *a, int32_t alen, const void *b, int32_t blen)
 {
     if (alen != blen)

@@ -16,7 +16,6 @@
 
 #include "check.h"
 
-
 static const char *QID = "8c5e7f5a-0d4c-4b53-9d1e-6f1c2a3b4c5d";
 
 static void fill(uint8_t h[WS_HASH_LEN], uint8_t v)

@@ -34,36 +34,36 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Errors. X(name, retriable, text). Append only: values are never renumbered.                */
 
-#define WS_ERRORS(X)                                                                           \
-    X(WS_OK, 0, "success")                                                                     \
-    X(WS_ERR_NOMEM, 1, "out of memory")                                                        \
-    X(WS_ERR_INVALID, 0, "invalid argument")                                                   \
-    X(WS_ERR_MALFORMED, 0, "malformed input")                                                  \
-    X(WS_ERR_TRUNCATED, 0, "truncated input")                                                  \
-    X(WS_ERR_TOO_LARGE, 0, "input too large")                                                  \
-    X(WS_ERR_IO, 1, "I/O error")                                                               \
-    X(WS_ERR_NOSPACE, 1, "no space left on device")                                            \
-    X(WS_ERR_NOT_FOUND, 0, "not found")                                                        \
-    X(WS_ERR_EXISTS_DIFFERENT, 0, "object exists with different content")                      \
-    X(WS_ERR_SIGNATURE, 0, "signature verification failed")                                    \
-    X(WS_ERR_VERIFY, 0, "verification failed")                                                 \
-    X(WS_ERR_KEY, 0, "unusable key")                                                           \
-    X(WS_ERR_CONFIG, 0, "configuration error")                                                 \
-    X(WS_ERR_KAFKA, 1, "Kafka error")                                                          \
-    X(WS_ERR_KAFKA_FATAL, 0, "fatal Kafka error")                                              \
-    X(WS_ERR_TIMEOUT, 1, "timed out")                                                          \
-    X(WS_ERR_NOT_RETAINED, 0, "records no longer retained")                                    \
-    X(WS_ERR_UNKNOWN_TOPIC, 0, "unknown topic or partition")                                   \
-    X(WS_ERR_CONFLICT, 0, "conflicting notification for an attested batch")                   \
-    X(WS_ERR_UNSAFE_ID, 0, "unsafe query id")                                                  \
-    X(WS_ERR_CRYPTO, 0, "cryptographic library failure")                                       \
-    X(WS_ERR_SINK_RETRY, 1, "sink failure (retriable)")                                        \
-    X(WS_ERR_SINK_PERMANENT, 0, "sink failure (permanent)")                                    \
-    X(WS_ERR_STOPPED, 0, "stopped")                                                            \
-    X(WS_ERR_PROOF, 0, "proof does not verify")                                                \
-    X(WS_ERR_ORDER, 0, "records out of window-stream order")                                   \
-    X(WS_ERR_UNSUPPORTED, 0, "unsupported")                                                    \
-    X(WS_ERR_AGAIN, 1, "not ready yet")                                                        \
+#define WS_ERRORS(X)                                                                               \
+    X(WS_OK, 0, "success")                                                                         \
+    X(WS_ERR_NOMEM, 1, "out of memory")                                                            \
+    X(WS_ERR_INVALID, 0, "invalid argument")                                                       \
+    X(WS_ERR_MALFORMED, 0, "malformed input")                                                      \
+    X(WS_ERR_TRUNCATED, 0, "truncated input")                                                      \
+    X(WS_ERR_TOO_LARGE, 0, "input too large")                                                      \
+    X(WS_ERR_IO, 1, "I/O error")                                                                   \
+    X(WS_ERR_NOSPACE, 1, "no space left on device")                                                \
+    X(WS_ERR_NOT_FOUND, 0, "not found")                                                            \
+    X(WS_ERR_EXISTS_DIFFERENT, 0, "object exists with different content")                          \
+    X(WS_ERR_SIGNATURE, 0, "signature verification failed")                                        \
+    X(WS_ERR_VERIFY, 0, "verification failed")                                                     \
+    X(WS_ERR_KEY, 0, "unusable key")                                                               \
+    X(WS_ERR_CONFIG, 0, "configuration error")                                                     \
+    X(WS_ERR_KAFKA, 1, "Kafka error")                                                              \
+    X(WS_ERR_KAFKA_FATAL, 0, "fatal Kafka error")                                                  \
+    X(WS_ERR_TIMEOUT, 1, "timed out")                                                              \
+    X(WS_ERR_NOT_RETAINED, 0, "records no longer retained")                                        \
+    X(WS_ERR_UNKNOWN_TOPIC, 0, "unknown topic or partition")                                       \
+    X(WS_ERR_CONFLICT, 0, "conflicting notification for an attested batch")                        \
+    X(WS_ERR_UNSAFE_ID, 0, "unsafe query id")                                                      \
+    X(WS_ERR_CRYPTO, 0, "cryptographic library failure")                                           \
+    X(WS_ERR_SINK_RETRY, 1, "sink failure (retriable)")                                            \
+    X(WS_ERR_SINK_PERMANENT, 0, "sink failure (permanent)")                                        \
+    X(WS_ERR_STOPPED, 0, "stopped")                                                                \
+    X(WS_ERR_PROOF, 0, "proof does not verify")                                                    \
+    X(WS_ERR_ORDER, 0, "records out of window-stream order")                                       \
+    X(WS_ERR_UNSUPPORTED, 0, "unsupported")                                                        \
+    X(WS_ERR_AGAIN, 1, "not ready yet")                                                            \
     X(WS_ERR_PERMISSION, 0, "permission denied")
 
 typedef enum {
@@ -73,9 +73,9 @@ typedef enum {
         WS_ERR__COUNT
 } ws_err_t;
 
-const char *ws_strerror(ws_err_t err);  /* "out of memory" */
-const char *ws_err_name(ws_err_t err);  /* "WS_ERR_NOMEM"  */
-bool ws_err_retriable(ws_err_t err);    /* true: the engine may retry with backoff */
+const char *ws_strerror(ws_err_t err); /* "out of memory" */
+const char *ws_err_name(ws_err_t err); /* "WS_ERR_NOMEM"  */
+bool ws_err_retriable(ws_err_t err);   /* true: the engine may retry with backoff */
 
 /* snprintf into errbuf (if non-NULL) and return err: `return ws_fail(e, eb, el, "x %d", 1);` */
 ws_err_t ws_fail(ws_err_t err, char *errbuf, size_t errlen, const char *fmt, ...)
@@ -172,9 +172,9 @@ int ws_record_cmp(const struct ws_record *a, const struct ws_record *b);
 #define WS_MERKLE_MAX_DEPTH 64
 
 struct ws_merkle {
-    uint64_t size;                                 /* leaves so far */
+    uint64_t size;                                   /* leaves so far */
     uint8_t range[WS_MERKLE_MAX_DEPTH][WS_HASH_LEN]; /* compact range, largest subtree first */
-    unsigned nrange;                               /* == popcount(size) */
+    unsigned nrange;                                 /* == popcount(size) */
 };
 
 void ws_merkle_init(struct ws_merkle *m);
@@ -200,8 +200,7 @@ ws_err_t ws_merkle_inclusion_proof(const uint8_t (*leaves)[WS_HASH_LEN], uint64_
                                    size_t *pathlen) WS_MUST_CHECK;
 ws_err_t ws_merkle_verify_inclusion(const uint8_t leaf_hash[WS_HASH_LEN], uint64_t index,
                                     uint64_t size, const uint8_t (*path)[WS_HASH_LEN],
-                                    size_t pathlen,
-                                    const uint8_t root[WS_HASH_LEN]) WS_MUST_CHECK;
+                                    size_t pathlen, const uint8_t root[WS_HASH_LEN]) WS_MUST_CHECK;
 ws_err_t ws_merkle_consistency_proof(const uint8_t (*leaves)[WS_HASH_LEN], uint64_t size1,
                                      uint64_t size2, uint8_t (*proof)[WS_HASH_LEN],
                                      size_t *prooflen) WS_MUST_CHECK;
@@ -255,7 +254,7 @@ struct ws_window_result {
     uint64_t leaf_count;
     uint64_t bytes;
     bool has_time;
-    int64_t ts_min, ts_max; /* ms, over records with timestamp >= 0 */
+    int64_t ts_min, ts_max;                 /* ms, over records with timestamp >= 0 */
     const struct ws_window_source *sources; /* owned by the window */
     size_t nsources;
 };
@@ -266,10 +265,8 @@ ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res) WS_
 
 struct ws_evidence_writer;
 /* Compressed output goes to out() in blocks of about block_size bytes (0: 1 MiB). */
-struct ws_evidence_writer *ws_evidence_writer_new(ws_write_fn out, void *opaque,
-                                                  size_t block_size);
-ws_err_t ws_evidence_write(struct ws_evidence_writer *e, const void *buf,
-                           size_t len) WS_MUST_CHECK;
+struct ws_evidence_writer *ws_evidence_writer_new(ws_write_fn out, void *opaque, size_t block_size);
+ws_err_t ws_evidence_write(struct ws_evidence_writer *e, const void *buf, size_t len) WS_MUST_CHECK;
 /* Writes the frame end marker and flushes. */
 ws_err_t ws_evidence_finish(struct ws_evidence_writer *e) WS_MUST_CHECK;
 void ws_evidence_writer_destroy(struct ws_evidence_writer *e);
@@ -426,9 +423,9 @@ struct ws_notification {
 };
 
 struct ws_notif_opts {
-    size_t max_bytes;        /* 0: 1 MiB */
-    size_t max_sources;      /* 0: 100000 */
-    size_t max_files;        /* 0: 100000 (over all outputs) */
+    size_t max_bytes;            /* 0: 1 MiB */
+    size_t max_sources;          /* 0: 100000 */
+    size_t max_files;            /* 0: 100000 (over all outputs) */
     bool allow_unresolved_start; /* batch 0 with startOffset null -> WS_OFFSET_UNRESOLVED */
 };
 
@@ -465,9 +462,8 @@ ws_err_t ws_checkpoint_sign(const struct ws_key *k, const char *keyname, const c
  * keys[0..nkeys) (other names' lines, e.g. witness cosignatures, are skipped). query_id_out
  * holds 129 bytes. Errors: WS_ERR_MALFORMED (not a windowseal checkpoint), WS_ERR_SIGNATURE.
  */
-ws_err_t ws_checkpoint_verify(const char *note, size_t len, const struct ws_key *keys,
-                              size_t nkeys, const char *keyname, char *query_id_out,
-                              uint64_t *size, uint8_t root[32], char *errbuf,
-                              size_t errlen) WS_MUST_CHECK;
+ws_err_t ws_checkpoint_verify(const char *note, size_t len, const struct ws_key *keys, size_t nkeys,
+                              const char *keyname, char *query_id_out, uint64_t *size,
+                              uint8_t root[32], char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 #endif /* WS_WINDOW_H */
