@@ -200,6 +200,6 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
-    printf("test_config_load: %d checks, %d failed\n", checks, failures);
+    printf("test_config_load: %lu checks, %lu failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -340,9 +340,9 @@ int main(void)
     ws_spool_close(off);
     snprintf(path, sizeof path, "rm -rf '%s'", base);
     CHECK(system(path) == 0);
-    printf("test_engine_outputs: %d checks passed\n", checks - failures);
+    printf("test_engine_outputs: %lu checks passed\n", checks - failures);
     if (failures) {
-        printf("test_engine_outputs: %d of %d checks FAILED\n", failures, checks);
+        printf("test_engine_outputs: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
     return 0;

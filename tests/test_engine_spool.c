@@ -542,10 +542,10 @@ int main(void)
     test_refused();
     mounted = test_tmpfs(have_uring);
     rm_rf(base);
-    printf("test_engine_spool: %d checks passed%s\n", checks - failures,
+    printf("test_engine_spool: %lu checks passed%s\n", checks - failures,
            mounted ? "" : " (tmpfs part skipped)");
     if (failures) {
-        printf("test_engine_spool: %d of %d checks FAILED\n", failures, checks);
+        printf("test_engine_spool: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
     return mounted ? 0 : 77;

@@ -310,9 +310,9 @@ int main(void)
     test_command();
     test_listen_errors();
     test_faults();
-    printf("test_kafka_broker: %d checks, %d failed\n", checks, failures);
+    printf("test_kafka_broker: %lu checks, %lu failed\n", checks, failures);
     if (failures)
         return 1;
-    printf("test_kafka_broker: %d checks passed\n", checks);
+    printf("test_kafka_broker: %lu checks passed\n", checks);
     return 0;
 }

@@ -209,9 +209,9 @@ int main(void)
     ws_kafka_consumer_destroy(b);
     ws_kafka_producer_destroy(p);
     ws_kafka_broker_destroy(bk);
-    printf("test_kafka_group: %d checks, %d failed\n", checks, failures);
+    printf("test_kafka_group: %lu checks, %lu failed\n", checks, failures);
     if (failures)
         return 1;
-    printf("test_kafka_group: %d checks passed\n", checks);
+    printf("test_kafka_group: %lu checks passed\n", checks);
     return 0;
 }

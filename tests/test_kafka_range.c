@@ -591,9 +591,9 @@ int main(void)
     ws_kafka_reader_destroy(r);
     ws_kafka_producer_destroy(p);
     ws_kafka_broker_destroy(b);
-    printf("test_kafka_range: %d checks, %d failed\n", checks, failures);
+    printf("test_kafka_range: %lu checks, %lu failed\n", checks, failures);
     if (failures)
         return 1;
-    printf("test_kafka_range: %d checks passed\n", checks);
+    printf("test_kafka_range: %lu checks passed\n", checks);
     return 0;
 }

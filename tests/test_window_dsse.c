@@ -455,9 +455,9 @@ int main(void)
     dsse();
     run("rm -rf %s", tmpdir);
     if (failures) {
-        fprintf(stderr, "test_window_dsse: %d of %d checks FAILED\n", failures, checks);
+        fprintf(stderr, "test_window_dsse: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
-    printf("test_window_dsse: %d checks passed\n", checks);
+    printf("test_window_dsse: %lu checks passed\n", checks);
     return 0;
 }

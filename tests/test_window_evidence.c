@@ -427,9 +427,9 @@ int main(void)
     bad_framing();
     reads_cli_archive();
     if (failures) {
-        fprintf(stderr, "test_window_evidence: %d of %d checks FAILED\n", failures, checks);
+        fprintf(stderr, "test_window_evidence: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
-    printf("test_window_evidence: %d checks passed\n", checks);
+    printf("test_window_evidence: %lu checks passed\n", checks);
     return 0;
 }

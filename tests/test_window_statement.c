@@ -404,9 +404,9 @@ int main(void)
     edge_cases();
     helpers();
     if (failures) {
-        fprintf(stderr, "test_window_statement: %d of %d checks FAILED\n", failures, checks);
+        fprintf(stderr, "test_window_statement: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
-    printf("test_window_statement: %d checks passed\n", checks);
+    printf("test_window_statement: %lu checks passed\n", checks);
     return 0;
 }
