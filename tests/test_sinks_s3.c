@@ -886,7 +886,7 @@ int main(void)
         printf("test_sinks_s3: %d botocore SigV4 comparisons skipped (python3/botocore "
                "missing)\n",
                sigv4_skipped);
-    printf("test_sinks_s3: %lu checks passed, %lu failed (%lu SigV4 signatures matched botocore)\n",
+    printf("test_sinks_s3: %lu checks passed, %lu failed (%d SigV4 signatures matched botocore)\n",
            checks - failures, failures, sigv4_checked);
     return failures ? 1 : 0;
 }
