@@ -20,6 +20,18 @@ static unsigned long checks, failures;
         }                                                                                          \
     } while (0)
 
+/* A call that must return WS_OK; the including file provides `errbuf` with the reason. */
+#define CHECK_OK(e)                                                                                \
+    do {                                                                                           \
+        ws_err_t err_ = (e);                                                                       \
+        checks++;                                                                                  \
+        if (err_ != WS_OK) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e, ws_err_name(err_),   \
+                    errbuf);                                                                       \
+        }                                                                                          \
+    } while (0)
+
 static inline int check_report(const char *name)
 {
     printf("%s: %lu checks, %lu failed\n", name, checks, failures);

@@ -20,17 +20,6 @@
 
 #include "check.h"
 
-#define CHECK_OK(e)                                                                                \
-    do {                                                                                           \
-        ws_err_t err_ = (e);                                                                       \
-        checks++;                                                                                  \
-        if (err_ != WS_OK) {                                                                       \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: %s -> %s (%s)\n", __FILE__, __LINE__, #e, ws_err_name(err_),   \
-                    errbuf);                                                                       \
-        }                                                                                          \
-    } while (0)
-
 static char errbuf[512];
 
 static double now_ms(void)
