@@ -43,6 +43,7 @@
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -444,6 +445,45 @@ static ws_err_t resolve_starts(struct ws_engine *e, struct ws_notification *n, c
     return WS_OK;
 }
 
+/*
+ * What Spark reported (numInputRows) against what Kafka holds. Where the start was resolved to
+ * the low watermark (batch 0, initial_offsets=earliest) the two must agree exactly, or the
+ * window is refused: the earliest offsets are then not what Spark read. Elsewhere a mismatch is
+ * attested as Kafka holds it (the ranges are Spark's own), logged and counted.
+ */
+static ws_err_t check_input_rows(struct ws_engine *e, const struct query *q,
+                                 const struct pending *p, const struct ws_window_result *res,
+                                 char *errbuf, size_t errlen)
+{
+    const struct ws_notification *n = &p->n;
+
+    assert(res->nsources == n->nsources);
+    for (size_t i = 0; i < n->ninputs; i++) {
+        uint64_t held = 0;
+        if (!n->inputs[i].unresolved)
+            continue;
+        for (size_t j = 0; j < n->nsources; j++)
+            if (n->sources[j].input == i)
+                held += res->sources[j].record_count;
+        if (held != (uint64_t)n->inputs[i].num_input_rows)
+            return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                           "initial offsets ambiguous: Spark read %lld rows, the earliest offsets "
+                           "hold %llu (batch 0 of query %s, Kafka source %zu)",
+                           (long long)n->inputs[i].num_input_rows, (unsigned long long)held, q->id,
+                           i);
+    }
+    if (n->reported_input_rows >= 0 && (uint64_t)n->reported_input_rows != res->leaf_count) {
+        e->stats.input_rows_mismatches++;
+        ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 1);
+        ws_log(WS_LOG_WARN, "input_rows_mismatch",
+               "query=%s batch=%lld reported=%lld records=%llu action=\"attested as Kafka holds "
+               "the ranges\"",
+               q->id, (long long)n->batch_id, (long long)n->reported_input_rows,
+               (unsigned long long)res->leaf_count);
+    }
+    return WS_OK;
+}
+
 /* Fetch and hash the records of every source, in window-stream order; fills res. */
 static ws_err_t fetch_window(struct ws_engine *e, struct pending *p, struct ws_window *w,
                              struct ws_window_result *res, char *errbuf, size_t errlen)
@@ -519,6 +559,8 @@ static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
     in.window = res;
     in.ignored_sources = (const char *const *)p->n.ignored_sources;
     in.nignored = p->n.nignored;
+    in.has_reported_input_rows = p->n.reported_input_rows >= 0;
+    in.reported_input_rows = p->n.reported_input_rows;
     in.has_previous = q->has_head;
     if (q->has_head) {
         snprintf(prev_id, sizeof prev_id, "%s/%lld", q->id, (long long)q->head.last_batch);
@@ -646,7 +688,8 @@ static ws_err_t build_window(struct ws_engine *e, struct query *q, struct pendin
             goto out;
         }
     }
-    if ((err = fetch_window(e, p, w, &res, errbuf, errlen)))
+    if ((err = fetch_window(e, p, w, &res, errbuf, errlen)) ||
+        (err = check_input_rows(e, q, p, &res, errbuf, errlen)))
         goto out;
     if ((err = ws_evidence_finish(ew))) {
         ws_fail(err, errbuf, errlen, "evidence: %s", ws_strerror(err));
@@ -886,6 +929,10 @@ static void handle_old_batch(struct ws_engine *e, struct query *q, struct pendin
     char reason[512];
     ws_err_t err;
 
+    /* a batch 0 resolved to the low watermark was attested with the offsets it resolved to */
+    if (resolve_starts(e, &p->n, reason, sizeof reason))
+        ws_log(WS_LOG_WARN, "resolve_failed", "query=%s batch=%lld reason=\"%s\"", q->id,
+               (long long)p->n.batch_id, reason);
     ws_notification_sources_digest(&p->n, mine);
     if (p->n.batch_id == q->head.last_batch) {
         memcpy(theirs, q->head.last_sources_digest, WS_HASH_LEN);
@@ -1064,9 +1111,23 @@ static void orphan(struct ws_engine *e, struct pending *p)
     *pp = p;
 }
 
+/* Not a batch: nothing to attest, nothing to dead-letter; its offset may be committed (I1). */
+static void idle_trigger(struct ws_engine *e, struct pending *p)
+{
+    e->stats.idle_triggers++;
+    ws_metrics_add(e->metrics, "windowseal_idle_triggers_total", NULL, 1);
+    ws_log(WS_LOG_INFO, "idle_trigger",
+           "query=%s batch=%lld partition=%d offset=%lld reason=\"progress of a trigger that ran "
+           "no batch (durationMs without addBatch)\"",
+           p->n.query_id, (long long)p->n.batch_id, p->partition, (long long)p->offset);
+    inflight_done(e, p->partition, p->offset);
+    pending_free(p);
+}
+
 static ws_err_t intake(struct ws_engine *e, const struct ws_kafka_msg *m)
 {
     struct pending *p = calloc(1, sizeof *p);
+    struct ws_notif_opts opts;
     char errbuf[512];
     struct query *q;
     ws_err_t err;
@@ -1095,14 +1156,21 @@ static ws_err_t intake(struct ws_engine *e, const struct ws_kafka_msg *m)
         orphan(e, p);
         return WS_OK;
     }
-    err = ws_notification_parse(p->value, (size_t)p->value_len, &e->nopts, &p->n, errbuf,
-                                sizeof errbuf);
+    opts = e->nopts;
+    opts.key = m->key_len < 0 ? NULL : p->key;
+    opts.key_len = m->key_len < 0 ? 0 : (size_t)m->key_len;
+    err =
+        ws_notification_parse(p->value, (size_t)p->value_len, &opts, &p->n, errbuf, sizeof errbuf);
     if (err) {
         to_deadletter(p, err, errbuf);
         orphan(e, p);
         return WS_OK;
     }
     p->parsed = true;
+    if (p->n.idle) {
+        idle_trigger(e, p);
+        return WS_OK;
+    }
     if (!(q = query_get(e, p->n.query_id, true))) {
         pending_free(p);
         return WS_ERR_NOMEM;
@@ -1247,6 +1315,7 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     e->cfg = cfg;
     e->nopts.max_bytes = (size_t)cfg->notification_max_bytes;
     e->nopts.allow_unresolved_start = strcmp(cfg->initial_offsets, "earliest") == 0;
+    e->nopts.check_key = true;
     if (!*cfg->signing_key) {
         err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: signing.key: required", cfg->source);
         goto fail;

@@ -116,6 +116,7 @@ struct ws_engine;
 struct ws_engine_stats {
     uint64_t windows, records, bytes, deadlettered, conflicts, duplicates, gaps, retries;
     uint64_t sink_failures;
+    uint64_t idle_triggers, input_rows_mismatches;
 };
 
 /* Reads the signing key and creates clients, spool and sinks; nothing is consumed yet. */

@@ -17,7 +17,8 @@ static const struct {
     {"demo", ws_cmd_demo,
      "demo [--out DIR]                     self-contained run on an embedded broker"},
     {"broker", ws_kafka_broker_main,
-     "broker [--listen HOST:PORT] [--partitions N]   embedded Kafka-protocol broker"},
+     "broker [--listen HOST:PORT] [--partitions N] [--topic NAME:PARTITIONS]...   embedded "
+     "Kafka-protocol broker"},
     {"keygen", ws_cmd_keygen, "keygen --out PATH                    PATH (private) and PATH.pub"},
     {"verify", ws_cmd_verify, "verify ENVELOPE --pubkey PUB [--evidence FILE]"},
     {"audit", ws_cmd_audit,

@@ -68,5 +68,24 @@ expect 1 "invalid" -- "$WS" verify "$T/random" --pubkey "$T/k.pub"
 expect 2 "" -- "$WS" verify "$T/random" --pubkey "$T/random"
 expect 2 "" -- "$WS" audit "$T/nonexistent" --pubkey "$T/k.pub"
 
+# broker --topic NAME:PARTITIONS: bad values exit 2; good ones pre-create topics a real client sees
+expect 2 "not NAME:PARTITIONS" -- "$WS" broker --topic 'bad name:3'
+expect 2 "not NAME:PARTITIONS" -- "$WS" broker --topic orders:0
+expect 2 "not NAME:PARTITIONS" -- "$WS" broker --topic orders
+expect 2 "given twice" -- "$WS" broker --topic a:1 --topic a:2
+expect 0 "--topic NAME:PARTITIONS" -- "$WS" broker --help
+if command -v kcat >/dev/null 2>&1; then
+    "$WS" broker --topic orders:12 --topic windowseal.batches:3 > "$T/broker.out" 2>/dev/null &
+    BPID=$!
+    for _ in $(seq 50); do [ -s "$T/broker.out" ] && break; sleep 0.1; done
+    meta=$(timeout 10 kcat -b "$(head -1 "$T/broker.out")" -L 2>&1)
+    kill $BPID; wait $BPID 2>/dev/null
+    for want in 'topic "orders" with 12 partitions' 'topic "windowseal.batches" with 3 partitions' \
+                'topic "windowseal.attestations" with 1 partitions'; do
+        if echo "$meta" | grep -q "$want"; then pass=$((pass + 1)); else
+            fail=$((fail + 1)); echo "FAIL: broker --topic: kcat -L lacks '$want'"; fi
+    done
+fi
+
 echo "it_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

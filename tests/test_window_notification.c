@@ -280,10 +280,11 @@ static void test_progress(void)
 
     /* batch 0 with startOffset null: refused unless the operator configured how to resolve it */
     const char *b0 = "{\"id\":\"q-0\",\"batchId\":0,\"sources\":[{\"description\":\"k\","
-                     "\"startOffset\":null,\"endOffset\":{\"t\":{\"1\":50,\"0\":40}}}]}";
+                     "\"startOffset\":null,\"endOffset\":{\"t\":{\"1\":50,\"0\":40}},"
+                     "\"numInputRows\":12}]}";
     EXPECT_FAIL(b0, WS_ERR_INVALID,
-                "batch 0 of query q-0 has startOffset null: initial offsets are not known; "
-                "configure notifications.initial_offsets");
+                "batch 0 of query q-0 has startOffset null in sources[0]: its initial offsets are "
+                "not known; configure notifications.initial_offsets");
     if (PARSE(b0, &allow, &n)) {
         CHECK(n.nsources == 2);
         CHECK(n.nsources == 2 && src_is(&n.sources[0], "t", 0, WS_OFFSET_UNRESOLVED, 40));
@@ -292,7 +293,7 @@ static void test_progress(void)
     }
     /* a missing startOffset is the same as null */
     const char *b0m = "{\"id\":\"q-0\",\"batchId\":0,\"sources\":[{\"description\":\"k\","
-                      "\"endOffset\":\"{\\\"t\\\":{\\\"0\\\":40}}\"}]}";
+                      "\"endOffset\":\"{\\\"t\\\":{\\\"0\\\":40}}\",\"numInputRows\":3}]}";
     EXPECT_FAIL(b0m, WS_ERR_INVALID, "configure notifications.initial_offsets");
     if (PARSE(b0m, &allow, &n)) {
         CHECK(n.nsources == 1 && src_is(&n.sources[0], "t", 0, WS_OFFSET_UNRESOLVED, 40));
@@ -876,7 +877,7 @@ static void test_digest(void)
         struct ws_notification u, r;
         uint8_t du[WS_HASH_LEN], dr[WS_HASH_LEN];
         if (PARSE("{\"id\":\"q\",\"batchId\":0,\"sources\":[{\"description\":\"k\","
-                  "\"startOffset\":null,\"endOffset\":{\"t\":{\"0\":4}}}]}",
+                  "\"startOffset\":null,\"endOffset\":{\"t\":{\"0\":4}},\"numInputRows\":1}]}",
                   &allow, &u) &&
             PARSE("{\"id\":\"q\",\"batchId\":0,\"sources\":[{\"description\":\"k\","
                   "\"startOffset\":{\"t\":{\"0\":0}},\"endOffset\":{\"t\":{\"0\":4}}}]}",
@@ -893,6 +894,186 @@ static void test_digest(void)
     ws_notification_free(&c);
     ws_notification_free(&d);
     ws_notification_free(&e);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Which notifications are batches (docs/FORMAT.md): key, idle trigger, sources, batch 0.      */
+
+#define KSRC(start, end, rows)                                                                     \
+    "{\"description\":\"KafkaV2[Subscribe[t]]\",\"startOffset\":" start ",\"endOffset\":" end      \
+    ",\"numInputRows\":" rows "}"
+
+static void test_batch_rules(void)
+{
+    struct ws_notif_opts key_q = {.check_key = true, .key = "q", .key_len = 1};
+    struct ws_notif_opts key_other = {.check_key = true, .key = "other", .key_len = 5};
+    struct ws_notif_opts key_null = {.check_key = true, .key = NULL};
+    struct ws_notif_opts key_prefix = {.check_key = true, .key = "qq", .key_len = 1};
+    struct ws_notif_opts key_long = {.check_key = true, .key = "qq", .key_len = 2};
+    struct ws_notif_opts early = {.allow_unresolved_start = true};
+    struct ws_notification n;
+    const char *idle = "{\"id\":\"q\",\"batchId\":7,\"durationMs\":{\"latestOffset\":2,"
+                       "\"triggerExecution\":3},\"sources\":[" KSRC("{\"t\":{\"0\":9}}",
+                                                                    "{\"t\":{\"0\":9}}", "0") "]}";
+    const char *real = "{\"id\":\"q\",\"batchId\":7,\"durationMs\":{\"addBatch\":5,"
+                       "\"triggerExecution\":9},\"sources\":[" KSRC("{\"t\":{\"0\":3}}",
+                                                                    "{\"t\":{\"0\":9}}", "6") "]}";
+
+    /* 1. the key rule, first of all: null and other keys named with the query id */
+    EXPECT_FAIL_OPTS(real, &key_other, WS_ERR_KEY_MISMATCH,
+                     "message key \"other\" is not the query id: id is \"q\"");
+    EXPECT_FAIL_OPTS(real, &key_null, WS_ERR_KEY_MISMATCH, "message key is null but id is \"q\"");
+    EXPECT_FAIL_OPTS(real, &key_long, WS_ERR_KEY_MISMATCH, "message key \"qq\"");
+    EXPECT_FAIL_OPTS(idle, &key_other, WS_ERR_KEY_MISMATCH, "not the query id");
+    EXPECT_FAIL_OPTS("{\"queryId\":\"q\",\"batchId\":1,\"sources\":[]}", &key_null,
+                     WS_ERR_KEY_MISMATCH, "queryId is \"q\"");
+    if (PARSE(real, &key_q, &n)) {
+        CHECK(!n.idle && n.nsources == 1 && n.reported_input_rows == 6);
+        ws_notification_free(&n);
+    }
+    if (PARSE(real, &key_prefix, &n)) { /* key_len, not the C string, is the key */
+        ws_notification_free(&n);
+    }
+    /* a key that passes cannot make an unsafe id acceptable */
+    EXPECT_FAIL_OPTS("{\"id\":\"../q\",\"batchId\":1,\"sources\":[]}", &key_q, WS_ERR_UNSAFE_ID,
+                     "unsafe query id");
+
+    /* 2. idle triggers: durationMs without addBatch, whatever the sources say */
+    if (PARSE(idle, &key_q, &n)) {
+        CHECK(n.idle && n.batch_id == 7 && strcmp(n.query_id, "q") == 0);
+        CHECK(n.nsources == 0 && n.ninputs == 0 && n.reported_input_rows == -1);
+        ws_notification_free(&n);
+    }
+    if (PARSE("{\"id\":\"q\",\"batchId\":0,\"durationMs\":{\"triggerExecution\":1},"
+              "\"sources\":[{\"description\":\"RateStreamV2\",\"endOffset\":5}]}",
+              NULL, &n)) { /* no Kafka source, but idle first: not dead-lettered */
+        CHECK(n.idle);
+        ws_notification_free(&n);
+    }
+    if (PARSE("{\"id\":\"q\",\"batchId\":0,\"durationMs\":{},\"sources\":[" KSRC(
+                  "null", "{\"t\":{\"0\":0}}", "0") "]}",
+              NULL, &n)) { /* batch 0's idle trigger with a null start is still idle */
+        CHECK(n.idle);
+        ws_notification_free(&n);
+    }
+    /* a stateful no-data batch runs addBatch with empty ranges: a real (empty) batch */
+    if (PARSE("{\"id\":\"q\",\"batchId\":8,\"durationMs\":{\"addBatch\":40},\"sources\":[" KSRC(
+                  "{\"t\":{\"0\":9}}", "{\"t\":{\"0\":9}}", "0") "]}",
+              NULL, &n)) {
+        CHECK(!n.idle && n.nsources == 1 && src_is(&n.sources[0], "t", 0, 9, 9));
+        CHECK(n.reported_input_rows == 0);
+        ws_notification_free(&n);
+    }
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":8,\"durationMs\":5,\"sources\":[]}", WS_ERR_MALFORMED,
+                "durationMs must be an object, not an integer");
+    /* no durationMs at all (a hand-made progress): not idle */
+    if (PARSE("{\"id\":\"q\",\"batchId\":8,\"sources\":[" KSRC("{\"t\":{\"0\":1}}",
+                                                               "{\"t\":{\"0\":2}}", "1") "]}",
+              NULL, &n)) {
+        CHECK(!n.idle);
+        ws_notification_free(&n);
+    }
+
+    /* 3. Kafka sources by name: no offset map is malformed, never an empty window */
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[{\"description\":\"KafkaV2[Subscribe["
+                "t]]\",\"numInputRows\":4}]}",
+                WS_ERR_MALFORMED,
+                "sources[0] (KafkaV2[Subscribe[t]]) is a Kafka source but its endOffset is null "
+                "or missing, not a Kafka offset map");
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[{\"description\":\"KafkaSource[Assign["
+                "t-0]]\",\"startOffset\":{\"t\":{\"0\":1}},\"endOffset\":\"7\"}]}",
+                WS_ERR_MALFORMED, "endOffset is something else, not a Kafka offset map");
+    EXPECT_FAIL(
+        "{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC("5", "{\"t\":{\"0\":7}}", "2") "]}",
+        WS_ERR_MALFORMED, "startOffset is not a Kafka offset map");
+    /* "None" / "null" strings mean null: batch 3 may not start at unknown offsets */
+    EXPECT_FAIL(
+        "{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC("\"None\"", "{\"t\":{\"0\":7}}", "2") "]}",
+        WS_ERR_INVALID, "only batch 0 may start at unknown offsets");
+    EXPECT_FAIL(
+        "{\"id\":\"q\",\"batchId\":0,\"sources\":[" KSRC("\"null\"", "{\"t\":{\"0\":7}}", "2") "]}",
+        WS_ERR_INVALID, "configure notifications.initial_offsets");
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":0,\"sources\":[" KSRC("\"None \"", "{\"t\":{\"0\":7}}",
+                                                                 "2") "]}",
+                WS_ERR_MALFORMED, "startOffset is not a Kafka offset map");
+
+    /* 4. no Kafka source, no window (progress shape) */
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"durationMs\":{\"addBatch\":1},\"sources\":[{"
+                "\"description\":\"KinesisV2[s]\",\"startOffset\":{\"shardId-0\":\"1\"},"
+                "\"endOffset\":{\"shardId-0\":\"9\"},\"numInputRows\":5}]}",
+                WS_ERR_UNSUPPORTED,
+                "no Kafka source to re-read: none of its sources is a Kafka source (batch 3 of "
+                "query q)");
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[]}", WS_ERR_UNSUPPORTED,
+                "no Kafka source to re-read: sources is empty");
+    /* a Kafka name that is not a prefix does not count */
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[{\"description\":\"MyKafkaV2[x]\","
+                "\"endOffset\":7}]}",
+                WS_ERR_UNSUPPORTED, "no Kafka source");
+    /* source rules come before batch 0: a broken Kafka source is reported, not the null start */
+    EXPECT_FAIL(
+        "{\"id\":\"q\",\"batchId\":0,\"sources\":[" KSRC(
+            "null", "{\"t\":{\"0\":7}}",
+            "2") ","
+                 "{\"description\":\"KafkaV2[Subscribe[u]]\",\"startOffset\":{\"u\":{\"0\":1}}}]}",
+        WS_ERR_MALFORMED, "sources[1] (KafkaV2[Subscribe[u]]) is a Kafka source");
+    /* mixed: the Kafka part is attested, the rest named; reportedInputRows is Kafka's only */
+    if (PARSE("{\"id\":\"q\",\"batchId\":3,\"sources\":[{\"description\":\"DeltaSource[file:/d]\","
+              "\"startOffset\":{\"sourceVersion\":1,\"reservoirVersion\":3},\"endOffset\":{"
+              "\"sourceVersion\":1,\"reservoirVersion\":4},\"numInputRows\":100}," KSRC(
+                  "{\"t\":{\"0\":1}}", "{\"t\":{\"0\":5}}",
+                  "4") "," KSRC("{\"t\":{\"1\":0}}", "{\"t\":{\"1\":2}}", "2") "]}",
+              NULL, &n)) {
+        CHECK(n.nsources == 2 && n.ninputs == 2 && n.nignored == 1);
+        CHECK(n.reported_input_rows == 6);
+        CHECK(n.nsources == 2 && n.sources[0].input == 0 && n.sources[1].input == 1);
+        ws_notification_free(&n);
+    }
+    /* one Kafka source without numInputRows: the sum is not known, so not reported */
+    if (PARSE(
+            "{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC(
+                "{\"t\":{\"0\":1}}", "{\"t\":{\"0\":5}}",
+                "4") ","
+                     "{\"description\":\"KafkaV2[Subscribe[u]]\",\"startOffset\":{\"u\":{\"0\":1}},"
+                     "\"endOffset\":{\"u\":{\"0\":2}}}]}",
+            NULL, &n)) {
+        CHECK(n.reported_input_rows == -1 && n.ninputs == 2);
+        ws_notification_free(&n);
+    }
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC("{\"t\":{\"0\":1}}",
+                                                                 "{\"t\":{\"0\":5}}", "-4") "]}",
+                WS_ERR_INVALID, "sources[0].numInputRows -4 is negative");
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC("{\"t\":{\"0\":1}}",
+                                                                 "{\"t\":{\"0\":5}}", "\"4\"") "]}",
+                WS_ERR_MALFORMED, "sources[0].numInputRows must be an integer");
+    /* native shape: one input for all ranges, nothing reported */
+    if (PARSE("{\"queryId\":\"q\",\"batchId\":3,\"sources\":[{\"topic\":\"t\",\"partition\":0,"
+              "\"fromOffset\":1,\"untilOffset\":3},{\"topic\":\"t\",\"partition\":1,"
+              "\"fromOffset\":1,\"untilOffset\":3}]}",
+              NULL, &n)) {
+        CHECK(n.ninputs == 1 && n.reported_input_rows == -1 && n.sources[1].input == 0);
+        ws_notification_free(&n);
+    }
+
+    /* 5. batch 0 with a null start under initial_offsets=earliest */
+    if (PARSE("{\"id\":\"q\",\"batchId\":0,\"sources\":[" KSRC("null", "{\"t\":{\"0\":7,\"1\":3}}",
+                                                               "0") "]}",
+              &early, &n)) { /* Spark read nothing (startingOffsets=latest): [until, until) */
+        CHECK(n.nsources == 2 && src_is(&n.sources[0], "t", 0, 7, 7) &&
+              src_is(&n.sources[1], "t", 1, 3, 3));
+        CHECK(n.ninputs == 1 && !n.inputs[0].unresolved && n.reported_input_rows == 0);
+        ws_notification_free(&n);
+    }
+    if (PARSE("{\"id\":\"q\",\"batchId\":0,\"sources\":[" KSRC("\"None\"", "{\"t\":{\"0\":7}}",
+                                                               "5") "]}",
+              &early, &n)) { /* resolved by the engine, then checked against 5 */
+        CHECK(n.nsources == 1 && src_is(&n.sources[0], "t", 0, WS_OFFSET_UNRESOLVED, 7));
+        CHECK(n.ninputs == 1 && n.inputs[0].unresolved && n.inputs[0].num_input_rows == 5);
+        ws_notification_free(&n);
+    }
+    EXPECT_FAIL_OPTS("{\"id\":\"q\",\"batchId\":0,\"sources\":[{\"description\":\"KafkaV2[x]\","
+                     "\"startOffset\":null,\"endOffset\":{\"t\":{\"0\":7}}}]}",
+                     &early, WS_ERR_INVALID, "initial offsets ambiguous");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -972,6 +1153,7 @@ int main(void)
     test_types();
     test_limits();
     test_digest();
+    test_batch_rules();
     test_data_files();
     if (failures) {
         fprintf(stderr, "test_window_notification: %u of %u checks FAILED\n", failures, checks);

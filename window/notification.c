@@ -41,6 +41,7 @@
  */
 #include "window/window.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -62,9 +63,12 @@ struct ctx {
     size_t max_sources, max_files;
     size_t max_values; /* pre-scan cap on JSON values, derived from the two above */
     bool allow_unresolved;
+    const struct ws_notif_opts *opts; /* NULL: defaults, no key rule */
     struct ws_notification *n;
-    size_t cap_sources, cap_ignored;
-    size_t nfiles; /* over all outputs */
+    size_t cap_sources, cap_ignored, cap_inputs;
+    /* batch 0 with a null start and initial_offsets=reject: reported after the source rules */
+    long null_start_at; /* index of the first such source, -1: none */
+    size_t nfiles;      /* over all outputs */
     char *errbuf;
     size_t errlen;
 };
@@ -358,6 +362,32 @@ static ws_err_t take_query_id(struct ctx *c, const json_t *v, const char *field)
     return c->n->query_id ? WS_OK : FAIL(c, WS_ERR_NOMEM, "out of memory");
 }
 
+/*
+ * The key rule (first of the rules): key = query id keeps every query on one member of the
+ * consumer group, so two instances can never extend one chain. Checked before anything else
+ * of the notification is looked at, so a wrongly keyed idle trigger is refused too.
+ */
+static ws_err_t check_key(struct ctx *c, const char *field)
+{
+    const struct ws_notif_opts *o = c->opts;
+    const char *id = c->n->query_id;
+    char k[SHOW_BUF];
+
+    if (!o || !o->check_key)
+        return WS_OK;
+    if (!o->key)
+        return FAIL(c, WS_ERR_KEY_MISMATCH,
+                    "message key is null but %s is \"%s\": the key must be the query id (it keeps "
+                    "a query on one consumer-group member)",
+                    field, id);
+    if (o->key_len != strlen(id) || memcmp(o->key, id, o->key_len) != 0)
+        return FAIL(c, WS_ERR_KEY_MISMATCH,
+                    "message key \"%s\" is not the query id: %s is \"%s\" (the key must be the "
+                    "query id; it keeps a query on one consumer-group member)",
+                    show(k, o->key, o->key_len), field, id);
+    return WS_OK;
+}
+
 static ws_err_t take_batch_id(struct ctx *c, const json_t *root)
 {
     ws_err_t err = need_int(c, json_object_get(root, "batchId"), "batchId", &c->n->batch_id);
@@ -369,7 +399,27 @@ static ws_err_t take_batch_id(struct ctx *c, const json_t *root)
     return WS_OK;
 }
 
-/* Validates one range and appends it; the topic is copied last so a failure leaves nothing. */
+/* Appends a Kafka source (its ranges point at it by index). */
+static ws_err_t add_input(struct ctx *c, int64_t num_input_rows, bool unresolved)
+{
+    struct ws_notification *n = c->n;
+
+    if (n->ninputs == c->cap_inputs) {
+        size_t cap = c->cap_inputs ? 2 * c->cap_inputs : 4;
+        void *p = realloc(n->inputs, cap * sizeof *n->inputs);
+        if (!p)
+            return FAIL(c, WS_ERR_NOMEM, "out of memory");
+        n->inputs = p;
+        c->cap_inputs = cap;
+    }
+    n->inputs[n->ninputs++] = (struct ws_notif_input){num_input_rows, unresolved};
+    return WS_OK;
+}
+
+/*
+ * Validates one range of the newest Kafka source and appends it; the topic is copied last so a
+ * failure leaves nothing.
+ */
 static ws_err_t add_source(struct ctx *c, const char *topic, int32_t partition, int64_t from,
                            int64_t until)
 {
@@ -404,6 +454,8 @@ static ws_err_t add_source(struct ctx *c, const char *topic, int32_t partition, 
     s->partition = partition;
     s->from_offset = from;
     s->until_offset = until;
+    assert(n->ninputs > 0);
+    s->input = (uint32_t)(n->ninputs - 1);
     n->nsources++;
     return WS_OK;
 }
@@ -516,24 +568,33 @@ static ws_err_t native_output(struct ctx *c, const json_t *o, struct ws_notif_ou
 
 typedef ws_err_t (*source_fn)(struct ctx *c, const json_t *src, size_t i);
 
-/* What both shapes share: the query id under id_key, runId, name, batchId, and sources[]. */
-static ws_err_t parse_common(struct ctx *c, const json_t *root, enum ws_notif_shape shape,
-                             const char *id_key, source_fn each_source)
+/* What both shapes start with: the query id under id_key (and the key rule), runId, name,
+ * batchId. */
+static ws_err_t parse_header(struct ctx *c, const json_t *root, enum ws_notif_shape shape,
+                             const char *id_key)
 {
     struct ws_notification *n = c->n;
-    const json_t *sources;
     ws_err_t err;
 
     n->shape = shape;
     err = take_query_id(c, json_object_get(root, id_key), id_key);
+    if (!err)
+        err = check_key(c, id_key);
     if (!err)
         err = opt_string(c, json_object_get(root, "runId"), "runId", &n->run_id);
     if (!err)
         err = opt_string(c, json_object_get(root, "name"), "name", &n->name);
     if (!err)
         err = take_batch_id(c, root);
-    if (err)
-        return err;
+    return err;
+}
+
+/* sources[], each through each_source; then "no Kafka source, no window". */
+static ws_err_t parse_sources(struct ctx *c, const json_t *root, source_fn each_source)
+{
+    struct ws_notification *n = c->n;
+    const json_t *sources;
+    ws_err_t err;
 
     sources = json_object_get(root, "sources");
     if (!sources)
@@ -543,11 +604,26 @@ static ws_err_t parse_common(struct ctx *c, const json_t *root, enum ws_notif_sh
     if (json_array_size(sources) > c->max_sources)
         return FAIL(c, WS_ERR_TOO_LARGE, "notification has more than %zu sources (max_sources)",
                     c->max_sources);
+    if (n->shape == WS_NOTIF_NATIVE && json_array_size(sources) > 0 &&
+        (err = add_input(c, -1, false)))
+        return err;
     for (size_t i = 0; i < json_array_size(sources); i++) {
         err = each_source(c, json_array_get(sources, i), i);
         if (err)
             return err;
     }
+    /*
+     * Progress shape: Spark's sources are everything the batch read, so with no Kafka source an
+     * empty signed window would tell an auditor that it read nothing. A native notification's
+     * sources are Kafka ranges by construction: an empty list is the job's own statement that
+     * the batch read no record (a foreachBatch over an empty DataFrame), attested as such.
+     */
+    if (n->ninputs == 0 && n->shape == WS_NOTIF_PROGRESS)
+        return FAIL(c, WS_ERR_UNSUPPORTED,
+                    "no Kafka source to re-read: %s (batch %" PRId64 " of query %s)",
+                    json_array_size(sources) == 0 ? "sources is empty"
+                                                  : "none of its sources is a Kafka source",
+                    n->batch_id, n->query_id);
     return WS_OK;
 }
 
@@ -555,8 +631,10 @@ static ws_err_t parse_native(struct ctx *c, const json_t *root)
 {
     struct ws_notification *n = c->n;
     const json_t *outputs;
-    ws_err_t err = parse_common(c, root, WS_NOTIF_NATIVE, "queryId", native_source);
+    ws_err_t err = parse_header(c, root, WS_NOTIF_NATIVE, "queryId");
 
+    if (!err)
+        err = parse_sources(c, root, native_source);
     if (err)
         return err;
     outputs = json_object_get(root, "outputs");
@@ -625,6 +703,11 @@ static ws_err_t resolve_offsets(struct ctx *c, json_t *v, const char *where, jso
         json_error_t je;
         json_t *parsed;
 
+        /* PySpark builds the string with str(): None -> "None"; JSON writers give "null" */
+        if ((len == 4 && memcmp(s, "None", 4) == 0) || (len == 4 && memcmp(s, "null", 4) == 0)) {
+            *kind = OFF_NULL;
+            return WS_OK;
+        }
         while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
             k++;
         if (k == len || s[k] != '{')
@@ -669,8 +752,12 @@ static ws_err_t add_ignored(struct ctx *c, const char *desc)
     return WS_OK;
 }
 
-/* One Kafka source: a range per (topic, partition) of end. start is NULL when unresolved. */
-static ws_err_t kafka_ranges(struct ctx *c, size_t i, const json_t *start, const json_t *end)
+/*
+ * One Kafka source: a range per (topic, partition) of end. start is NULL when unresolved: then
+ * each range starts at WS_OFFSET_UNRESOLVED, or at its own end when Spark read nothing.
+ */
+static ws_err_t kafka_ranges(struct ctx *c, size_t i, const json_t *start, const json_t *end,
+                             bool read_nothing)
 {
     const char *topic, *pkey;
     json_t *parts, *uv;
@@ -724,11 +811,67 @@ static ws_err_t kafka_ranges(struct ctx *c, size_t i, const json_t *start, const
                                 "earliest markers) are not offsets",
                                 where, from);
             }
+            if (!start && read_nothing)
+                from = until;
             err = add_source(c, topic, partition, from, until);
             if (err)
                 return err;
         }
     }
+    return WS_OK;
+}
+
+static bool kafka_described(const json_t *desc)
+{
+    const char *d = json_string_value(desc);
+
+    return strncmp(d, "KafkaV2[", 8) == 0 || strncmp(d, "KafkaSource[", 12) == 0;
+}
+
+/* numInputRows of a Kafka source: -1 when absent or null. */
+static ws_err_t input_rows(struct ctx *c, const json_t *src, size_t i, int64_t *out)
+{
+    const json_t *v = json_object_get(src, "numInputRows");
+    char where[64];
+    ws_err_t err;
+
+    *out = -1;
+    if (!v || json_is_null(v))
+        return WS_OK;
+    snprintf(where, sizeof where, "sources[%zu].numInputRows", i);
+    if ((err = need_int(c, v, where, out)))
+        return err;
+    if (*out < 0)
+        return FAIL(c, WS_ERR_INVALID, "%s %" PRId64 " is negative", where, *out);
+    return WS_OK;
+}
+
+/*
+ * A null start: only batch 0 may have one. With initial_offsets=earliest the ranges start at the
+ * low watermark, checked later against numInputRows (no numInputRows: nothing to check against,
+ * so refused); with reject the refusal waits until every source rule has been applied.
+ */
+static ws_err_t null_start(struct ctx *c, size_t i, const json_t *desc, int64_t rows)
+{
+    char s[SHOW_BUF];
+
+    if (c->n->batch_id != 0)
+        return FAIL(c, WS_ERR_INVALID,
+                    "batch %" PRId64 " of query %s has startOffset null in sources[%zu] (%s): "
+                    "only batch 0 may start at unknown offsets",
+                    c->n->batch_id, c->n->query_id, i,
+                    show(s, json_string_value(desc), json_string_length(desc)));
+    if (!c->allow_unresolved) {
+        if (c->null_start_at < 0)
+            c->null_start_at = (long)i;
+        return WS_OK;
+    }
+    if (rows < 0)
+        return FAIL(c, WS_ERR_INVALID,
+                    "initial offsets ambiguous: batch 0 of query %s has startOffset null in "
+                    "sources[%zu] (%s) and no numInputRows, so what Spark read cannot be told "
+                    "from the earliest offsets",
+                    c->n->query_id, i, show(s, json_string_value(desc), json_string_length(desc)));
     return WS_OK;
 }
 
@@ -738,6 +881,8 @@ static ws_err_t progress_source(struct ctx *c, const json_t *src, size_t i)
     const json_t *desc;
     json_t *end = NULL, *start = NULL;
     enum offkind ekind, skind;
+    int64_t rows;
+    bool named;
     ws_err_t err;
 
     if (!json_is_object(src))
@@ -751,51 +896,98 @@ static ws_err_t progress_source(struct ctx *c, const json_t *src, size_t i)
                     type_name(desc));
     if (memchr(json_string_value(desc), '\0', json_string_length(desc)))
         return FAIL(c, WS_ERR_MALFORMED, "sources[%zu].description contains a NUL character", i);
+    named = kafka_described(desc);
 
     snprintf(where, sizeof where, "sources[%zu].endOffset", i);
     err = resolve_offsets(c, json_object_get(src, "endOffset"), where, &end, &ekind);
     if (err)
         return err;
-    if (ekind != OFF_KAFKA)
+    if (ekind != OFF_KAFKA && !named)
         return add_ignored(c, json_string_value(desc));
+    if (ekind != OFF_KAFKA) {
+        err = FAIL(c, WS_ERR_MALFORMED,
+                   "sources[%zu] (%s) is a Kafka source but its endOffset is %s, not a Kafka "
+                   "offset map ({\"topic\": {\"partition\": offset}})",
+                   i, show(s, json_string_value(desc), json_string_length(desc)),
+                   ekind == OFF_NULL ? "null or missing" : "something else");
+        goto out_decref;
+    }
 
     snprintf(where, sizeof where, "sources[%zu].startOffset", i);
     err = resolve_offsets(c, json_object_get(src, "startOffset"), where, &start, &skind);
+    if (!err)
+        err = input_rows(c, src, i, &rows);
     if (err)
         goto out_decref;
     if (skind == OFF_OTHER) {
         err = FAIL(c, WS_ERR_MALFORMED,
-                   "sources[%zu] (%s): endOffset is a Kafka offset map but startOffset is not", i,
-                   show(s, json_string_value(desc), json_string_length(desc)));
+                   "sources[%zu] (%s): endOffset is a Kafka offset map but startOffset is not a "
+                   "Kafka offset map (nor null)",
+                   i, show(s, json_string_value(desc), json_string_length(desc)));
         goto out_decref;
     }
-    if (skind == OFF_NULL) {
-        if (c->n->batch_id != 0) {
-            err = FAIL(c, WS_ERR_INVALID,
-                       "batch %" PRId64 " of query %s has startOffset null in sources[%zu] (%s): "
-                       "only batch 0 may start at unknown offsets",
-                       c->n->batch_id, c->n->query_id, i,
-                       show(s, json_string_value(desc), json_string_length(desc)));
-            goto out_decref;
-        }
-        if (!c->allow_unresolved) {
-            err = FAIL(c, WS_ERR_INVALID,
-                       "batch 0 of query %s has startOffset null: initial offsets are not known; "
-                       "configure notifications.initial_offsets",
-                       c->n->query_id);
-            goto out_decref;
-        }
-    }
-    err = kafka_ranges(c, i, start, end);
+    if (skind == OFF_NULL && (err = null_start(c, i, desc, rows)))
+        goto out_decref;
+    /* under reject the notification is refused later: its ranges are never used */
+    err = add_input(c, rows, skind == OFF_NULL && rows != 0);
+    if (!err)
+        err = kafka_ranges(c, i, start, end, rows == 0);
 out_decref:
     json_decref(start);
     json_decref(end);
     return err;
 }
 
+/*
+ * Spark reports progress for triggers that ran no batch, carrying the next, not yet run, batch
+ * id: durationMs without addBatch. Stateful no-data batches do run addBatch (with empty ranges):
+ * they are batches, so "all ranges empty" is not the test.
+ */
+static ws_err_t idle_trigger(struct ctx *c, const json_t *root, bool *idle)
+{
+    const json_t *d = json_object_get(root, "durationMs");
+
+    *idle = false;
+    if (!d || json_is_null(d))
+        return WS_OK;
+    if (!json_is_object(d))
+        return FAIL(c, WS_ERR_MALFORMED, "durationMs must be an object, not %s", type_name(d));
+    *idle = json_object_get(d, "addBatch") == NULL;
+    return WS_OK;
+}
+
+/* Sum of numInputRows over the Kafka sources, when every one of them reported it. */
+static int64_t reported_rows(const struct ws_notification *n)
+{
+    int64_t sum = 0;
+
+    for (size_t i = 0; i < n->ninputs; i++) {
+        if (n->inputs[i].num_input_rows < 0 || n->inputs[i].num_input_rows > INT64_MAX - sum)
+            return -1;
+        sum += n->inputs[i].num_input_rows;
+    }
+    return n->ninputs ? sum : -1;
+}
+
 static ws_err_t parse_progress(struct ctx *c, const json_t *root)
 {
-    return parse_common(c, root, WS_NOTIF_PROGRESS, "id", progress_source);
+    struct ws_notification *n = c->n;
+    ws_err_t err = parse_header(c, root, WS_NOTIF_PROGRESS, "id");
+
+    if (!err)
+        err = idle_trigger(c, root, &n->idle);
+    if (err || n->idle)
+        return err;
+    if ((err = parse_sources(c, root, progress_source)))
+        return err;
+    if (c->null_start_at >= 0)
+        return FAIL(c, WS_ERR_INVALID,
+                    "batch 0 of query %s has startOffset null in sources[%ld]: its initial "
+                    "offsets are not known; configure notifications.initial_offsets=earliest to "
+                    "resolve them against numInputRows",
+                    n->query_id, c->null_start_at);
+    n->reported_input_rows = reported_rows(n);
+    return WS_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -825,6 +1017,8 @@ ws_err_t ws_notification_parse(const char *json, size_t len, const struct ws_not
     c.max_sources = opts && opts->max_sources ? opts->max_sources : DEFAULT_MAX_SOURCES;
     c.max_files = opts && opts->max_files ? opts->max_files : DEFAULT_MAX_FILES;
     c.allow_unresolved = opts && opts->allow_unresolved_start;
+    c.opts = opts;
+    c.null_start_at = -1;
     c.n = out;
     c.errbuf = errbuf;
     c.errlen = errlen;
@@ -855,6 +1049,12 @@ ws_err_t ws_notification_parse(const char *json, size_t len, const struct ws_not
     }
     if (err)
         goto out_free;
+    if (out->shape == WS_NOTIF_NATIVE || out->idle)
+        out->reported_input_rows = -1;
+    if (out->idle) {
+        json_decref(root);
+        return WS_OK;
+    }
 
     if (out->nsources > 1)
         qsort(out->sources, out->nsources, sizeof *out->sources, source_cmp);
@@ -897,6 +1097,7 @@ void ws_notification_free(struct ws_notification *n)
     for (size_t i = 0; i < n->nignored; i++)
         free(n->ignored_sources[i]);
     free(n->ignored_sources);
+    free(n->inputs);
     memset(n, 0, sizeof *n);
 }
 

@@ -266,6 +266,8 @@ static json_t *build_window(struct builder *b, const struct ws_statement_in *in,
             append(b, ign, str(b, in->ignored_sources ? in->ignored_sources[i] : NULL));
         put(b, win, "ignoredSources", ign);
     }
+    if (in->has_reported_input_rows)
+        put(b, win, "reportedInputRows", json_integer(in->reported_input_rows));
 out:
     put(b, win, "sources", sources);
     free(sorted);

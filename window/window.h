@@ -64,7 +64,8 @@
     X(WS_ERR_ORDER, 0, "records out of window-stream order")                                       \
     X(WS_ERR_UNSUPPORTED, 0, "unsupported")                                                        \
     X(WS_ERR_AGAIN, 1, "not ready yet")                                                            \
-    X(WS_ERR_PERMISSION, 0, "permission denied")
+    X(WS_ERR_PERMISSION, 0, "permission denied")                                                   \
+    X(WS_ERR_KEY_MISMATCH, 0, "message key is not the query id")
 
 typedef enum {
 #define WS_X_ENUM(name, retr, text) name,
@@ -363,6 +364,8 @@ struct ws_statement_in {
     const struct ws_window_result *window;
     const char *const *ignored_sources; /* may be NULL */
     size_t nignored;
+    bool has_reported_input_rows; /* window.reportedInputRows: Spark's numInputRows, summed */
+    int64_t reported_input_rows;
     /* chain */
     bool has_previous;
     const char *previous_window_id;
@@ -399,6 +402,13 @@ struct ws_notif_source {
     char *topic;
     int32_t partition;
     int64_t from_offset, until_offset; /* [from, until); from may be WS_OFFSET_UNRESOLVED */
+    uint32_t input;                    /* index into inputs[] of the Kafka source it came from */
+};
+/* One Kafka source of the notification (native shape: one for all its ranges). */
+struct ws_notif_input {
+    int64_t num_input_rows; /* Spark's numInputRows for it; -1 when not reported */
+    bool unresolved;        /* batch 0, startOffset null: its ranges start at the low watermark,
+                               and the records there must number exactly num_input_rows */
 };
 struct ws_notif_output {
     char *name;
@@ -420,6 +430,10 @@ struct ws_notification {
     size_t noutputs;
     char **ignored_sources; /* progress shape: descriptions of non-Kafka sources, in order */
     size_t nignored;
+    struct ws_notif_input *inputs; /* the Kafka sources, in notification order (>= 1 unless idle) */
+    size_t ninputs;
+    int64_t reported_input_rows; /* sum of numInputRows over Kafka sources; -1: not reported */
+    bool idle; /* progress of a trigger that ran no batch: only the query and batch ids are set */
 };
 
 struct ws_notif_opts {
@@ -427,6 +441,9 @@ struct ws_notif_opts {
     size_t max_sources;          /* 0: 100000 */
     size_t max_files;            /* 0: 100000 (over all outputs) */
     bool allow_unresolved_start; /* batch 0 with startOffset null -> WS_OFFSET_UNRESOLVED */
+    bool check_key;              /* the Kafka message key must equal the query id */
+    const char *key;             /* with check_key: the message key, NULL for a null key */
+    size_t key_len;
 };
 
 /*
@@ -434,7 +451,10 @@ struct ws_notif_opts {
  * what is wrong (the reason that goes into the dead-letter header). Errors: WS_ERR_MALFORMED
  * (not JSON, unknown shape, wrong types, duplicate partitions), WS_ERR_TOO_LARGE,
  * WS_ERR_UNSAFE_ID (query id not allowed in object names), WS_ERR_INVALID (negative or inverted
- * offsets, unresolved start not allowed).
+ * offsets, unresolved start not allowed), WS_ERR_KEY_MISMATCH (opts->check_key and the message
+ * key is not the query id), WS_ERR_UNSUPPORTED (no Kafka source to re-read). The rules of
+ * docs/FORMAT.md "Which notifications are batches" apply in its order: key, idle trigger (success
+ * with out->idle set), sources, batch 0.
  */
 ws_err_t ws_notification_parse(const char *json, size_t len, const struct ws_notif_opts *opts,
                                struct ws_notification *out, char *errbuf,

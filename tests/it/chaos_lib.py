@@ -180,9 +180,9 @@ class Stream:
 
     def post_bad(self, p, label, value, reason, key=None, partition=0):
         """A notification the engine must dead-letter; reason: text the DLQ reason must hold."""
-        key = key if key is not None else "chaos-bad-%s" % label
-        kb = key.encode() if isinstance(key, str) else key
         vb = value.encode() if isinstance(value, str) else value
+        key = key if key is not None else notification_key(vb, "chaos-bad-%s" % label)
+        kb = key.encode() if isinstance(key, str) else key
         [(part, off)] = produce_many(p, [(NOTIF_TOPIC, {"key": kb, "value": vb,
                                                          "partition": partition})])
         self.st["bad"].append({"label": label, "key": kb.hex(), "value_sha": sha(vb),
@@ -190,6 +190,17 @@ class Stream:
                                "len": -1 if vb is None else len(vb),
                                "sha256": hashlib.sha256(vb or b"").hexdigest()})
         return part, off
+
+
+def notification_key(value, fallback):
+    """The key a well-behaved producer gives: the query id (the engine's key rule comes first,
+    so a hostile notification keyed otherwise would be refused for its key, not its flaw)."""
+    try:
+        doc = json.loads(value)
+        qid = doc.get("queryId", doc.get("id")) if isinstance(doc, dict) else None
+    except (ValueError, TypeError, RecursionError):
+        qid = None
+    return qid if isinstance(qid, str) and qid else fallback
 
 
 def sha(b):

@@ -457,7 +457,7 @@ def lane_hostile(a):
         sampler = HwmSampler(e)
         sampler.start()
         for name, value, reason, desc in corpus:
-            s.post_bad(p, name, value, reason, key="hostile-" + name, partition=0)
+            s.post_bad(p, name, value, reason, partition=0)
             s.post_batch(p, "Q0")
         s.save()
         L.wait_windows(s, att, 60, " (a good batch after each of the %d corpus files)"
@@ -468,7 +468,7 @@ def lane_hostile(a):
         # broker, and the engine's consumer still receives them at full size.
         pz = L.producer(b.boot, compression="zstd")
         for name, value, reason, desc in giants():
-            s.post_bad(pz, name, value, reason, key="hostile-" + name, partition=1)
+            s.post_bad(pz, name, value, reason, partition=1)
             s.post_batch(p, "Q0")
             s.save()
             if not wait_committed(b.boot, group, 2, 60):
