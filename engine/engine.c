@@ -126,13 +126,6 @@ struct ws_engine {
     struct ws_notif_opts nopts;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Offsets in hand and commits (I1)                                                             */
 
@@ -521,8 +514,7 @@ static void head_next(const struct query *q, const struct pending *p,
     } else {
         memset(h, 0, sizeof *h);
         snprintf(h->query_id, sizeof h->query_id, "%s", q->id);
-        snprintf(h->genesis_window_id, sizeof h->genesis_window_id, "%s/%lld", q->id,
-                 (long long)p->n.batch_id);
+        ws_window_id(q->id, p->n.batch_id, h->genesis_window_id);
         ws_merkle_init(&h->log);
     }
     ws_log_append(&h->log, p->n.batch_id, res->root, res->stream_digest);
@@ -540,7 +532,7 @@ static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
     struct ws_statement_in in = {0};
     struct ws_output_set outs = {0};
     struct ws_head h;
-    char prev_id[200], *stmt = NULL;
+    char prev_id[WS_WINDOW_ID_MAX], *stmt = NULL;
     size_t stmt_len = 0;
     uint8_t digest[WS_HASH_LEN];
     ws_err_t err;
@@ -563,7 +555,7 @@ static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
     in.reported_input_rows = p->n.reported_input_rows;
     in.has_previous = q->has_head;
     if (q->has_head) {
-        snprintf(prev_id, sizeof prev_id, "%s/%lld", q->id, (long long)q->head.last_batch);
+        ws_window_id(q->id, q->head.last_batch, prev_id);
         in.previous_window_id = prev_id;
         memcpy(in.previous_root, q->head.last_root, WS_HASH_LEN);
         memcpy(in.previous_attestation_digest, q->head.last_statement_digest, WS_HASH_LEN);
@@ -836,11 +828,11 @@ static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pen
 static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
                         size_t errlen)
 {
-    char window_id[200];
+    char window_id[WS_WINDOW_ID_MAX];
     struct ws_artifact a = {0};
     ws_err_t err;
 
-    snprintf(window_id, sizeof window_id, "%s/%lld", q->id, (long long)p->n.batch_id);
+    ws_window_id(q->id, p->n.batch_id, window_id);
     a.query_id = q->id;
     a.batch_id = p->n.batch_id;
     a.window_id = window_id;
@@ -981,7 +973,7 @@ static void backoff(struct ws_engine *e, struct pending *p)
         d = e->cfg->retry_max_ms;
     d = d * 3 / 4 + (int64_t)(rand() % (int)(d / 2 + 1)); /* jitter: 75%..125% */
     p->attempts++;
-    p->next_attempt = now_ms() + d;
+    p->next_attempt = ws_clock_ms() + d;
     e->stats.retries++;
     ws_metrics_add(e->metrics, "windowseal_retries_total", NULL, 1);
 }
@@ -995,7 +987,7 @@ static void advance_query(struct ws_engine *e, struct query *q)
     while (q->queue && !q->stopped && !e->stop) {
         struct pending *p = q->queue;
         struct ws_gap gap, *gp = NULL;
-        int64_t now = now_ms();
+        int64_t now = ws_clock_ms();
 
         if (p->next_attempt > now)
             return;
@@ -1079,8 +1071,8 @@ static void advance_orphans(struct ws_engine *e)
 {
     while (e->orphans) {
         struct pending *p = e->orphans;
-        if (p->next_attempt > now_ms() || !deadletter(e, p)) {
-            if (p->next_attempt <= now_ms())
+        if (p->next_attempt > ws_clock_ms() || !deadletter(e, p)) {
+            if (p->next_attempt <= ws_clock_ms())
                 backoff(e, p);
             return;
         }
@@ -1190,9 +1182,9 @@ static void refresh_gauges(struct ws_engine *e)
     int64_t lag = 0;
     unsigned stopped = 0;
 
-    if (!e->metrics || now_ms() - e->last_gauges < 1000)
+    if (!e->metrics || ws_clock_ms() - e->last_gauges < 1000)
         return;
-    e->last_gauges = now_ms();
+    e->last_gauges = ws_clock_ms();
     for (struct query *q = e->queries; q; q = q->next)
         stopped += q->stopped;
     ws_metrics_set(e->metrics, "windowseal_spool_bytes", NULL, (double)ws_spool_bytes(e->spool));
@@ -1245,8 +1237,8 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
         }
     } else if (!e->stop) {
         static int64_t last_note;
-        if (now_ms() - last_note > 10000) {
-            last_note = now_ms();
+        if (ws_clock_ms() - last_note > 10000) {
+            last_note = ws_clock_ms();
             ws_log(WS_LOG_WARN, "intake_paused", "spool_bytes=%llu in_hand=%zu reason=\"%s\"",
                    (unsigned long long)ws_spool_bytes(e->spool), e->in_hand,
                    e->in_hand >= MAX_IN_HAND ? "too many notifications in hand" : "spool full");
@@ -1355,6 +1347,9 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     e->nsinks++;
     if ((err = ws_metrics_start(cfg->metrics_listen, &e->metrics, errbuf, errlen)))
         goto fail;
+    /* counters of what real Spark sends are exported from the start, so rate() sees the first */
+    ws_metrics_add(e->metrics, "windowseal_idle_triggers_total", NULL, 0);
+    ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 0);
     e->generation = ws_kafka_consumer_generation(e->consumer);
     srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)e);
     *out = e;

@@ -13,7 +13,7 @@
 struct ws_head {
     char query_id[129];
     int64_t last_batch;
-    char genesis_window_id[160];
+    char genesis_window_id[WS_WINDOW_ID_MAX];
     uint8_t last_root[WS_HASH_LEN];
     uint8_t last_statement_digest[WS_HASH_LEN];
     uint8_t last_sources_digest[WS_HASH_LEN];

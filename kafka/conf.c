@@ -115,17 +115,9 @@ ws_err_t ws_kafka_int_err(rd_kafka_resp_err_t err)
     }
 }
 
-int64_t ws_kafka_int_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ws_kafka_int_left(int64_t deadline, int cap)
 {
-    int64_t left = deadline - ws_kafka_int_now_ms();
+    int64_t left = deadline - ws_clock_ms();
 
     if (left < 0)
         return 0;

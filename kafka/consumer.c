@@ -163,7 +163,7 @@ void ws_kafka_consumer_destroy(struct ws_kafka_consumer *c)
 ws_err_t ws_kafka_consumer_poll(struct ws_kafka_consumer *c, int timeout_ms,
                                 struct ws_kafka_msg *out, char *errbuf, size_t errlen)
 {
-    int64_t deadline = ws_kafka_int_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    int64_t deadline = ws_clock_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     rd_kafka_message_t *m;
     ws_err_t err;
 

@@ -26,7 +26,6 @@ ws_err_t ws_kafka_int_set(rd_kafka_conf_t *c, const char *key, const char *value
 ws_err_t ws_kafka_int_err(rd_kafka_resp_err_t err);
 
 /* Monotonic milliseconds, for deadlines. */
-int64_t ws_kafka_int_now_ms(void);
 
 /* Milliseconds left until deadline, clamped to [0, cap]. */
 int ws_kafka_int_left(int64_t deadline, int cap);

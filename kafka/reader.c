@@ -179,7 +179,7 @@ static rd_kafka_resp_err_t list_offset(rd_kafka_t *rk, const char *topic, int32_
 static ws_err_t query_wmarks(struct ws_kafka_reader *r, const char *topic, int32_t partition,
                              int64_t *lo, int64_t *hi, int timeout_ms, char *errbuf, size_t errlen)
 {
-    int64_t deadline = ws_kafka_int_now_ms() + timeout_ms;
+    int64_t deadline = ws_clock_ms() + timeout_ms;
     rd_kafka_resp_err_t kerr;
 
     kerr = list_offset(r->rk, topic, partition, RD_KAFKA_OFFSET_BEGINNING, lo, timeout_ms);
@@ -669,7 +669,7 @@ ws_err_t ws_kafka_read_ranges(struct ws_kafka_reader *r, const struct ws_kafka_r
     for (i = 0, ne = 0; i < n; i++)
         if (ranges[i].from < ranges[i].until)
             idx[ne++] = i;
-    deadline = ws_kafka_int_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    deadline = ws_clock_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     r->last_error[0] = '\0';
     err = wait_ranges(r, ranges, idx, ne, deadline, errbuf, errlen);
     if (!err)
@@ -759,7 +759,7 @@ ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafk
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "invalid read_all");
     if ((err = check_topic(topic, errbuf, errlen)))
         return err;
-    deadline = ws_kafka_int_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    deadline = ws_clock_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     r->last_error[0] = '\0';
     if ((err = partition_count(r, topic, deadline, &np, errbuf, errlen)))
         return err;

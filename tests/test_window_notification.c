@@ -986,6 +986,16 @@ static void test_batch_rules(void)
     EXPECT_FAIL(
         "{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC("5", "{\"t\":{\"0\":7}}", "2") "]}",
         WS_ERR_MALFORMED, "startOffset is not a Kafka offset map");
+    /* Python's repr of the offsets (str(dict)) is no JSON: an error for a Kafka source ... */
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[{\"description\":\"KafkaV2[Subscribe["
+                "t]]\",\"startOffset\":\"{'t': {'0': 1}}\",\"endOffset\":\"{'t': {'0': 3}}\"}]}",
+                WS_ERR_MALFORMED,
+                "sources[0].endOffset of a Kafka source is a string that is not a Kafka offset map "
+                "in JSON");
+    /* ... and for any other source too (it might be Kafka's under another name) */
+    EXPECT_FAIL("{\"id\":\"q\",\"batchId\":3,\"sources\":[{\"description\":\"Custom[x]\","
+                "\"endOffset\":\"{'a': 1}\"}]}",
+                WS_ERR_MALFORMED, "sources[0].endOffset: string or '}' expected");
     /* "None" / "null" strings mean null: batch 3 may not start at unknown offsets */
     EXPECT_FAIL(
         "{\"id\":\"q\",\"batchId\":3,\"sources\":[" KSRC("\"None\"", "{\"t\":{\"0\":7}}", "2") "]}",

@@ -685,11 +685,13 @@ static bool kafka_shaped(const json_t *map)
 
 /*
  * Resolve a startOffset/endOffset value: an object, a string holding JSON, or null. On OFF_KAFKA
- * *map holds a new reference. A string that starts like an object but is not valid JSON is an
- * error (it was meant to be a map); other strings are simply not Kafka offsets.
+ * *map holds a new reference. A string that starts like an object but is not valid JSON (say,
+ * Python's repr of a dict: {'t': {'0': 3}}) is an error: it was meant to be a map, and were it a
+ * Kafka source's under an unfamiliar description, ignoring it would drop the source silently.
+ * For a source named as Kafka's the reason says so.
  */
-static ws_err_t resolve_offsets(struct ctx *c, json_t *v, const char *where, json_t **map,
-                                enum offkind *kind)
+static ws_err_t resolve_offsets(struct ctx *c, json_t *v, const char *where, bool kafka_named,
+                                json_t **map, enum offkind *kind)
 {
     *map = NULL;
     *kind = OFF_OTHER;
@@ -716,6 +718,14 @@ static ws_err_t resolve_offsets(struct ctx *c, json_t *v, const char *where, jso
         if (prescan(c, s, len))
             return WS_ERR_TOO_LARGE;
         parsed = json_loadb(s, len, PARSE_FLAGS, &je);
+        if (!parsed && kafka_named) {
+            char t[SHOW_BUF];
+            show(t, je.text, strnlen(je.text, sizeof je.text - 1));
+            return FAIL(c, WS_ERR_MALFORMED,
+                        "%s of a Kafka source is a string that is not a Kafka offset map in JSON: "
+                        "%s at line %d, column %d (byte %d)",
+                        where, t, je.line, je.column, je.position);
+        }
         if (!parsed)
             return jansson_fail(c, where, &je);
         if (kafka_shaped(parsed)) {
@@ -899,7 +909,7 @@ static ws_err_t progress_source(struct ctx *c, const json_t *src, size_t i)
     named = kafka_described(desc);
 
     snprintf(where, sizeof where, "sources[%zu].endOffset", i);
-    err = resolve_offsets(c, json_object_get(src, "endOffset"), where, &end, &ekind);
+    err = resolve_offsets(c, json_object_get(src, "endOffset"), where, named, &end, &ekind);
     if (err)
         return err;
     if (ekind != OFF_KAFKA && !named)
@@ -914,7 +924,7 @@ static ws_err_t progress_source(struct ctx *c, const json_t *src, size_t i)
     }
 
     snprintf(where, sizeof where, "sources[%zu].startOffset", i);
-    err = resolve_offsets(c, json_object_get(src, "startOffset"), where, &start, &skind);
+    err = resolve_offsets(c, json_object_get(src, "startOffset"), where, named, &start, &skind);
     if (!err)
         err = input_rows(c, src, i, &rows);
     if (err)

@@ -67,6 +67,12 @@ void ws_object_name(const char *query_id, int64_t batch_id, const char *suffix, 
     snprintf(out, 256, "%s/%020" PRId64 "%s", query_id, batch_id, suffix ? suffix : "");
 }
 
+void ws_window_id(const char *query_id, int64_t batch_id, char out[WS_WINDOW_ID_MAX])
+{
+    /* query ids are at most 128 bytes (ws_query_id_safe), batch ids at most 19 digits */
+    snprintf(out, WS_WINDOW_ID_MAX, "%s/%" PRId64, query_id, batch_id);
+}
+
 bool ws_query_id_safe(const char *id, size_t len)
 {
     if (!id || len < 1 || len > 128 || id[0] == '.')
@@ -347,7 +353,7 @@ static json_t *build_outputs(struct builder *b, const struct ws_statement_in *in
 ws_err_t ws_statement_build(const struct ws_statement_in *in, char **json, size_t *len)
 {
     struct builder b = {WS_OK};
-    char window_id[160], evname[256], collector_id[512];
+    char window_id[WS_WINDOW_ID_MAX], evname[256], collector_id[512];
     json_t *root, *pred, *stream, *topics = NULL, *coll, *ver, *verif, *ev, *agg;
     char *s;
 
@@ -367,7 +373,7 @@ ws_err_t ws_statement_build(const struct ws_statement_in *in, char **json, size_
             return WS_ERR_INVALID;
     if (strlen(in->group_id) > 256)
         return WS_ERR_TOO_LARGE;
-    snprintf(window_id, sizeof(window_id), "%s/%" PRId64, in->query_id, in->batch_id);
+    ws_window_id(in->query_id, in->batch_id, window_id);
     ws_object_name(in->query_id, in->batch_id, ".evidence.lz4", evname);
     snprintf(collector_id, sizeof(collector_id), "windowseal:%s", in->group_id);
 

@@ -32,51 +32,65 @@
 #endif
 
 /* ------------------------------------------------------------------------------------------ */
-/* Errors. X(name, retriable, text). Append only: values are never renumbered.                */
+/* Errors. X(name, number, retriable, text).                                                   */
+/*
+ * The numbers are part of the interface (logs, dead-letter headers and metrics name errors;
+ * scripts match them): curl's rule — a code is appended with the next number, never renumbered,
+ * and a retired code keeps its number and entry (its text says "retired"). tests/test_window_err.c
+ * pins every number.
+ */
 
 #define WS_ERRORS(X)                                                                               \
-    X(WS_OK, 0, "success")                                                                         \
-    X(WS_ERR_NOMEM, 1, "out of memory")                                                            \
-    X(WS_ERR_INVALID, 0, "invalid argument")                                                       \
-    X(WS_ERR_MALFORMED, 0, "malformed input")                                                      \
-    X(WS_ERR_TRUNCATED, 0, "truncated input")                                                      \
-    X(WS_ERR_TOO_LARGE, 0, "input too large")                                                      \
-    X(WS_ERR_IO, 1, "I/O error")                                                                   \
-    X(WS_ERR_NOSPACE, 1, "no space left on device")                                                \
-    X(WS_ERR_NOT_FOUND, 0, "not found")                                                            \
-    X(WS_ERR_EXISTS_DIFFERENT, 0, "object exists with different content")                          \
-    X(WS_ERR_SIGNATURE, 0, "signature verification failed")                                        \
-    X(WS_ERR_VERIFY, 0, "verification failed")                                                     \
-    X(WS_ERR_KEY, 0, "unusable key")                                                               \
-    X(WS_ERR_CONFIG, 0, "configuration error")                                                     \
-    X(WS_ERR_KAFKA, 1, "Kafka error")                                                              \
-    X(WS_ERR_KAFKA_FATAL, 0, "fatal Kafka error")                                                  \
-    X(WS_ERR_TIMEOUT, 1, "timed out")                                                              \
-    X(WS_ERR_NOT_RETAINED, 0, "records no longer retained")                                        \
-    X(WS_ERR_UNKNOWN_TOPIC, 0, "unknown topic or partition")                                       \
-    X(WS_ERR_CONFLICT, 0, "conflicting notification for an attested batch")                        \
-    X(WS_ERR_UNSAFE_ID, 0, "unsafe query id")                                                      \
-    X(WS_ERR_CRYPTO, 0, "cryptographic library failure")                                           \
-    X(WS_ERR_SINK_RETRY, 1, "sink failure (retriable)")                                            \
-    X(WS_ERR_SINK_PERMANENT, 0, "sink failure (permanent)")                                        \
-    X(WS_ERR_STOPPED, 0, "stopped")                                                                \
-    X(WS_ERR_PROOF, 0, "proof does not verify")                                                    \
-    X(WS_ERR_ORDER, 0, "records out of window-stream order")                                       \
-    X(WS_ERR_UNSUPPORTED, 0, "unsupported")                                                        \
-    X(WS_ERR_AGAIN, 1, "not ready yet")                                                            \
-    X(WS_ERR_PERMISSION, 0, "permission denied")                                                   \
-    X(WS_ERR_KEY_MISMATCH, 0, "message key is not the query id")
+    X(WS_OK, 0, 0, "success")                                                                      \
+    X(WS_ERR_NOMEM, 1, 1, "out of memory")                                                         \
+    X(WS_ERR_INVALID, 2, 0, "invalid argument")                                                    \
+    X(WS_ERR_MALFORMED, 3, 0, "malformed input")                                                   \
+    X(WS_ERR_TRUNCATED, 4, 0, "truncated input")                                                   \
+    X(WS_ERR_TOO_LARGE, 5, 0, "input too large")                                                   \
+    X(WS_ERR_IO, 6, 1, "I/O error")                                                                \
+    X(WS_ERR_NOSPACE, 7, 1, "no space left on device")                                             \
+    X(WS_ERR_NOT_FOUND, 8, 0, "not found")                                                         \
+    X(WS_ERR_EXISTS_DIFFERENT, 9, 0, "object exists with different content")                       \
+    X(WS_ERR_SIGNATURE, 10, 0, "signature verification failed")                                    \
+    X(WS_ERR_VERIFY, 11, 0, "verification failed")                                                 \
+    X(WS_ERR_KEY, 12, 0, "unusable key")                                                           \
+    X(WS_ERR_CONFIG, 13, 0, "configuration error")                                                 \
+    X(WS_ERR_KAFKA, 14, 1, "Kafka error")                                                          \
+    X(WS_ERR_KAFKA_FATAL, 15, 0, "fatal Kafka error")                                              \
+    X(WS_ERR_TIMEOUT, 16, 1, "timed out")                                                          \
+    X(WS_ERR_NOT_RETAINED, 17, 0, "records no longer retained")                                    \
+    X(WS_ERR_UNKNOWN_TOPIC, 18, 0, "unknown topic or partition")                                   \
+    X(WS_ERR_CONFLICT, 19, 0, "conflicting notification for an attested batch")                    \
+    X(WS_ERR_UNSAFE_ID, 20, 0, "unsafe query id")                                                  \
+    X(WS_ERR_CRYPTO, 21, 0, "cryptographic library failure")                                       \
+    X(WS_ERR_SINK_RETRY, 22, 1, "sink failure (retriable)")                                        \
+    X(WS_ERR_SINK_PERMANENT, 23, 0, "sink failure (permanent)")                                    \
+    X(WS_ERR_STOPPED, 24, 0, "stopped")                                                            \
+    X(WS_ERR_PROOF, 25, 0, "proof does not verify")                                                \
+    X(WS_ERR_ORDER, 26, 0, "records out of window-stream order")                                   \
+    X(WS_ERR_UNSUPPORTED, 27, 0, "unsupported")                                                    \
+    X(WS_ERR_AGAIN, 28, 1, "not ready yet")                                                        \
+    X(WS_ERR_PERMISSION, 29, 0, "permission denied")                                               \
+    X(WS_ERR_KEY_MISMATCH, 30, 0, "message key is not the query id")
 
 typedef enum {
-#define WS_X_ENUM(name, retr, text) name,
+#define WS_X_ENUM(name, num, retr, text) name = num,
     WS_ERRORS(WS_X_ENUM)
 #undef WS_X_ENUM
-        WS_ERR__COUNT
 } ws_err_t;
+/* One past the highest number (the table has no holes: err.c checks it at compile time). */
+enum {
+#define WS_X_COUNT(name, num, retr, text) +1
+    WS_ERR__COUNT = 0 WS_ERRORS(WS_X_COUNT)
+#undef WS_X_COUNT
+};
 
 const char *ws_strerror(ws_err_t err); /* "out of memory" */
 const char *ws_err_name(ws_err_t err); /* "WS_ERR_NOMEM"  */
 bool ws_err_retriable(ws_err_t err);   /* true: the engine may retry with backoff */
+
+/* Milliseconds of CLOCK_MONOTONIC: deadlines, backoff and durations (never in a statement). */
+int64_t ws_clock_ms(void);
 
 /* snprintf into errbuf (if non-NULL) and return err: `return ws_fail(e, eb, el, "x %d", 1);` */
 ws_err_t ws_fail(ws_err_t err, char *errbuf, size_t errlen, const char *fmt, ...)
@@ -388,6 +402,9 @@ ws_err_t ws_statement_build(const struct ws_statement_in *in, char **json,
                             size_t *len) WS_MUST_CHECK;
 /* RFC 3339 UTC with milliseconds: 2026-11-22T03:19:36.123Z. out must hold 32 bytes. */
 void ws_format_time_ms(int64_t ms, char out[32]);
+/* The window id "<queryId>/<batchId>" (batch id in decimal, no padding). */
+#define WS_WINDOW_ID_MAX 200
+void ws_window_id(const char *query_id, int64_t batch_id, char out[WS_WINDOW_ID_MAX]);
 /* "<queryId>/<batch20>" + suffix, e.g. ".dsse.json"; out must hold 256 bytes. */
 void ws_object_name(const char *query_id, int64_t batch_id, const char *suffix, char out[256]);
 /* Query ids allowed in object names (SPEC 8): [A-Za-z0-9._-]{1,128}, not starting with '.'. */
