@@ -15,16 +15,30 @@ batch 0, in that order):
 
 plus the key rule (a valid notification posted with a null key and with another key, and an
 idle trigger with another key: dead-lettered, the reason naming both), the idle-trigger
-sequence (batch 0, an idle trigger carrying batch id 1, batch 1: one unbroken chain) and the
-engine's counters. Every expected value comes from the corpus files and MANIFEST.tsv, never
-from what the engine wrote. Output: `ok   - ...` / `FAIL - ...` lines; exit 1 if any failed.
+sequence (batch 0, an idle trigger carrying batch id 1, batch 1: one unbroken chain), the
+envelopes on the engine's attestations topic and the engine's counters. Every expected value
+comes from the corpus files, MANIFEST.tsv and the records this script produced, never from what
+the engine wrote. Output: `ok   - ...` / `FAIL - ...` lines; exit 1 if any failed.
+
+MANIFEST.tsv's last column says which engine a file is posted to: `reject` (the default
+notifications.initial_offsets) or `earliest`. Under `earliest` a batch 0 with a null start
+(also "None" / "null") is expected as SPEC 2.3 says: numInputRows 0 -> every range
+[endOffset, endOffset); otherwise every range starts at the partition's low watermark (the
+records are produced from offset 0) and is attested only if it holds exactly numInputRows
+records. Each `earliest` file names topics of its own, so [low watermark, endOffset) holds
+exactly the records this script produced there.
 
     spark_corpus.py selfcheck --corpus DIR
     spark_corpus.py topics --corpus DIR      "--topic=NAME:PARTITIONS" per data topic, for
                                              `windowseal broker` (auto-created topics get 4)
-    spark_corpus.py post  --boot B --corpus DIR --state FILE
+    spark_corpus.py post  --boot B --corpus DIR --state FILE [--mode M] [--notif-topic T]
     spark_corpus.py check --boot B --corpus DIR --state FILE --group G --att DIR
-                          --ws BIN --pub PUB --metrics URL [--timeout S]
+                          --ws BIN --pub PUB --metrics URL [--timeout S] [--mode M]
+                          [--notif-topic T] [--att-topic T] [--not-in T]...
+      --mode         reject (default) or earliest: which MANIFEST.tsv rows are posted/checked
+      --notif-topic  the engine's kafka.notifications.topic (dead letters: <topic>.dlq)
+      --att-topic    the engine's kafka.attestations.topic: holds exactly the attested batches
+      --not-in       another engine's topic: holds nothing of this phase's queries
 """
 import argparse
 import base64
@@ -39,7 +53,8 @@ import urllib.request
 import confluent_kafka as ck
 
 NOTIF_TOPIC = "windowseal.batches"
-DLQ_TOPIC = "windowseal.batches.dlq"
+MODES = ("reject", "earliest")  # notifications.initial_offsets
+AMBIGUOUS = re.compile(r"Spark read (\d+) rows, the earliest offsets hold (\d+)")
 KAFKA_PREFIXES = ("KafkaV2[", "KafkaSource[")
 MAX_OFFSET = 500  # records per partition the test produces stay below this
 MAX_PARTITIONS = 8  # partitions per data topic, at most (the broker pre-creates them)
@@ -78,15 +93,20 @@ def load_manifest(corpus):
             if not line or line.startswith("#"):
                 continue
             cols = line.split("\t")
-            if len(cols) != 6:
-                raise SystemExit("MANIFEST.tsv: 6 columns expected: %r" % line)
-            name, outcome, reason, records, reported, seq = cols
+            if len(cols) != 7:
+                raise SystemExit("MANIFEST.tsv: 7 columns expected: %r" % line)
+            name, outcome, reason, records, reported, seq, mode = cols
             rows.append({"file": name, "outcome": outcome,
                          "reason": None if reason == "-" else reason,
                          "records": None if records == "-" else int(records),
                          "reported": None if reported == "-" else int(reported),
-                         "seq": seq == "seq"})
+                         "seq": seq == "seq", "mode": mode})
     return rows
+
+
+def reason_parts(e):
+    """The substrings a dead letter's reason must contain (MANIFEST.tsv joins them by &&)."""
+    return [r for r in (e["reason"] or "").split("&&") if r]
 
 
 def as_offsets(v):
@@ -113,13 +133,29 @@ def is_kafka(src):
             or is_offset_map(as_offsets(src.get("endOffset"))))
 
 
-def ranges_of(doc):
-    """[(topic, partition, from, until)] of the Kafka sources with offset maps at both ends."""
+def null_start_earliest(doc, src, mode):
+    """A batch-0 source whose start initial_offsets=earliest resolves (SPEC 2.3)."""
+    return (mode == "earliest" and doc.get("batchId") == 0 and
+            as_offsets(src.get("startOffset")) is None)
+
+
+def ranges_of(doc, mode="reject", lows=None):
+    """[(topic, partition, from, until)] of the Kafka sources with offset maps at both ends;
+    under mode earliest also those of batch 0 with a null start: [until, until) when the
+    source's numInputRows is 0, else [low watermark, until), lows = {(topic, partition): low}
+    (default 0: the records are produced from offset 0)."""
     out = []
     for src in doc.get("sources", []):
         if not is_kafka(src):
             continue
         start, end = as_offsets(src.get("startOffset")), as_offsets(src.get("endOffset"))
+        if is_offset_map(end) and null_start_earliest(doc, src, mode):
+            for topic, parts in end.items():
+                for p, until in parts.items():
+                    lo = until if src.get("numInputRows") == 0 else \
+                        (lows or {}).get((topic, int(p)), 0)
+                    out.append((topic, int(p), lo, until))
+            continue
         if not (is_offset_map(start) and is_offset_map(end)):
             continue
         for topic, parts in end.items():
@@ -143,6 +179,13 @@ def offsets_named(doc):
                     tp = (topic, int(p))
                     need[tp] = max(need.get(tp, 0), off)
     return need
+
+
+def end_total(src):
+    """Records in [0, endOffset) over a source's partitions (the records start at 0)."""
+    end = as_offsets(src.get("endOffset"))
+    return sum(o for parts in end.values() for o in parts.values()) if is_offset_map(end) \
+        else None
 
 
 def ignored_of(doc):
@@ -174,7 +217,29 @@ def cmd_selfcheck(a):
     check(all(f in sources_md for f in on_disk), "SOURCES.md names every corpus file",
           str(sorted(f for f in on_disk if f not in sources_md)))
     bad = []
+    topic_files = {}
     for e in entries:
+        for topic, _ in offsets_named(e["doc"]):
+            topic_files.setdefault(topic, set()).add(e["file"])
+    for e in entries:
+        if e["mode"] not in MODES:
+            bad.append("%s: unknown initial_offsets %s" % (e["file"], e["mode"]))
+        if e["mode"] == "earliest":
+            shared = sorted(f for t, _ in offsets_named(e["doc"]) for f in topic_files[t]
+                            if f != e["file"])
+            if shared:
+                bad.append("%s: shares a topic with %s (each earliest file needs fresh "
+                           "topics)" % (e["file"], shared))
+            m = AMBIGUOUS.search(e["reason"] or "")
+            if m:
+                # what the engine must find: numInputRows against [0, endOffset) per source
+                found = [(s.get("numInputRows"), end_total(s)) for s in e["doc"]["sources"]
+                         if is_kafka(s) and null_start_earliest(e["doc"], s, "earliest")]
+                want = (int(m.group(1)), int(m.group(2)))
+                diff = [f for f in found if f[0] not in (None, 0) and f[0] != f[1]]
+                if not diff or diff[0] != want:
+                    bad.append("%s: reason says read %d, hold %d; the file gives %s" %
+                               (e["file"], want[0], want[1], found))
         if e["outcome"] not in ("attested", "idle", "dlq"):
             bad.append("%s: unknown outcome %s" % (e["file"], e["outcome"]))
         if e["outcome"] == "dlq" and not e["reason"]:
@@ -183,7 +248,7 @@ def cmd_selfcheck(a):
             if off >= MAX_OFFSET or p >= MAX_PARTITIONS:
                 bad.append("%s: %s[%d] offset %d" % (e["file"], topic, p, off))
         if e["outcome"] == "attested":
-            n = sum(u - f for _, _, f, u in ranges_of(e["doc"]))
+            n = sum(u - f for _, _, f, u in ranges_of(e["doc"], e["mode"]))
             if n != e["records"]:
                 bad.append("%s: offsets give %d records, manifest %s" % (e["file"], n,
                                                                          e["records"]))
@@ -201,7 +266,8 @@ def cmd_selfcheck(a):
         if len(files) > 1 or qid in seq_ids:
             bad.append("query id %s shared by %s" % (qid, files))
     check(not bad, "corpus consistent with MANIFEST.tsv (outcomes, record counts, "
-          "reportedInputRows, offsets < %d, distinct query ids)" % MAX_OFFSET, "; ".join(bad))
+          "reportedInputRows, offsets < %d, distinct query ids, fresh topics and ambiguity "
+          "counts of the initial_offsets=earliest files)" % MAX_OFFSET, "; ".join(bad))
     return 1 if FAILS else 0
 
 
@@ -236,7 +302,7 @@ def produce_sync(p, topic, **kw):
 
 
 def cmd_post(a):
-    entries = load_corpus(a.corpus)
+    entries = [e for e in load_corpus(a.corpus) if e["mode"] == a.mode]
     p = ck.Producer({"bootstrap.servers": a.boot, "linger.ms": 5})
     need = {}
     for e in entries:
@@ -265,24 +331,27 @@ def cmd_post(a):
 
     posts = []
     for e in entries:
-        part, off = produce_sync(p, NOTIF_TOPIC, key=e["qid"].encode(), value=e["raw"])
+        part, off = produce_sync(p, a.notif_topic, key=e["qid"].encode(), value=e["raw"])
         posts.append({"file": e["file"], "kind": "corpus", "key": e["qid"],
                       "partition": part, "offset": off})
     # The key rule: the same valid notification with a null key and with another key, and an
-    # idle trigger with another key (the key rule comes before the idle rule).
+    # idle trigger with another key (the key rule comes before the idle rule). Once, in the
+    # reject phase.
     valid = next(e for e in entries if e["outcome"] == "attested" and not e["seq"])
-    idle = next(e for e in entries if e["outcome"] == "idle" and not e["seq"])
-    for e, key, label in ((valid, None, "null key"), (valid, WRONG_KEY, "another key"),
-                          (idle, WRONG_KEY, "idle trigger, another key")):
+    idle = next((e for e in entries if e["outcome"] == "idle" and not e["seq"]), None)
+    keyed = [] if a.mode != "reject" else [
+        (valid, None, "null key"), (valid, WRONG_KEY, "another key"),
+        (idle, WRONG_KEY, "idle trigger, another key")]
+    for e, key, label in keyed:
         kw = {"value": e["raw"]}
         if key is not None:
             kw["key"] = key.encode()
-        part, off = produce_sync(p, NOTIF_TOPIC, **kw)
+        part, off = produce_sync(p, a.notif_topic, **kw)
         posts.append({"file": e["file"], "kind": "key", "label": label, "key": key,
                       "partition": part, "offset": off})
     with open(a.state, "w") as f:
         json.dump({"posts": posts}, f, indent=1)
-    print("# %d notifications posted" % len(posts), flush=True)
+    print("# %d notifications posted to %s" % (len(posts), a.notif_topic), flush=True)
     return 0
 
 
@@ -324,7 +393,7 @@ def wait_committed(a, posts):
         last[ps["partition"]] = max(last.get(ps["partition"], -1), ps["offset"])
     c = ck.Consumer({"bootstrap.servers": a.boot, "group.id": a.group,
                      "enable.auto.commit": False})
-    tps = [ck.TopicPartition(NOTIF_TOPIC, p) for p in sorted(last)]
+    tps = [ck.TopicPartition(a.notif_topic, p) for p in sorted(last)]
     start = time.time()
     behind = []
     try:
@@ -371,6 +440,44 @@ def scrape(url):
     return series, None
 
 
+def low_watermarks(a, doc):
+    """{(topic, partition): low watermark} of every partition the notification names."""
+    c = ck.Consumer({"bootstrap.servers": a.boot, "group.id": "it-spark-reader"})
+    try:
+        return {tp: c.get_watermark_offsets(ck.TopicPartition(tp[0], tp[1]), timeout=5)[0]
+                for tp in offsets_named(doc)}
+    finally:
+        c.close()
+
+
+def check_initial(e, win, lows):
+    """initial_offsets=earliest, batch 0 with a null start: the ranges SPEC 2.3 resolves."""
+    name, doc = e["file"], e["doc"]
+    have = {(s.get("topic"), s.get("partition")): (s.get("fromOffset"), s.get("untilOffset"))
+            for s in win.get("sources", [])}
+    for i, src in enumerate(doc.get("sources", [])):
+        if not (is_kafka(src) and null_start_earliest(doc, src, "earliest")):
+            continue
+        end = as_offsets(src.get("endOffset"))
+        tps = sorted((t, int(p), o) for t, parts in end.items() for p, o in parts.items())
+        start = src.get("startOffset")
+        how = "startOffset %s" % ("null" if start is None else json.dumps(start))
+        if src.get("numInputRows") == 0:
+            bad = ["%s[%d]: %s" % (t, p, have.get((t, p))) for t, p, o in tps
+                   if have.get((t, p)) != (o, o)]
+            check(not bad, "%s: sources[%d] (%s, numInputRows 0): every range is [endOffset, "
+                  "endOffset) %s" % (name, i, how, ["%s[%d]@%d" % x for x in tps]),
+                  "; ".join(bad))
+        else:
+            bad = ["%s[%d]: %s, low watermark %s" % (t, p, have.get((t, p)), lows.get((t, p)))
+                   for t, p, o in tps if have.get((t, p)) != (lows.get((t, p)), o)]
+            check(not bad, "%s: sources[%d] (%s, numInputRows %s): every range is [low "
+                  "watermark, endOffset) %s" %
+                  (name, i, how, src.get("numInputRows"),
+                   ["%s[%d] [%d,%d)" % (t, p, lows.get((t, p), -1), o) for t, p, o in tps]),
+                  "; ".join(bad))
+
+
 def check_attested(a, e, dead):
     name = e["file"]
     env = env_path(a.att, e["qid"], e["batch"], ".dsse.json")
@@ -393,7 +500,10 @@ def check_attested(a, e, dead):
         check(win.get("reportedInputRows") == e["reported"],
               "%s: reportedInputRows %d" % (name, e["reported"]),
               "got %s" % win.get("reportedInputRows"))
-    want = ranges_of(e["doc"])
+    lows = low_watermarks(a, e["doc"]) if e["mode"] == "earliest" else None
+    if lows is not None:
+        check_initial(e, win, lows)
+    want = ranges_of(e["doc"], e["mode"], lows)
     have = sorted((s.get("topic"), s.get("partition"), s.get("fromOffset"), s.get("untilOffset"))
                   for s in win.get("sources", []))
     check(have == want, "%s: window.sources are the notification's %d ranges" % (name, len(want)),
@@ -411,21 +521,55 @@ def check_attested(a, e, dead):
     check(not dead, "%s: not dead-lettered" % name, "reason %r" % dead[:1])
 
 
+def headers(m):
+    return {k: (v or b"").decode(errors="replace") for k, v in (m.headers() or [])}
+
+
+def check_topics(a, entries, posts):
+    """The attestations topic holds exactly this phase's attested batches (key = query id,
+    windowseal.batch-id header); another engine's topics hold nothing of this phase."""
+    c = consumer(a.boot, "it-spark-reader")
+    try:
+        if a.att_topic:
+            want = {(e["qid"], e["batch"]) for e in entries.values() if e["outcome"] == "attested"}
+            got = set()
+            for m in read_topic(c, a.att_topic):
+                try:
+                    got.add(((m.key() or b"").decode(), int(headers(m).get("windowseal.batch-id"))))
+                except (TypeError, ValueError):
+                    got.add(((m.key() or b"").decode(), None))
+            check(got == want, "attestations topic %s: one envelope per attested batch (%d), "
+                  "key = query id" % (a.att_topic, len(want)),
+                  "missing %s, unexpected %s" % (sorted(want - got), sorted(got - want)))
+        qids = {e["qid"].encode() for e in entries.values()}
+        raws = {entries[ps["file"]]["raw"] for ps in posts}
+        for topic in a.not_in:
+            found = [m.offset() for m in read_topic(c, topic)
+                     if m.key() in qids or m.value() in raws]
+            check(not found, "%s holds nothing of this phase's %d queries" % (topic, len(qids)),
+                  "offsets %s" % found[:10])
+    finally:
+        c.close()
+
+
 def cmd_check(a):
-    entries = {e["file"]: e for e in load_corpus(a.corpus)}
+    entries = {e["file"]: e for e in load_corpus(a.corpus) if e["mode"] == a.mode}
     with open(a.state) as f:
         posts = json.load(f)["posts"]
     wait_committed(a, posts)
+    dlq_topic = a.notif_topic + ".dlq"
 
     c = consumer(a.boot, "it-spark-reader")
     dlq = {}
-    for m in read_topic(c, DLQ_TOPIC):
-        hd = {k: (v or b"").decode(errors="replace") for k, v in (m.headers() or [])}
+    for m in read_topic(c, dlq_topic):
+        hd = headers(m)
         try:
             where = (int(hd.get("windowseal.source-partition", "-1")),
                      int(hd.get("windowseal.source-offset", "-1")))
         except ValueError:
             where = (-1, -1)
+        if hd.get("windowseal.source-topic") != a.notif_topic:
+            where = (-2, m.offset())  # from another topic: a stray
         dlq.setdefault(where, []).append((m.value(), hd.get("windowseal.reason", "")))
     c.close()
 
@@ -445,14 +589,16 @@ def cmd_check(a):
                   "key rule, %s (%s): dead-lettered, reason names %s" %
                   (ps["label"], e["file"], " and ".join(want)),
                   "reason %r" % reason if mine else "no dead letter at %s[%d]@%d" %
-                  (NOTIF_TOPIC, where[0], where[1]))
+                  (a.notif_topic, where[0], where[1]))
             continue
         if e["outcome"] == "dlq":
             expected_dlq.add(where)
             mine = dlq.get(where, [])
             reason = mine[0][1] if mine else ""
-            check(mine and mine[0][0] == e["raw"] and e["reason"].lower() in reason.lower(),
-                  "%s: dead-lettered, reason contains \"%s\"" % (e["file"], e["reason"]),
+            check(mine and mine[0][0] == e["raw"] and
+                  all(r.lower() in reason.lower() for r in reason_parts(e)),
+                  "%s: dead-lettered to %s, reason contains \"%s\"" %
+                  (e["file"], dlq_topic, "\" and \"".join(reason_parts(e))),
                   ("reason %r" % reason if mine[0][0] == e["raw"] else "value differs")
                   if mine else "no dead letter")
             if e["batch"] is not None and isinstance(e["batch"], int) and e["batch"] >= 0:
@@ -470,7 +616,8 @@ def cmd_check(a):
             check_attested(a, e, dead)
     stray = sorted((w, [r for _, r in v]) for w, v in dlq.items() if w not in expected_dlq)
     check(not stray, "no other dead letters (%d expected)" % len(expected_dlq),
-          "; ".join("%s[%d]@%d: %s" % (NOTIF_TOPIC, w[0], w[1], r[0][:160]) for w, r in stray))
+          "; ".join("%s[%d]@%d: %s" % (a.notif_topic, w[0], w[1], r[0][:160]) for w, r in stray))
+    check_topics(a, entries, posts)
 
     # The sequence: batch 0, an idle trigger carrying batch id 1, batch 1 — one unbroken chain.
     seq = [e for e in entries.values() if e["seq"]]
@@ -513,10 +660,16 @@ def main():
     s = sub.add_parser("post")
     for k in ("--boot", "--corpus", "--state"):
         s.add_argument(k, required=True)
+    s.add_argument("--mode", choices=MODES, default="reject")
+    s.add_argument("--notif-topic", default=NOTIF_TOPIC)
     s = sub.add_parser("check")
     for k in ("--boot", "--corpus", "--state", "--group", "--att", "--ws", "--pub", "--metrics"):
         s.add_argument(k, required=True)
     s.add_argument("--timeout", type=float, default=40)
+    s.add_argument("--mode", choices=MODES, default="reject")
+    s.add_argument("--notif-topic", default=NOTIF_TOPIC)
+    s.add_argument("--att-topic", default=None)
+    s.add_argument("--not-in", action="append", default=[])
     a = ap.parse_args()
     return {"selfcheck": cmd_selfcheck, "topics": cmd_topics, "post": cmd_post, "check": cmd_check}[a.cmd](a)
 
