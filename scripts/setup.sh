@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       librdkafka-dev libsodium-dev libjansson-dev liburing-dev liblz4-dev lz4
       libcurl4-openssl-dev libssl-dev openssl libmicrohttpd-dev
-      kcat python3 python3-confluent-kafka python3-cryptography python3-botocore
+      kcat python3 python3-confluent-kafka python3-cryptography python3-botocore python3-pyflakes
       strace procps util-linux curl chromium)
 # The tests' S3 server (s3rver) comes from npm: use the machine's Node.js if it has one (some
 # images ship their own, which Debian's npm package would conflict with).
