@@ -22,7 +22,7 @@
  *
  * Usage: bench_digest [DIR] [warm-reps] [cold-reps]   (default /tmp, 5, 3). Release build.
  */
-#include "engine/internal.h"
+#include "disk/disk.h"
 
 #include <fcntl.h>
 #include <limits.h>

@@ -26,7 +26,8 @@
  * is produced to the engine having it in every sink with its offset committed. Memory forks
  * instead (broker, producer and engine each in a child) so that ru_maxrss is the engine's alone.
  */
-#include "engine/internal.h"
+#include "engine/engine.h"
+#include "disk/disk.h"
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -111,7 +112,7 @@ static void make_config(struct setup *s, const char *bootstrap, const char *noti
         snprintf(set[n++], sizeof set[0], "kafka.properties=%s", extra_props);
     for (int i = 0; i < n; i++)
         sets[i] = set[i];
-    if (ws_config_load(NULL, sets, (size_t)n, &s->cfg, errbuf, sizeof errbuf))
+    if (ws_config_load(NULL, sets, (size_t)n, ws_sink_types(), &s->cfg, errbuf, sizeof errbuf))
         die("config", errbuf);
 }
 

@@ -10,7 +10,8 @@
  *
  *   bench_latency [WINDOWS_PER_SIZE]      default 200 (and 10 for 100k-record windows)
  */
-#include "engine/internal.h"
+#include "engine/engine.h"
+#include "disk/disk.h" /* ws_log_setup */
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -82,7 +83,7 @@ int main(int argc, char **argv)
     snprintf(set[6], sizeof set[6], "kafka.properties={\"fetch.wait.max.ms\":\"1\"}");
     for (int i = 0; i < 7; i++)
         sets[i] = set[i];
-    if (ws_config_load(NULL, sets, 7, &cfg, errbuf, sizeof errbuf))
+    if (ws_config_load(NULL, sets, 7, ws_sink_types(), &cfg, errbuf, sizeof errbuf))
         return fprintf(stderr, "config: %s\n", errbuf), 3;
     ws_log_setup("warn", "logfmt");
     struct ws_kafka_conf kc = {cfg->bootstrap, NULL, NULL, 0};

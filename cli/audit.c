@@ -21,7 +21,7 @@
  * JSON object; --html writes a page beside it (report.c). Progress goes to stderr every few
  * seconds for long audits. Exit 0 every chain verified, 1 one failed, 2 usage.
  */
-#include "engine/auditor.h"
+#include "cli/cli.h"
 
 #include <dirent.h>
 #include <errno.h>

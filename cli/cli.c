@@ -1,9 +1,11 @@
 /*
- * cli.c — the small commands: keygen, verify, config. Argument parsing is strict (unknown
- * options are usage errors, exit 2) because scripts rely on this surface (SPEC 10).
+ * cli.c — the small commands: keygen, verify, config; and the helpers every command shares
+ * (ws_cli_*, cli/cli.h). Argument parsing is strict (unknown options are usage errors, exit 2)
+ * because scripts rely on this surface (SPEC 10).
  */
-#include "engine/engine.h"
+#include "cli/cli.h"
 #include "kafka/kafka.h"
+#include "sinks/sink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,7 +173,7 @@ int ws_cli_config(int argc, char **argv, int first, const char *cmd, const char 
         fprintf(stderr, "usage: %s\n", usage);
         return WS_EXIT_USAGE;
     }
-    if (ws_config_load(path, sets, nsets, out, errbuf, sizeof errbuf)) {
+    if (ws_config_load(path, sets, nsets, ws_sink_types(), out, errbuf, sizeof errbuf)) {
         fprintf(stderr, "windowseal %s: %s\n", cmd, errbuf);
         return WS_EXIT_USAGE;
     }
@@ -185,7 +187,7 @@ int ws_cmd_config(int argc, char **argv)
     int rc;
 
     if (argc == 2 && !strcmp(argv[1], "docs")) {
-        ws_config_write_docs(stdout);
+        ws_config_write_docs(stdout, ws_sink_types());
         return WS_EXIT_OK;
     }
     if (argc < 2 || strcmp(argv[1], "check") != 0)

@@ -1,17 +1,57 @@
 /*
- * engine/auditor.h — private to engine/: what audit.c, prove.c and report.c share.
+ * cli/cli.h — the windowseal command line (SPEC 10): the commands and what they share.
+ *
+ *   ws_cmd_*      one per command: the arguments after the command name in, exit status out
+ *                 (main.c dispatches)
+ *   ws_cli_*      option parsing, -c CONFIG / --set, public keys: shared by the commands
+ *   ws_audit_*    listing a file sink's query directory (audit.c; prove.c uses it too)
+ *   ws_report_*   the audit's JSON and HTML reports (report.c)
  *
  * A query directory of a file sink is read as two sorted lists of batch ids (envelopes and
  * evidence archives) rather than as a directory listing of names: 8 bytes per window, the only
  * state of an audit that grows with the chain. The report writer turns per-window results into
  * the text lines, the JSON object and the HTML page of `windowseal audit` as they happen.
  */
-#ifndef WS_ENGINE_AUDITOR_H
-#define WS_ENGINE_AUDITOR_H
+#ifndef WS_CLI_H
+#define WS_CLI_H
 
-#include "engine/internal.h"
+#include "engine/engine.h"
 
 #include <stdio.h>
+
+/* Exit statuses (SPEC 10). */
+enum { WS_EXIT_OK = 0, WS_EXIT_VERIFY = 1, WS_EXIT_USAGE = 2, WS_EXIT_RUNTIME = 3 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Commands: each takes the arguments after the command name and returns an exit status.       */
+
+int ws_cmd_keygen(int argc, char **argv); /* cli.c */
+int ws_cmd_verify(int argc, char **argv); /* cli.c */
+int ws_cmd_config(int argc, char **argv); /* cli.c */
+int ws_cmd_run(int argc, char **argv);
+int ws_cmd_demo(int argc, char **argv);
+int ws_cmd_audit(int argc, char **argv);
+int ws_cmd_prove(int argc, char **argv); /* Merkle proofs and checkpoints */
+/*
+ * `windowseal broker [--listen HOST:PORT] [--partitions N] [--topic NAME:PARTITIONS]...`
+ * (broker.c): the embedded broker of kafka/kafka.h as its own process. Prints the bootstrap
+ * address as the first line of stdout, pre-creates windowseal.batches, windowseal.batches.dlq
+ * and windowseal.attestations with N partitions (default 1) and each --topic with its own,
+ * serves until SIGTERM or SIGINT. 0 after a signal, 2 on bad usage, 3 if the broker cannot
+ * start (e.g. the port is taken).
+ */
+int ws_cmd_broker(int argc, char **argv);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared by the commands (cli.c).                                                              */
+
+/* "--name VALUE" / "--name=VALUE" at argv[*i] (advances *i); NULL if argv[*i] is not it. */
+const char *ws_cli_opt(int argc, char **argv, int *i, const char *name, bool *missing);
+/* -c CONFIG / WINDOWSEAL_CONFIG and --set from argv[first..]: 0 with *out, else an exit status. */
+int ws_cli_config(int argc, char **argv, int first, const char *cmd, const char *usage,
+                  struct ws_config **out);
+/* Load public keys (a private key file is accepted and reduced to its public half). */
+bool ws_cli_load_pubkeys(const char *cmd, char **paths, size_t n, struct ws_key *keys);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Listing a query directory (audit.c).                                                         */
@@ -65,4 +105,4 @@ void ws_report_query_end(struct ws_report *r, const struct ws_query_summary *s);
 ws_err_t ws_report_close(struct ws_report *r, int good, int bad, char *errbuf,
                          size_t errlen) WS_MUST_CHECK;
 
-#endif /* WS_ENGINE_AUDITOR_H */
+#endif /* WS_CLI_H */

@@ -11,7 +11,8 @@
  * engine attests everything through the same code as `windowseal run`; the demo then audits
  * every chain it wrote, and exits 0 only if all of it verifies.
  */
-#include "engine/internal.h"
+#include "cli/cli.h"
+#include "disk/disk.h"
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -289,7 +290,7 @@ int ws_cmd_demo(int argc, char **argv)
     snprintf(set[5], sizeof set[5], "engine.gap_wait_ms=1000");
     for (int i = 0; i < 6; i++)
         sets[i] = set[i];
-    if (ws_config_load(NULL, sets, 6, &cfg, errbuf, sizeof errbuf)) {
+    if (ws_config_load(NULL, sets, 6, ws_sink_types(), &cfg, errbuf, sizeof errbuf)) {
         fprintf(stderr, "windowseal demo: config: %s\n", errbuf);
         goto out_broker;
     }

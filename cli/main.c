@@ -2,8 +2,7 @@
  * main.c — the windowseal command line (SPEC 10): dispatch only. Each command lives in its own
  * file and returns its exit status (0 ok, 1 verification failed, 2 usage, 3 runtime failure).
  */
-#include "engine/engine.h"
-#include "kafka/kafka.h"
+#include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +15,7 @@ static const struct {
     {"run", ws_cmd_run, "run -c CONFIG [--set KEY=VALUE]...   the engine"},
     {"demo", ws_cmd_demo,
      "demo [--out DIR]                     self-contained run on an embedded broker"},
-    {"broker", ws_kafka_broker_main,
+    {"broker", ws_cmd_broker,
      "broker [--listen HOST:PORT] [--partitions N] [--topic NAME:PARTITIONS]...   embedded "
      "Kafka-protocol broker"},
     {"keygen", ws_cmd_keygen, "keygen --out PATH                    PATH (private) and PATH.pub"},

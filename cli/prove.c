@@ -24,7 +24,7 @@
  * Exit status: 0 proof made / verified, 1 a verification failed (or the record is not in the
  * window), 2 usage or unreadable input, 3 runtime failure.
  */
-#include "engine/auditor.h"
+#include "cli/cli.h"
 #include "sinks/sink.h"
 
 #include <errno.h>

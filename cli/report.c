@@ -15,7 +15,7 @@
  * only count what rendered (for tests and for a reader's sanity). The overall verdict is written
  * last and moved to the top with CSS `order`, so nothing has to be held back.
  */
-#include "engine/auditor.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -2,9 +2,10 @@
  * run.c — `windowseal run -c CONFIG [--set KEY=VALUE]...`: load, start, serve until SIGTERM or
  * SIGINT, then finish the window in hand (a step never leaves one half-published), flush the
  * producer and leave the group. Anything not committed is delivered again to whoever owns the
- * partition next (engine.c, I1/I2).
+ * partition next (engine/engine.c, I1/I2).
  */
-#include "engine/internal.h"
+#include "cli/cli.h"
+#include "disk/disk.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,11 +1,14 @@
 /*
- * config.c — the configuration file, driven by one table of known keys.
+ * config.c — the configuration file, driven by option tables.
  *
- * Like librdkafka's property table, `keys[]` below is the single source of truth: parsing, type
- * and range checks, defaults, `--set` overrides and the generated docs all read it. A JSON file
- * is first merged with the `--set` overrides (as a JSON tree), then walked once: every member
- * must be a known section or key, of the right type, in range. Sinks are an array of objects
- * with their own small table per sink type, checked the same way.
+ * Like librdkafka's property table, `keys[]` below is the single source of truth for the fixed
+ * sections: parsing, type and range checks, defaults, `--set` overrides and the generated docs
+ * all read it. Each sink type brings its own table (struct ws_option_table, defined next to the
+ * sink in sinks/ and handed in by the caller), read by the same code: store(), default_one(),
+ * free_one() and the docs writer work on any struct ws_option, whatever struct it fills. A JSON
+ * file is first merged with the `--set` overrides (as a JSON tree), then walked once: every
+ * member must be a known section or key, of the right type, in range; every sink object must
+ * name a known type and hold only that type's keys, with the required ones present.
  *
  * Keys with dots in their names (Kafka's "bootstrap.servers") are why a `--set` path is matched
  * against the table, longest known key first, instead of being split at every dot.
@@ -17,112 +20,86 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum ktype { K_STRING, K_INT, K_BOOL, K_STRLIST, K_STRMAP, K_ENUM };
-
+/* A key of a fixed section: the section it lives in, and the option filling struct ws_config. */
 struct key {
-    const char *section; /* "" top level */
-    const char *name;
-    enum ktype type;
-    size_t off; /* into struct ws_config; for lists/maps the array, count follows */
-    const char *def;
-    int64_t min, max;
-    const char *choices; /* K_ENUM: "a|b|c" */
-    const char *desc;
+    const char *section;
+    struct ws_option opt;
 };
 
-#define OFF(f) offsetof(struct ws_config, f)
+/* clang-format off */
+#define KEY(sec, name, type, field, def, min, max, choices, help) \
+    {sec, {name, type, offsetof(struct ws_config, field), def, min, max, choices, false, help}}
+/* clang-format on */
+
 static const struct key keys[] = {
-    {"kafka", "bootstrap.servers", K_STRING, OFF(bootstrap), "127.0.0.1:9092", 0, 0, NULL,
-     "Kafka bootstrap servers for every client of the engine."},
-    {"kafka", "group.id", K_STRING, OFF(group_id), "windowseal", 0, 0, NULL,
-     "Consumer group of the notifications consumer; also names the collector "
-     "(`windowseal:<group.id>`)."},
-    {"kafka", "notifications.topic", K_STRING, OFF(notifications_topic), "windowseal.batches", 0, 0,
-     NULL, "Topic the Spark jobs post batch notifications to (key = query id)."},
-    {"kafka", "attestations.topic", K_STRING, OFF(attestations_topic), "windowseal.attestations", 0,
-     0, NULL, "Topic the DSSE envelopes are published to (key = query id)."},
-    {"kafka", "deadletter.topic", K_STRING, OFF(deadletter_topic), "", 0, 0, NULL,
-     "Dead-letter topic for rejected notifications; empty: `<notifications.topic>.dlq`."},
-    {"kafka", "heads.topic", K_STRING, OFF(heads_topic), "", 0, 0, NULL,
-     "Compacted topic holding each query's chain head; empty: `<attestations.topic>.heads`."},
-    {"kafka", "properties", K_STRMAP, OFF(kafka_props), NULL, 0, 0, NULL,
-     "librdkafka properties passed to every client (string values), e.g. security.protocol."},
-    {"signing", "key", K_STRING, OFF(signing_key), "", 0, 0, NULL,
-     "Ed25519 private key, PKCS#8 PEM, mode 0600 (made by `windowseal keygen`). Required by run."},
-    {"signing", "verify_keys", K_STRLIST, OFF(verify_keys), NULL, 0, 0, NULL,
-     "Public keys (SPKI PEM) besides the signing key's whose envelopes the engine accepts when it "
-     "reads back earlier windows (duplicate checks after a key rotation)."},
-    {"spool", "path", K_STRING, OFF(spool_path), "spool/", 0, 0, NULL,
-     "Local directory where evidence and envelopes are made durable before any sink."},
-    {"spool", "io_uring", K_ENUM, OFF(spool_io_uring), "auto", 0, 0, "auto|on|off",
-     "Use io_uring for spool writes and output-file reads: auto falls back to plain syscalls."},
-    {"spool", "max_bytes", K_INT, OFF(spool_max_bytes), "1073741824", 1 << 20, INT64_MAX, NULL,
-     "Spool size bound; when reached the engine pauses intake instead of dropping anything."},
-    {"engine", "fetch_timeout_ms", K_INT, OFF(fetch_timeout_ms), "30000", 10, 86400000, NULL,
-     "How long a window waits for records beyond the high watermark before retrying later."},
-    {"engine", "gap_wait_ms", K_INT, OFF(gap_wait_ms), "5000", 0, 86400000, NULL,
-     "How long a batch that skips ahead waits for the missing batches before they become a gap."},
-    {"engine", "retry_base_ms", K_INT, OFF(retry_base_ms), "100", 1, 3600000, NULL,
-     "First retry delay for retriable failures (doubles, with jitter)."},
-    {"engine", "retry_max_ms", K_INT, OFF(retry_max_ms), "30000", 1, 86400000, NULL,
-     "Largest retry delay."},
-    {"notifications", "initial_offsets", K_ENUM, OFF(initial_offsets), "reject", 0, 0,
-     "reject|earliest",
-     "Spark batch 0 with startOffset null: reject it, or read from the earliest retained offset."},
-    {"notifications", "max_bytes", K_INT, OFF(notification_max_bytes), "1048576", 256,
-     64 * 1024 * 1024, NULL, "Largest notification accepted; larger ones are dead-lettered."},
-    {"outputs", "allowed_roots", K_STRLIST, OFF(allowed_roots), NULL, 0, 0, NULL,
-     "If set, output files are hashed only under these directories."},
-    {"metrics", "listen", K_STRING, OFF(metrics_listen), "", 0, 0, NULL,
-     "HOST:PORT of the Prometheus endpoint; empty: off."},
-    {"log", "level", K_ENUM, OFF(log_level), "info", 0, 0, "debug|info|warn|error",
-     "Lowest level logged."},
-    {"log", "format", K_ENUM, OFF(log_format), "logfmt", 0, 0, "logfmt|json",
-     "One line per event, logfmt or JSON lines."},
+    KEY("kafka", "bootstrap.servers", WS_OPT_STRING, bootstrap, "127.0.0.1:9092", 0, 0, NULL,
+        "Kafka bootstrap servers for every client of the engine."),
+    KEY("kafka", "group.id", WS_OPT_STRING, group_id, "windowseal", 0, 0, NULL,
+        "Consumer group of the notifications consumer; also names the collector "
+        "(`windowseal:<group.id>`)."),
+    KEY("kafka", "notifications.topic", WS_OPT_STRING, notifications_topic, "windowseal.batches", 0,
+        0, NULL, "Topic the Spark jobs post batch notifications to (key = query id)."),
+    KEY("kafka", "attestations.topic", WS_OPT_STRING, attestations_topic, "windowseal.attestations",
+        0, 0, NULL, "Topic the DSSE envelopes are published to (key = query id)."),
+    KEY("kafka", "deadletter.topic", WS_OPT_STRING, deadletter_topic, "", 0, 0, NULL,
+        "Dead-letter topic for rejected notifications; empty: `<notifications.topic>.dlq`."),
+    KEY("kafka", "heads.topic", WS_OPT_STRING, heads_topic, "", 0, 0, NULL,
+        "Compacted topic holding each query's chain head; empty: `<attestations.topic>.heads`."),
+    KEY("kafka", "properties", WS_OPT_STRMAP, kafka_props, NULL, 0, 0, NULL,
+        "librdkafka properties passed to every client (string values), e.g. security.protocol."),
+    KEY("signing", "key", WS_OPT_STRING, signing_key, "", 0, 0, NULL,
+        "Ed25519 private key, PKCS#8 PEM, mode 0600 (made by `windowseal keygen`). Required by "
+        "run."),
+    KEY("signing", "verify_keys", WS_OPT_STRLIST, verify_keys, NULL, 0, 0, NULL,
+        "Public keys (SPKI PEM) besides the signing key's whose envelopes the engine accepts when "
+        "it "
+        "reads back earlier windows (duplicate checks after a key rotation)."),
+    KEY("spool", "path", WS_OPT_STRING, spool_path, "spool/", 0, 0, NULL,
+        "Local directory where evidence and envelopes are made durable before any sink."),
+    KEY("spool", "io_uring", WS_OPT_ENUM, spool_io_uring, "auto", 0, 0, "auto|on|off",
+        "Use io_uring for spool writes and output-file reads: auto falls back to plain syscalls."),
+    KEY("spool", "max_bytes", WS_OPT_INT, spool_max_bytes, "1073741824", 1 << 20, INT64_MAX, NULL,
+        "Spool size bound; when reached the engine pauses intake instead of dropping anything."),
+    KEY("engine", "fetch_timeout_ms", WS_OPT_INT, fetch_timeout_ms, "30000", 10, 86400000, NULL,
+        "How long a window waits for records beyond the high watermark before retrying later."),
+    KEY("engine", "gap_wait_ms", WS_OPT_INT, gap_wait_ms, "5000", 0, 86400000, NULL,
+        "How long a batch that skips ahead waits for the missing batches before they become a "
+        "gap."),
+    KEY("engine", "retry_base_ms", WS_OPT_INT, retry_base_ms, "100", 1, 3600000, NULL,
+        "First retry delay for retriable failures (doubles, with jitter)."),
+    KEY("engine", "retry_max_ms", WS_OPT_INT, retry_max_ms, "30000", 1, 86400000, NULL,
+        "Largest retry delay."),
+    KEY("notifications", "initial_offsets", WS_OPT_ENUM, initial_offsets, "reject", 0, 0,
+        "reject|earliest",
+        "Spark batch 0 with startOffset null: reject it, or read from the earliest retained "
+        "offset."),
+    KEY("notifications", "max_bytes", WS_OPT_INT, notification_max_bytes, "1048576", 256,
+        64 * 1024 * 1024, NULL, "Largest notification accepted; larger ones are dead-lettered."),
+    KEY("outputs", "allowed_roots", WS_OPT_STRLIST, allowed_roots, NULL, 0, 0, NULL,
+        "If set, output files are hashed only under these directories."),
+    KEY("metrics", "listen", WS_OPT_STRING, metrics_listen, "", 0, 0, NULL,
+        "HOST:PORT of the Prometheus endpoint; empty: off."),
+    KEY("log", "level", WS_OPT_ENUM, log_level, "info", 0, 0, "debug|info|warn|error",
+        "Lowest level logged."),
+    KEY("log", "format", WS_OPT_ENUM, log_format, "logfmt", 0, 0, "logfmt|json",
+        "One line per event, logfmt or JSON lines."),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-/* Sinks: array "sinks", each object checked against its type's keys. */
-struct sinkkey {
-    const char *name;
-    enum ktype type;
-    size_t off;
-    const char *def;
-    const char *types; /* "file", "s3", "file|s3" */
-    const char *desc;
-};
-#define SOFF(f) offsetof(struct ws_sink_conf, f)
-static const struct sinkkey sinkkeys[] = {
-    {"type", K_STRING, SOFF(type), NULL, "file|s3", "`file` or `s3`."},
-    {"path", K_STRING, SOFF(path), NULL, "file", "Directory of the file sink."},
-    {"endpoint", K_STRING, SOFF(endpoint), NULL, "s3",
-     "S3 endpoint URL, e.g. http://127.0.0.1:4569."},
-    {"bucket", K_STRING, SOFF(bucket), NULL, "s3", "Bucket name."},
-    {"prefix", K_STRING, SOFF(prefix), "", "file|s3", "Prefix of every object name."},
-    {"region", K_STRING, SOFF(region), "us-east-1", "s3", "Region used in SigV4 signing."},
-    {"path_style", K_BOOL, SOFF(path_style), "true", "s3",
-     "Path-style addressing (MinIO, s3rver); false: virtual-hosted style."},
-    {"verify_tls", K_BOOL, SOFF(verify_tls), "true", "s3",
-     "Verify the endpoint's TLS certificate."},
-    {"timeout_ms", K_INT, SOFF(timeout_ms), "30000", "s3", "Per-request timeout."},
-};
-#define NSINKKEYS (sizeof sinkkeys / sizeof sinkkeys[0])
-
-static const char *typename(enum ktype t)
+static const char *typename(enum ws_opt_type t)
 {
     switch (t) {
-    case K_STRING:
+    case WS_OPT_STRING:
+    case WS_OPT_ENUM:
         return "string";
-    case K_INT:
+    case WS_OPT_INT:
         return "integer";
-    case K_BOOL:
+    case WS_OPT_BOOL:
         return "boolean";
-    case K_STRLIST:
+    case WS_OPT_STRLIST:
         return "array of strings";
-    case K_STRMAP:
+    case WS_OPT_STRMAP:
         return "object of strings";
-    case K_ENUM:
-        return "string";
     }
     return "?";
 }
@@ -152,40 +129,46 @@ static ws_err_t set_string(char **dst, const char *v)
     return WS_OK;
 }
 
-/* Store one JSON value into a typed field after checking it. */
-static ws_err_t store(void *base, size_t off, enum ktype type, const char *choices, int64_t min,
-                      int64_t max, const json_t *v, const char *keyname, const char *file,
-                      char *errbuf, size_t errlen)
+static void free_list(char **l, size_t n)
 {
-    char *p = (char *)base + off;
+    for (size_t i = 0; i < n; i++)
+        free(l[i]);
+    free(l);
+}
 
-    switch (type) {
-    case K_STRING:
-    case K_ENUM:
+/* Store one JSON value into the field of base that o describes, after checking it. */
+static ws_err_t store(void *base, const struct ws_option *o, const json_t *v, const char *keyname,
+                      const char *file, char *errbuf, size_t errlen)
+{
+    char *p = (char *)base + o->offset;
+
+    switch (o->type) {
+    case WS_OPT_STRING:
+    case WS_OPT_ENUM:
         if (!json_is_string(v))
             goto bad_type;
-        if (type == K_ENUM && !choice_ok(choices, json_string_value(v)))
+        if (o->type == WS_OPT_ENUM && !choice_ok(o->choices, json_string_value(v)))
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: \"%s\" is not one of %s", file,
-                           keyname, json_string_value(v), choices);
+                           keyname, json_string_value(v), o->choices);
         if (strlen(json_string_value(v)) != json_string_length(v))
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: contains a NUL byte", file,
                            keyname);
         return set_string((char **)p, json_string_value(v));
-    case K_INT:
+    case WS_OPT_INT:
         if (!json_is_integer(v))
             goto bad_type;
-        if (json_integer_value(v) < min || json_integer_value(v) > max)
+        if (json_integer_value(v) < o->min || json_integer_value(v) > o->max)
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
                            "%s: %s: %lld is out of range [%lld, %lld]", file, keyname,
-                           (long long)json_integer_value(v), (long long)min, (long long)max);
+                           (long long)json_integer_value(v), (long long)o->min, (long long)o->max);
         *(int64_t *)p = json_integer_value(v);
         return WS_OK;
-    case K_BOOL:
+    case WS_OPT_BOOL:
         if (!json_is_boolean(v))
             goto bad_type;
         *(bool *)p = json_is_true(v);
         return WS_OK;
-    case K_STRLIST: {
+    case WS_OPT_STRLIST: {
         char ***arr = (char ***)p;
         size_t *n = (size_t *)(p + sizeof(char **));
         size_t i;
@@ -197,9 +180,7 @@ static ws_err_t store(void *base, size_t off, enum ktype type, const char *choic
             if (!json_is_string(e))
                 goto bad_type;
         }
-        for (i = 0; i < *n; i++)
-            free((*arr)[i]);
-        free(*arr);
+        free_list(*arr, *n);
         *n = 0;
         *arr = calloc(json_array_size(v) + 1, sizeof(char *));
         if (!*arr)
@@ -212,7 +193,7 @@ static ws_err_t store(void *base, size_t off, enum ktype type, const char *choic
         }
         return WS_OK;
     }
-    case K_STRMAP: {
+    case WS_OPT_STRMAP: {
         char ***arr = (char ***)p;
         size_t *n = (size_t *)(p + sizeof(char **));
         const char *k;
@@ -240,78 +221,157 @@ static ws_err_t store(void *base, size_t off, enum ktype type, const char *choic
     }
 bad_type:
     return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected %s", file, keyname,
-                   typename(type));
+                   typename(o->type));
 }
 
-static ws_err_t default_one(void *base, size_t off, enum ktype type, const char *def)
+static ws_err_t default_one(void *base, const struct ws_option *o)
 {
-    char *p = (char *)base + off;
+    char *p = (char *)base + o->offset;
 
-    if (!def)
+    if (!o->def)
         return WS_OK;
-    switch (type) {
-    case K_STRING:
-    case K_ENUM:
-        return set_string((char **)p, def);
-    case K_INT:
-        *(int64_t *)p = strtoll(def, NULL, 10);
+    switch (o->type) {
+    case WS_OPT_STRING:
+    case WS_OPT_ENUM:
+        return set_string((char **)p, o->def);
+    case WS_OPT_INT:
+        *(int64_t *)p = strtoll(o->def, NULL, 10);
         return WS_OK;
-    case K_BOOL:
-        *(bool *)p = strcmp(def, "true") == 0;
+    case WS_OPT_BOOL:
+        *(bool *)p = strcmp(o->def, "true") == 0;
         return WS_OK;
     default:
         return WS_OK;
     }
 }
 
-static bool type_has(const char *types, const char *t)
+static void free_one(void *base, const struct ws_option *o)
 {
-    return choice_ok(types, t);
+    char *p = (char *)base + o->offset;
+
+    if (o->type == WS_OPT_STRING || o->type == WS_OPT_ENUM)
+        free(*(char **)p);
+    else if (o->type == WS_OPT_STRLIST)
+        free_list(*(char ***)p, *(size_t *)(p + sizeof(char **)));
+    else if (o->type == WS_OPT_STRMAP)
+        free_list(*(char ***)p, 2 * *(size_t *)(p + sizeof(char **)));
 }
 
-static ws_err_t load_sink(const json_t *obj, size_t idx, struct ws_sink_conf *s, const char *file,
-                          char *errbuf, size_t errlen)
+/* ------------------------------------------------------------------------------------------ */
+/* Sinks: an array of objects, each checked against its type's table                           */
+
+static const struct ws_option_table *find_type(const struct ws_sink_types *types, const char *name)
+{
+    for (size_t i = 0; types && i < types->n; i++)
+        if (strcmp(types->tables[i]->name, name) == 0)
+            return types->tables[i];
+    return NULL;
+}
+
+static const struct ws_option *find_option(const struct ws_option_table *t, const char *name)
+{
+    for (size_t i = 0; i < t->nopts; i++)
+        if (strcmp(t->options[i].name, name) == 0)
+            return &t->options[i];
+    return NULL;
+}
+
+/* The type names as `"a", "b" or "c"` with q as the quote. */
+static void join_types(const struct ws_sink_types *types, const char *q, char *out, size_t cap)
+{
+    size_t n = types ? types->n : 0, o = 0;
+
+    out[0] = '\0';
+    if (n == 0) {
+        snprintf(out, cap, "a sink type (none is known here)");
+        return;
+    }
+    for (size_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s%s%s",
+                              i == 0       ? ""
+                              : i + 1 == n ? " or "
+                                           : ", ",
+                              q, types->tables[i]->name, q);
+}
+
+/* A required key that is absent, or an empty string. */
+static bool missing(const void *base, const struct ws_option *o, const json_t *obj)
+{
+    const char *p = (const char *)base + o->offset;
+
+    if (o->type == WS_OPT_STRING || o->type == WS_OPT_ENUM)
+        return !*(char *const *)p || !**(char *const *)p;
+    return !json_object_get(obj, o->name);
+}
+
+/* "a and b" of the required keys of t. */
+static void join_required(const struct ws_option_table *t, char *out, size_t cap)
+{
+    size_t n = 0, k = 0, o = 0;
+
+    for (size_t i = 0; i < t->nopts; i++)
+        n += t->options[i].required;
+    out[0] = '\0';
+    for (size_t i = 0; i < t->nopts && o < cap; i++) {
+        if (!t->options[i].required)
+            continue;
+        o += (size_t)snprintf(out + o, cap - o, "%s%s",
+                              k == 0       ? ""
+                              : k + 1 == n ? " and "
+                                           : ", ",
+                              t->options[i].name);
+        k++;
+    }
+}
+
+static ws_err_t load_sink(const json_t *obj, size_t idx, const struct ws_sink_types *types,
+                          struct ws_sink_conf *s, const char *file, char *errbuf, size_t errlen)
 {
     const json_t *t = json_object_get(obj, "type");
+    const struct ws_option_table *tab =
+        json_is_string(t) ? find_type(types, json_string_value(t)) : NULL;
     const char *k;
     json_t *v;
-    char name[160];
+    char name[160], list[256];
     ws_err_t err;
 
-    if (!json_is_string(t) ||
-        !(strcmp(json_string_value(t), "file") == 0 || strcmp(json_string_value(t), "s3") == 0))
-        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                       "%s: sinks[%zu].type: expected \"file\" or \"s3\"", file, idx);
-    for (size_t i = 0; i < NSINKKEYS; i++)
-        if (type_has(sinkkeys[i].types, json_string_value(t)) &&
-            (err = default_one(s, sinkkeys[i].off, sinkkeys[i].type, sinkkeys[i].def)))
+    if (!tab) {
+        join_types(types, "\"", list, sizeof list);
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: sinks[%zu].type: expected %s", file, idx,
+                       list);
+    }
+    if (!(s->opts = calloc(1, tab->size ? tab->size : 1)))
+        return WS_ERR_NOMEM;
+    s->table = tab;
+    s->type = tab->name;
+    for (size_t i = 0; i < tab->nopts; i++)
+        if ((err = default_one(s->opts, &tab->options[i])))
             return err;
     json_object_foreach((json_t *)obj, k, v)
     {
-        size_t i;
-        for (i = 0; i < NSINKKEYS; i++)
-            if (strcmp(sinkkeys[i].name, k) == 0 &&
-                type_has(sinkkeys[i].types, json_string_value(t)))
-                break;
+        const struct ws_option *o = find_option(tab, k);
+        if (strcmp(k, "type") == 0)
+            continue;
         snprintf(name, sizeof name, "sinks[%zu].%s", idx, k);
-        if (i == NSINKKEYS)
+        if (!o)
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key for a %s sink", file,
-                           name, json_string_value(t));
-        err = store(s, sinkkeys[i].off, sinkkeys[i].type, NULL, 1, 86400000, v, name, file, errbuf,
-                    errlen);
-        if (err)
+                           name, tab->name);
+        if ((err = store(s->opts, o, v, name, file, errbuf, errlen)))
             return err;
     }
-    if (strcmp(s->type, "file") == 0 && (!s->path || !*s->path))
-        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: sinks[%zu].path: required", file, idx);
-    if (strcmp(s->type, "s3") == 0 && (!s->endpoint || !s->bucket || !*s->bucket))
+    for (size_t i = 0; i < tab->nopts; i++) {
+        if (!tab->options[i].required || !missing(s->opts, &tab->options[i], obj))
+            continue;
+        join_required(tab, list, sizeof list);
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                       "%s: sinks[%zu]: an s3 sink needs endpoint and bucket", file, idx);
+                       "%s: sinks[%zu].%s: required (%s sinks need %s)", file, idx,
+                       tab->options[i].name, tab->name, list);
+    }
     return WS_OK;
 }
 
-static ws_err_t load_sinks(const json_t *arr, struct ws_config *c, const char *file, char *errbuf,
-                           size_t errlen)
+static ws_err_t load_sinks(const json_t *arr, const struct ws_sink_types *types,
+                           struct ws_config *c, const char *file, char *errbuf, size_t errlen)
 {
     size_t i;
     json_t *e;
@@ -319,6 +379,11 @@ static ws_err_t load_sinks(const json_t *arr, struct ws_config *c, const char *f
 
     if (!json_is_array(arr))
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: sinks: expected an array", file);
+    if (json_array_size(arr) > WS_CONFIG_MAX_SINKS)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                       "%s: sinks: at most %d sinks (%zu given); the engine adds the "
+                       "attestations topic to them",
+                       file, WS_CONFIG_MAX_SINKS, json_array_size(arr));
     c->sinks = calloc(json_array_size(arr) + 1, sizeof *c->sinks);
     if (!c->sinks)
         return WS_ERR_NOMEM;
@@ -328,16 +393,19 @@ static ws_err_t load_sinks(const json_t *arr, struct ws_config *c, const char *f
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: sinks[%zu]: expected an object",
                            file, i);
         c->nsinks = i + 1;
-        if ((err = load_sink(e, i, &c->sinks[i], file, errbuf, errlen)))
+        if ((err = load_sink(e, i, types, &c->sinks[i], file, errbuf, errlen)))
             return err;
     }
     return WS_OK;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The fixed sections                                                                           */
+
 static const struct key *find_key(const char *section, const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].opt.name, name) == 0)
             return &keys[i];
     return NULL;
 }
@@ -350,8 +418,8 @@ static bool is_section(const char *s)
     return false;
 }
 
-static ws_err_t walk(const json_t *root, struct ws_config *c, const char *file, char *errbuf,
-                     size_t errlen)
+static ws_err_t walk(const json_t *root, const struct ws_sink_types *types, struct ws_config *c,
+                     const char *file, char *errbuf, size_t errlen)
 {
     const char *sec, *name;
     json_t *sv, *v;
@@ -363,7 +431,7 @@ static ws_err_t walk(const json_t *root, struct ws_config *c, const char *file, 
     json_object_foreach((json_t *)root, sec, sv)
     {
         if (strcmp(sec, "sinks") == 0) {
-            if ((err = load_sinks(sv, c, file, errbuf, errlen)))
+            if ((err = load_sinks(sv, types, c, file, errbuf, errlen)))
                 return err;
             continue;
         }
@@ -377,9 +445,7 @@ static ws_err_t walk(const json_t *root, struct ws_config *c, const char *file, 
             snprintf(full, sizeof full, "%s.%s", sec, name);
             if (!k)
                 return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key", file, full);
-            err = store(c, k->off, k->type, k->choices, k->min, k->max, v, full, file, errbuf,
-                        errlen);
-            if (err)
+            if ((err = store(c, &k->opt, v, full, file, errbuf, errlen)))
                 return err;
         }
     }
@@ -463,7 +529,8 @@ static ws_err_t derive(struct ws_config *c)
 }
 
 ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
-                        struct ws_config **out, char *errbuf, size_t errlen)
+                        const struct ws_sink_types *sink_types, struct ws_config **out,
+                        char *errbuf, size_t errlen)
 {
     struct ws_config *c = calloc(1, sizeof *c);
     json_t *root = NULL;
@@ -474,20 +541,24 @@ ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
     const char *file = path ? path : "(defaults)";
 
     if (!c)
-        return WS_ERR_NOMEM;
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "%s: out of memory", file);
     for (size_t i = 0; i < NKEYS; i++)
-        if ((err = default_one(c, keys[i].off, keys[i].type, keys[i].def)))
+        if ((err = default_one(c, &keys[i].opt)))
             goto out_fail;
     if (path) {
         err = ws_file_read(path, 4 * 1024 * 1024, &text, &len, errbuf, errlen);
         if (err) {
-            err = WS_ERR_CONFIG;
+            if (err != WS_ERR_NOMEM)
+                err = WS_ERR_CONFIG;
             goto out_fail;
         }
         root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
-            err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s:%d:%d: %s", path, jerr.line,
-                          jerr.column, jerr.text);
+            /* jansson says when it ran out of memory only where it notices (not in its lexer) */
+            err = json_error_code(&jerr) == json_error_out_of_memory
+                      ? WS_ERR_NOMEM
+                      : ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s:%d:%d: %s", path, jerr.line,
+                                jerr.column, jerr.text);
             goto out_fail;
         }
     } else if (!(root = json_object())) {
@@ -501,7 +572,7 @@ ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
     for (size_t i = 0; i < nsets; i++)
         if ((err = apply_set(root, sets[i], errbuf, errlen)))
             goto out_fail;
-    if ((err = walk(root, c, file, errbuf, errlen)) || (err = derive(c)))
+    if ((err = walk(root, sink_types, c, file, errbuf, errlen)) || (err = derive(c)))
         goto out_fail;
     if (!(c->source = strdup(file))) {
         err = WS_ERR_NOMEM;
@@ -512,56 +583,103 @@ ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
 out_fail:
     if (err == WS_ERR_NOMEM)
         ws_fail(err, errbuf, errlen, "%s: out of memory", file);
+    else
+        err = WS_ERR_CONFIG;
     ws_config_free(c);
 out_free:
     json_decref(root);
     free(text);
-    return err == WS_OK ? WS_OK : WS_ERR_CONFIG;
-}
-
-static void free_list(char **l, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(l[i]);
-    free(l);
+    return err;
 }
 
 void ws_config_free(struct ws_config *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < NKEYS; i++) {
-        char *p = (char *)c + keys[i].off;
-        if (keys[i].type == K_STRING || keys[i].type == K_ENUM)
-            free(*(char **)p);
-        else if (keys[i].type == K_STRLIST)
-            free_list(*(char ***)p, *(size_t *)(p + sizeof(char **)));
-        else if (keys[i].type == K_STRMAP)
-            free_list(*(char ***)p, 2 * *(size_t *)(p + sizeof(char **)));
-    }
+    for (size_t i = 0; i < NKEYS; i++)
+        free_one(c, &keys[i].opt);
     for (size_t i = 0; i < c->nsinks; i++) {
-        struct ws_sink_conf *s = &c->sinks[i];
-        free(s->type), free(s->path), free(s->endpoint), free(s->bucket), free(s->prefix),
-            free(s->region);
+        const struct ws_sink_conf *s = &c->sinks[i];
+        for (size_t j = 0; s->opts && s->table && j < s->table->nopts; j++)
+            free_one(s->opts, &s->table->options[j]);
+        free(s->opts);
     }
     free(c->sinks);
     free(c->source);
     free(c);
 }
 
-void ws_config_write_docs(FILE *f)
+/* ------------------------------------------------------------------------------------------ */
+/* docs/CONFIGURATION.md                                                                        */
+
+static bool same_str(const char *a, const char *b)
 {
-    fprintf(f, "| key | type | default | description |\n|---|---|---|---|\n");
-    for (size_t i = 0; i < NKEYS; i++)
-        fprintf(f, "| `%s.%s` | %s%s%s | %s%s%s | %s |\n", keys[i].section, keys[i].name,
-                typename(keys[i].type), keys[i].choices ? ": " : "",
-                keys[i].choices ? keys[i].choices : "", keys[i].def ? "`" : "",
-                keys[i].def ? keys[i].def : "", keys[i].def ? "`" : "", keys[i].desc);
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The option of t that reads exactly like o (same name, type, default and docs), or NULL. */
+static const struct ws_option *same_option(const struct ws_option_table *t,
+                                           const struct ws_option *o)
+{
+    const struct ws_option *p = find_option(t, o->name);
+
+    if (p && p->type == o->type && p->required == o->required && same_str(p->def, o->def) &&
+        same_str(p->choices, o->choices) && same_str(p->help, o->help))
+        return p;
+    return NULL;
+}
+
+static void write_default(FILE *f, const struct ws_option *o)
+{
+    if (o->def)
+        fprintf(f, "`%s`", o->def);
+    else if (o->required)
+        fprintf(f, "required");
+}
+
+/* One row per key; a key that reads the same in several sink types is one row naming them all. */
+static void write_sink_docs(FILE *f, const struct ws_sink_types *types)
+{
+    size_t n = types ? types->n : 0;
+    char list[256];
+
     fprintf(f, "\nEach element of `sinks` is an object:\n\n| key | sink types | type | default | "
                "description |\n|---|---|---|---|---|\n");
-    for (size_t i = 0; i < NSINKKEYS; i++)
-        fprintf(f, "| `%s` | %s | %s | %s%s%s | %s |\n", sinkkeys[i].name, sinkkeys[i].types,
-                typename(sinkkeys[i].type), sinkkeys[i].def ? "`" : "",
-                sinkkeys[i].def ? sinkkeys[i].def : "", sinkkeys[i].def ? "`" : "",
-                sinkkeys[i].desc);
+    fprintf(f, "| `type` | ");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? "|" : "", types->tables[i]->name);
+    join_types(types, "`", list, sizeof list);
+    fprintf(f, " | string |  | %s. |\n", list);
+    for (size_t i = 0; i < n; i++) {
+        const struct ws_option_table *t = types->tables[i];
+        for (size_t j = 0; j < t->nopts; j++) {
+            const struct ws_option *o = &t->options[j];
+            bool seen = false;
+            for (size_t k = 0; k < i && !seen; k++)
+                seen = same_option(types->tables[k], o) != NULL;
+            if (seen)
+                continue;
+            fprintf(f, "| `%s` | %s", o->name, t->name);
+            for (size_t k = i + 1; k < n; k++)
+                if (same_option(types->tables[k], o))
+                    fprintf(f, "|%s", types->tables[k]->name);
+            fprintf(f, " | %s%s%s | ", typename(o->type), o->choices ? ": " : "",
+                    o->choices ? o->choices : "");
+            write_default(f, o);
+            fprintf(f, " | %s |\n", o->help);
+        }
+    }
+}
+
+void ws_config_write_docs(FILE *f, const struct ws_sink_types *sink_types)
+{
+    fprintf(f, "| key | type | default | description |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct ws_option *o = &keys[i].opt;
+        fprintf(f, "| `%s.%s` | %s%s%s | ", keys[i].section, o->name, typename(o->type),
+                o->choices ? ": " : "", o->choices ? o->choices : "");
+        write_default(f, o);
+        fprintf(f, " | %s |\n", o->help);
+    }
+    write_sink_docs(f, sink_types);
 }

@@ -1,9 +1,19 @@
 /*
  * config/config.h — the configuration file (SPEC 10) and key files.
  *
- * One table of known keys (config.c) drives parsing, type and range checks, defaults, `--set`
- * overrides and docs/CONFIGURATION.md: a key that is not in the table is an error, naming the
- * key and the file. Key files are read here so that their permission checks live in one place.
+ * Option tables drive everything (librdkafka's property table, Fluent Bit's config_map): a
+ * `struct ws_option` names a key, its type, where its value goes in the struct the table fills,
+ * its default, range, whether it is required, and its line of docs/CONFIGURATION.md. config.c
+ * holds the table of the fixed sections (kafka, signing, spool, ...); a key that is not in a
+ * table is an error naming the key and the file.
+ *
+ * Sinks are an array of objects, each of a type whose keys config/ does not know: each sink
+ * type declares its own table next to its callbacks (sinks/), and the caller hands the types
+ * in (`ws_sink_types()`), so that config/ stays below sinks/. Every sink object is checked
+ * against its type's table at load time, the same way as the sections, and kept as
+ * {type, table, filled struct} for the sink to read at create.
+ *
+ * Key files are read here so that their permission checks live in one place.
  *
  * Threads: load once at start; the result is read-only afterwards and may be shared.
  */
@@ -13,13 +23,51 @@
 #include "window/window.h"
 #include <stdio.h>
 
+/* ------------------------------------------------------------------------------------------ */
+/* Option tables                                                                                */
+
+enum ws_opt_type {
+    WS_OPT_STRING,  /* char * (malloc'ed) */
+    WS_OPT_INT,     /* int64_t in [min, max] */
+    WS_OPT_BOOL,    /* bool */
+    WS_OPT_ENUM,    /* char *, one of choices */
+    WS_OPT_STRLIST, /* char ** array, then its size_t count */
+    WS_OPT_STRMAP,  /* char ** of key, value, key, value, ..., then its size_t pair count */
+};
+
+/* One key. "type" is reserved in sink tables: it names the sink type. */
+struct ws_option {
+    const char *name;
+    enum ws_opt_type type;
+    size_t offset;       /* of the field in the struct the table fills */
+    const char *def;     /* default as JSON-less text ("30000", "true", "us-east-1"); NULL: none */
+    int64_t min, max;    /* WS_OPT_INT */
+    const char *choices; /* WS_OPT_ENUM: "a|b|c" */
+    bool required;       /* must be given; a string must not be empty */
+    const char *help;    /* one line for docs/CONFIGURATION.md */
+};
+
+/* A named option table: one sink type's keys and the size of the struct they fill. */
+struct ws_option_table {
+    const char *name; /* the sink type, "file" */
+    const struct ws_option *options;
+    size_t nopts;
+    size_t size;
+};
+
+/* The sink types a configuration may name, in the order messages and docs list them. */
+struct ws_sink_types {
+    const struct ws_option_table *const *tables;
+    size_t n;
+};
+
+/* Configured sinks; the engine adds the attestations topic as one more (8 in all). */
+#define WS_CONFIG_MAX_SINKS 7
+
 struct ws_sink_conf {
-    char *type;                                /* "file" or "s3" */
-    char *path;                                /* file */
-    char *endpoint, *bucket, *prefix, *region; /* s3 */
-    bool path_style;
-    bool verify_tls;
-    int64_t timeout_ms;
+    const char *type;                    /* table->name */
+    const struct ws_option_table *table; /* from the ws_sink_types given to ws_config_load */
+    void *opts;                          /* table->size bytes filled from table; owned */
 };
 
 struct ws_config {
@@ -61,14 +109,17 @@ struct ws_config {
 
 /*
  * Load path (NULL: defaults only), then apply sets[0..nsets) of the form "a.b.c=value" (the
- * value is JSON if it parses as JSON, else a string). Unknown keys, wrong types and values out of
- * range are WS_ERR_CONFIG naming the key and the file.
+ * value is JSON if it parses as JSON, else a string). Each element of "sinks" must be of one of
+ * sink_types (NULL: none) and is checked against its table. Unknown keys, wrong types, values
+ * out of range, missing required keys and more than WS_CONFIG_MAX_SINKS sinks are
+ * WS_ERR_CONFIG naming the key and the file; WS_ERR_NOMEM if memory ran out.
  */
 ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
-                        struct ws_config **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+                        const struct ws_sink_types *sink_types, struct ws_config **out,
+                        char *errbuf, size_t errlen) WS_MUST_CHECK;
 void ws_config_free(struct ws_config *c);
-/* Markdown table of every key (type, default, description) for docs/CONFIGURATION.md. */
-void ws_config_write_docs(FILE *f);
+/* Markdown tables of every key (type, default, description) for docs/CONFIGURATION.md. */
+void ws_config_write_docs(FILE *f, const struct ws_sink_types *sink_types);
 
 /* Read a whole file of at most max bytes; *buf is malloc'ed and NUL-terminated. */
 ws_err_t ws_file_read(const char *path, size_t max, char **buf, size_t *len, char *errbuf,

@@ -1,5 +1,5 @@
 /*
- * log.c — one line per event on stderr: logfmt (default) or JSON lines.
+ * logging.c — one line per event on stderr: logfmt (default) or JSON lines.
  *
  * Callers pass the event name and a preformatted "key=value ..." tail; in JSON mode the tail is
  * carried whole as "detail" rather than re-parsed, which keeps this tiny and allocation-free.
@@ -7,7 +7,7 @@
  * mode; in logfmt mode callers quote them with %s inside "..." after ws_log_quote-free text
  * (query ids are already restricted to [A-Za-z0-9._-]).
  */
-#include "engine/internal.h"
+#include "disk/disk.h"
 
 #include <stdarg.h>
 #include <stdio.h>

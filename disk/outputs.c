@@ -27,8 +27,8 @@
  *
  * Thread: called on the engine's thread; the helper threads live only for the call.
  */
-#include "engine/internal.h"
-#include "engine/uring.h"
+#include "disk/disk.h"
+#include "disk/uring.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -19,7 +19,7 @@
  * Errors are sticky per file (like Redis' rio): a write that fails in the kernel is seen at the
  * next write or at commit; on any error the temporary file is removed, so nothing partial is
  * ever visible under a final name. ENOSPC marks the spool full until something is committed or
- * removed, which pauses intake (engine.c) instead of dropping windows.
+ * removed, which pauses intake (engine/engine.c) instead of dropping windows.
  *
  * Size bound: the byte count is kept in memory from a scan at open plus what this process
  * writes and removes, so ws_spool_full() costs nothing on the hot path. Crossing the bound is
@@ -31,10 +31,10 @@
  *
  * Thread: the engine's; not thread-safe.
  */
-#include "engine/internal.h"
-#include "engine/testhook.h"
-#include "engine/uring.h"
-#include "sinks/sink.h"
+#include "disk/disk.h"
+#include "disk/testhook.h"
+#include "disk/uring.h"
+#include "sinks/sink.h" /* ws_mkdirs */
 
 #include <dirent.h>
 #include <errno.h>

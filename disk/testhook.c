@@ -1,5 +1,5 @@
 /*
- * testhook.c — the crash-injection hook behind WS_TEST_HOOK (engine/testhook.h); compiled only
+ * testhook.c — the crash-injection hook behind WS_TEST_HOOK (disk/testhook.h); compiled only
  * with -DWS_TEST_HOOKS=ON.
  *
  * WS_CRASH_AT="point:N" (N >= 1, default 1): the N-th call of ws_test_hook("point") writes one
@@ -9,7 +9,7 @@
  *
  * Thread: the engine's thread only (every point is on it); the counter is not atomic.
  */
-#include "engine/testhook.h"
+#include "disk/testhook.h"
 
 #ifdef WS_TEST_HOOKS
 #include <signal.h>

@@ -1,8 +1,8 @@
 /*
- * engine/testhook.h — crash-injection points for the reliability tests (tests/it_chaos.sh).
+ * disk/testhook.h — crash-injection points for the reliability tests (tests/it_chaos.sh).
  *
  * WS_TEST_HOOK("name") marks a moment in a window's life where a crash must be survivable
- * (engine.c's invariants I1-I3). In a build configured with -DWS_TEST_HOOKS=ON, running with
+ * (engine/engine.c's invariants I1-I3). In a build configured with -DWS_TEST_HOOKS=ON, running with
  * WS_CRASH_AT=name:N makes the N-th pass through that point raise SIGKILL, so a test can kill
  * the engine exactly between two durable steps instead of hoping a random kill lands there.
  * Without WS_TEST_HOOKS (the default) the macro compiles to nothing: production binaries have
@@ -14,9 +14,13 @@
  * spool, evidence not yet), sink_published (one sink holds the window, the next does not yet),
  * head_published (every sink and the chain head hold it, the offset is not committed),
  * deadlettered (the dead letter is acknowledged, the offset is not committed).
+ *
+ * Home: the points are in disk/spool.c and engine/engine.c, so the hook lives in the lower of
+ * the two modules and engine/ includes this header directly (window/ stays free of process
+ * control). It is a build-time instrument rather than part of disk/disk.h's API.
  */
-#ifndef WS_ENGINE_TESTHOOK_H
-#define WS_ENGINE_TESTHOOK_H
+#ifndef WS_DISK_TESTHOOK_H
+#define WS_DISK_TESTHOOK_H
 
 #ifdef WS_TEST_HOOKS
 void ws_test_hook(const char *point);
@@ -25,4 +29,4 @@ void ws_test_hook(const char *point);
 #define WS_TEST_HOOK(point) ((void)0)
 #endif
 
-#endif /* WS_ENGINE_TESTHOOK_H */
+#endif /* WS_DISK_TESTHOOK_H */

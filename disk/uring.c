@@ -4,7 +4,7 @@
  * place where -errno from the ring becomes a ws_err_t. Callers keep their own per-request state
  * in user_data. Each ring belongs to one thread.
  */
-#include "engine/uring.h"
+#include "disk/uring.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * engine/uring.h — private to engine/: the small io_uring layer shared by the spool (writes)
+ * disk/uring.h — private to disk/: the small io_uring layer shared by the spool (writes)
  * and output-file digests (reads).
  *
  * One ring per thread that uses it (rings are not shared across threads). Errors come back from
@@ -7,8 +7,8 @@
  * compare errno values themselves. Whether io_uring is used at all is decided once per process
  * by the spool (spool.io_uring auto|on|off); everything else follows that decision.
  */
-#ifndef WS_ENGINE_URING_H
-#define WS_ENGINE_URING_H
+#ifndef WS_DISK_URING_H
+#define WS_DISK_URING_H
 
 #include "window/window.h"
 
@@ -45,4 +45,4 @@ void ws_uring_drain(struct ws_uring *u);
 /* -errno (or errno) of a failed I/O -> the project's error (ENOSPC/EDQUOT -> WS_ERR_NOSPACE). */
 ws_err_t ws_uring_err(int err);
 
-#endif /* WS_ENGINE_URING_H */
+#endif /* WS_DISK_URING_H */

@@ -39,7 +39,8 @@
  * signal handler.
  */
 #include "engine/internal.h"
-#include "engine/testhook.h"
+#include "disk/disk.h"
+#include "disk/testhook.h"
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -51,7 +52,9 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_SINKS 8
+/* The configured object stores and the attestations topic; sinks_done is a bitmask of them. */
+#define MAX_SINKS (WS_CONFIG_MAX_SINKS + 1)
+_Static_assert(MAX_SINKS <= 32, "sinks_done holds one bit per sink");
 /* Notifications held at once (gap waits, retries, a stopped chain): beyond this, stop polling
  * rather than let memory grow; they wait in Kafka instead. */
 #define MAX_IN_HAND 10000
@@ -765,7 +768,7 @@ static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q, const
     size_t len = 0;
     ws_err_t err;
 
-    if (!s->ops->put)
+    if (!ws_sink_can_put(s))
         return WS_OK;
     ws_merkle_root(&p->new_head.log, root);
     err = ws_checkpoint_sign(&e->key, WS_CHECKPOINT_KEYNAME, q->id, p->new_head.log.size, root,
@@ -794,7 +797,7 @@ static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pen
     size_t len = 0;
     ws_err_t err;
 
-    if (p->sinks_done || !s->ops->get)
+    if (p->sinks_done || !ws_sink_can_get(s))
         return WS_ERR_EXISTS_DIFFERENT;
     ws_object_name(q->id, p->n.batch_id, ".dsse.json", name);
     if (ws_sink_get(s, name, &env, &len, why, sizeof why) != WS_OK)
@@ -811,7 +814,7 @@ static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pen
         free(env);
         return ws_fail(WS_ERR_EXISTS_DIFFERENT, errbuf, errlen,
                        "%s holds another envelope for %s/%lld that cannot be adopted (%s)",
-                       s->label, q->id, (long long)p->n.batch_id,
+                       ws_sink_label(s), q->id, (long long)p->n.batch_id,
                        err ? why : "it states another window or chain position");
     }
     free(p->envelope);
@@ -821,7 +824,7 @@ static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pen
     ws_log(WS_LOG_WARN, "envelope_adopted",
            "query=%s batch=%lld sink=%s keyid=%s reason=\"an existing envelope for this window "
            "verifies and states the same root, digest and chain position\"",
-           q->id, (long long)p->n.batch_id, s->label, e->read_keys[v.key_index].keyid);
+           q->id, (long long)p->n.batch_id, ws_sink_label(s), e->read_keys[v.key_index].keyid);
     return WS_OK;
 }
 
@@ -853,12 +856,12 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
             err = put_checkpoint(e, q, p, e->sinks[i], errbuf, errlen);
         if (err) {
             char l[160];
-            snprintf(l, sizeof l, "sink=\"%s\",class=\"%s\"", e->sinks[i]->label,
+            snprintf(l, sizeof l, "sink=\"%s\",class=\"%s\"", ws_sink_label(e->sinks[i]),
                      ws_err_retriable(err) ? "retriable" : "permanent");
             ws_metrics_add(e->metrics, "windowseal_sink_failures_total", l, 1);
             e->stats.sink_failures++;
             ws_log(WS_LOG_WARN, "sink_failed", "query=%s window=%s sink=%s class=%s reason=\"%s\"",
-                   q->id, window_id, e->sinks[i]->label,
+                   q->id, window_id, ws_sink_label(e->sinks[i]),
                    ws_err_retriable(err) ? "retriable" : "permanent", errbuf);
             return err;
         }
@@ -866,7 +869,7 @@ static ws_err_t publish(struct ws_engine *e, struct query *q, struct pending *p,
         WS_TEST_HOOK("sink_published");
         {
             char l[96];
-            snprintf(l, sizeof l, "sink=\"%s\"", e->sinks[i]->label);
+            snprintf(l, sizeof l, "sink=\"%s\"", ws_sink_label(e->sinks[i]));
             ws_metrics_add(e->metrics, "windowseal_sink_publishes_total", l, 1);
         }
     }
@@ -899,7 +902,7 @@ static ws_err_t attested_sources(struct ws_engine *e, const char *qid, int64_t b
 
     ws_object_name(qid, batch, ".dsse.json", name);
     for (size_t i = 0; i < e->nsinks && err == WS_ERR_NOT_FOUND; i++) {
-        if (!e->sinks[i]->ops->get)
+        if (!ws_sink_can_get(e->sinks[i]))
             continue;
         err = ws_sink_get(e->sinks[i], name, &env, &len, why, sizeof why);
     }
@@ -1300,6 +1303,7 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     struct ws_kafka_conf kc = {cfg->bootstrap, cfg->group_id, (const char *const *)cfg->kafka_props,
                                cfg->nkafka_props};
     struct ws_sink_conf kafka_sink = {.type = "kafka"};
+    struct ws_sink_ctx sink_ctx = {0};
     ws_err_t err;
 
     if (!e)
@@ -1335,14 +1339,14 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
                              (uint64_t)cfg->spool_max_bytes, &e->spool, errbuf, errlen)))
         goto fail;
     /* Object stores first, the topic last: an envelope on the topic means the objects exist. */
+    sink_ctx.producer = e->producer;
+    sink_ctx.topic = cfg->attestations_topic;
     for (size_t i = 0; i < cfg->nsinks && e->nsinks < MAX_SINKS - 1; i++) {
-        if ((err = ws_sink_create(&cfg->sinks[i], e->producer, NULL, &e->sinks[e->nsinks], errbuf,
-                                  errlen)))
+        if ((err = ws_sink_create(&cfg->sinks[i], &sink_ctx, &e->sinks[e->nsinks], errbuf, errlen)))
             goto fail;
         e->nsinks++;
     }
-    if ((err = ws_sink_create(&kafka_sink, e->producer, cfg->attestations_topic,
-                              &e->sinks[e->nsinks], errbuf, errlen)))
+    if ((err = ws_sink_create(&kafka_sink, &sink_ctx, &e->sinks[e->nsinks], errbuf, errlen)))
         goto fail;
     e->nsinks++;
     if ((err = ws_metrics_start(cfg->metrics_listen, &e->metrics, errbuf, errlen)))

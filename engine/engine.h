@@ -1,9 +1,14 @@
 /*
- * engine/engine.h — the attestation engine and the commands built on it.
+ * engine/engine.h — the attestation engine: the window life, from notification to commit.
  *
- *   ws_verify_*   check one envelope (+ its evidence): shared by verify, audit and demo
  *   ws_engine_*   the window life: notification -> records -> statement -> sinks -> commit
- *   ws_cmd_*      the command-line surface of SPEC 10 (argv in, exit status out)
+ *   ws_head_*     the chain head, the engine's persisted state (one record per query in the
+ *                 heads topic): what any instance needs to continue a chain
+ *   ws_verify_*   check one envelope (+ its evidence): used by the engine when it resumes from
+ *                 the spool or adopts an envelope a sink already holds, and by the commands
+ *                 (verify, audit, prove, demo)
+ *
+ * The commands built on it are in cli/cli.h; the spool and output digests in disk/disk.h.
  */
 #ifndef WS_ENGINE_H
 #define WS_ENGINE_H
@@ -11,8 +16,55 @@
 #include "window/window.h"
 #include "config/config.h"
 
-/* Exit statuses (SPEC 10). */
-enum { WS_EXIT_OK = 0, WS_EXIT_VERIFY = 1, WS_EXIT_USAGE = 2, WS_EXIT_RUNTIME = 3 };
+/* ------------------------------------------------------------------------------------------ */
+/* The engine handle (engine.c): `windowseal run` and `demo` drive it.                          */
+
+struct ws_engine;
+struct ws_engine_stats {
+    uint64_t windows, records, bytes, deadlettered, conflicts, duplicates, gaps, retries;
+    uint64_t sink_failures;
+    uint64_t idle_triggers, input_rows_mismatches;
+};
+
+/* Reads the signing key and creates clients, spool and sinks; nothing is consumed yet. */
+ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char *errbuf,
+                       size_t errlen) WS_MUST_CHECK;
+/* One turn: poll for a notification (up to timeout_ms) and move every window along. */
+ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms) WS_MUST_CHECK;
+/* Run until ws_engine_stop (async-signal-safe) then finish the window in hand. */
+ws_err_t ws_engine_run(struct ws_engine *e) WS_MUST_CHECK;
+void ws_engine_stop(struct ws_engine *e);
+/* No window in hand: every polled notification is done and committed. */
+bool ws_engine_idle(const struct ws_engine *e);
+void ws_engine_get_stats(const struct ws_engine *e, struct ws_engine_stats *st);
+const char *ws_engine_keyid(const struct ws_engine *e);
+void ws_engine_destroy(struct ws_engine *e);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Chain head (SPEC 8, docs/FORMAT.md "Chain head record")                                     */
+
+/*
+ * The engine's persisted state: what resuming a query needs, one record per query in the heads
+ * topic (key = query id), read back by whichever instance continues the chain.
+ */
+struct ws_head {
+    char query_id[129];
+    int64_t last_batch;
+    char genesis_window_id[WS_WINDOW_ID_MAX];
+    uint8_t last_root[WS_HASH_LEN];
+    uint8_t last_statement_digest[WS_HASH_LEN];
+    uint8_t last_sources_digest[WS_HASH_LEN];
+    struct ws_merkle log; /* the window log: size = chain length */
+};
+
+/* Compact JSON for the heads topic; *out malloc'ed. */
+ws_err_t ws_head_encode(const struct ws_head *h, char **out, size_t *len) WS_MUST_CHECK;
+/* Strict parse: a record that is not a valid head is refused with a reason. */
+ws_err_t ws_head_decode(const char *json, size_t len, struct ws_head *h, char *errbuf,
+                        size_t errlen) WS_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Verifying an attestation (verify.c).                                                        */
 
 /* What a verified statement says, for callers that check chains (audit, demo). */
 struct ws_verified {
@@ -46,22 +98,5 @@ struct ws_verified {
 ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys, size_t nkeys,
                             const char *evidence_path, struct ws_verified *out, char *errbuf,
                             size_t errlen) WS_MUST_CHECK;
-
-/* Commands: each takes the arguments after the command name and returns an exit status. */
-int ws_cmd_keygen(int argc, char **argv);
-int ws_cmd_verify(int argc, char **argv);
-int ws_cmd_run(int argc, char **argv);
-int ws_cmd_demo(int argc, char **argv);
-int ws_cmd_audit(int argc, char **argv);
-int ws_cmd_prove(int argc, char **argv); /* prove.c: Merkle proofs and checkpoints */
-int ws_cmd_config(int argc, char **argv);
-
-/* Shared by the commands: "--name VALUE" / "--name=VALUE" at argv[*i] (advances *i). */
-const char *ws_cli_opt(int argc, char **argv, int *i, const char *name, bool *missing);
-/* -c CONFIG / WINDOWSEAL_CONFIG and --set from argv[first..]: 0 with *out, else an exit status. */
-int ws_cli_config(int argc, char **argv, int first, const char *cmd, const char *usage,
-                  struct ws_config **out);
-/* Load public keys (a private key file is accepted and reduced to its public half). */
-bool ws_cli_load_pubkeys(const char *cmd, char **paths, size_t n, struct ws_key *keys);
 
 #endif /* WS_ENGINE_H */

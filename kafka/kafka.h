@@ -250,6 +250,29 @@ ws_err_t ws_kafka_produce(struct ws_kafka_producer *p, const char *topic, int32_
                           const void *key, size_t keylen, const void *value, size_t vlen,
                           const struct ws_header *headers, size_t nheaders, void *cookie,
                           char *errbuf, size_t errlen) WS_MUST_CHECK;
+/*
+ * The delivery state of one message, for producers whose report callback is
+ * ws_kafka_delivery_report (every cookie is then a struct ws_kafka_delivery): done is set once,
+ * with err and librdkafka's reason. An abandoned delivery (its waiter gave up) belongs to the
+ * producer and is freed when its report finally fires.
+ */
+struct ws_kafka_delivery {
+    bool done;
+    ws_err_t err;
+    char reason[256];
+    bool abandoned; /* heap-allocated, nobody waits: the report frees it */
+};
+void ws_kafka_delivery_report(void *app_opaque, void *cookie, ws_err_t err, const char *reason);
+/*
+ * Produce one message and serve reports until it is acknowledged, at most timeout_ms (the
+ * producer must report through ws_kafka_delivery_report). WS_ERR_TIMEOUT: it is still queued
+ * and may yet be delivered — retrying may duplicate it, so only for messages whose duplicates
+ * are harmless (byte-identical envelopes, heads, dead letters). Other errors are the delivery's.
+ */
+ws_err_t ws_kafka_produce_sync(struct ws_kafka_producer *p, const char *topic, int32_t partition,
+                               const void *key, size_t keylen, const void *value, size_t vlen,
+                               const struct ws_header *headers, size_t nheaders, int timeout_ms,
+                               char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* Serve delivery reports, waiting up to timeout_ms for one. Returns how many were served. */
 int ws_kafka_producer_poll(struct ws_kafka_producer *p, int timeout_ms);
 /* Wait until every message is delivered (reports served). WS_ERR_TIMEOUT if some remain. */
@@ -261,20 +284,24 @@ ws_err_t ws_kafka_producer_flush(struct ws_kafka_producer *p, int timeout_ms) WS
 struct ws_kafka_broker;
 
 /*
- * Start a one-broker Kafka-protocol cluster in this process (its own thread). listen is
- * "IPv4:PORT" (port 0 = any free port) or NULL for 127.0.0.1 on a free port; the broker
- * advertises that same address, so clients that reach it can keep using it. partitions (>0) is
- * the default for ws_kafka_broker_create_topic(b, t, 0) and for the windowseal topics that
- * ws_kafka_broker_main pre-creates. Topics that clients auto-create get 4 partitions: librdkafka
- * 2.0.2's mock has a fixed default and no API to change it. Data lives in memory only, at most
- * 5 MiB or 100000 batches per partition: older batches are dropped and the low watermark moves.
- * No transaction markers are written (offsets have no gaps). Its group coordinator is slow: a
- * first join takes ~3 s, a takeover after a member left ~5 s. A fixed listen address works by
- * handing the mock an already bound socket (see broker.c); a busy port is WS_ERR_IO.
+ * Start a one-broker Kafka-protocol cluster in this process (its own thread). listen is "IPv4:PORT"
+ * (port 0 = any free port) or NULL for 127.0.0.1 on a free port; the broker advertises that same
+ * address, so clients that reach it can keep using it. partitions (>0) is the default for
+ * ws_kafka_broker_create_topic(b, t, 0) and for the windowseal topics that `windowseal broker`
+ * (cli/broker.c) pre-creates. Topics that clients auto-create get 4 partitions: librdkafka 2.0.2's
+ * mock has a fixed default and no API to change it. Data lives in memory only, at most 5 MiB or
+ * 100000 batches per partition: older batches are dropped and the low watermark moves. No
+ * transaction markers are written (offsets have no gaps). Its group coordinator is slow: a first
+ * join takes ~3 s, a takeover after a member left ~5 s. A fixed listen address works by handing the
+ * mock an already bound socket (see broker.c); a busy port is WS_ERR_IO.
  */
 struct ws_kafka_broker *ws_kafka_broker_new(const char *listen, int partitions, char *errbuf,
                                             size_t errlen);
 void ws_kafka_broker_destroy(struct ws_kafka_broker *b);
+/* Whether ws_kafka_broker_new would accept listen as an address: WS_OK, or WS_ERR_INVALID with
+ * the reason (so a command can tell bad usage from a broker that cannot start). */
+ws_err_t ws_kafka_broker_check_listen(const char *listen, char *errbuf,
+                                      size_t errlen) WS_MUST_CHECK;
 /* "127.0.0.1:PORT"; owned by b. */
 const char *ws_kafka_broker_bootstrap(const struct ws_kafka_broker *b);
 /* partitions 0: the broker's default. WS_ERR_KAFKA if the topic already exists. */
@@ -297,14 +324,5 @@ ws_err_t ws_kafka_broker_push_errors(struct ws_kafka_broker *b, const char *api,
  */
 ws_err_t ws_kafka_broker_set_topic_error(struct ws_kafka_broker *b, const char *topic,
                                          int errcode) WS_MUST_CHECK;
-
-/*
- * `windowseal broker [--listen HOST:PORT] [--partitions N]`. argv[0] is the command name,
- * options follow. Prints the bootstrap address as the first line of stdout, pre-creates
- * windowseal.batches, windowseal.batches.dlq and windowseal.attestations with N partitions
- * (default 1), serves until SIGTERM or SIGINT. Returns the exit status: 0 after a signal, 2 on
- * bad usage, 3 if the broker cannot start (e.g. the port is taken).
- */
-int ws_kafka_broker_main(int argc, char **argv);
 
 #endif /* WS_KAFKA_H */

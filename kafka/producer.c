@@ -14,6 +14,8 @@
  */
 #include "kafka/kafka_int.h"
 
+#include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +144,56 @@ ws_err_t ws_kafka_produce(struct ws_kafka_producer *p, const char *topic, int32_
     }
     return ws_fail(err, errbuf, errlen, "produce to %s[%d]: %s", topic, (int)partition,
                    rd_kafka_err2str(kerr));
+}
+
+void ws_kafka_delivery_report(void *app_opaque, void *cookie, ws_err_t err, const char *reason)
+{
+    struct ws_kafka_delivery *d = cookie;
+
+    (void)app_opaque;
+    if (!d)
+        return;
+    if (d->abandoned) {
+        free(d);
+        return;
+    }
+    d->err = err;
+    snprintf(d->reason, sizeof d->reason, "%s", reason ? reason : "");
+    d->done = true;
+}
+
+ws_err_t ws_kafka_produce_sync(struct ws_kafka_producer *p, const char *topic, int32_t partition,
+                               const void *key, size_t keylen, const void *value, size_t vlen,
+                               const struct ws_header *headers, size_t nheaders, int timeout_ms,
+                               char *errbuf, size_t errlen)
+{
+    /* on the heap: if we stop waiting, the report still has somewhere to land */
+    struct ws_kafka_delivery *d = calloc(1, sizeof *d);
+    int64_t deadline = ws_clock_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    ws_err_t err;
+
+    assert(p && p->dr == ws_kafka_delivery_report);
+    if (!d)
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
+    err = ws_kafka_produce(p, topic, partition, key, keylen, value, vlen, headers, nheaders, d,
+                           errbuf, errlen);
+    if (err) {
+        free(d);
+        return err;
+    }
+    while (!d->done && ws_clock_ms() < deadline)
+        rd_kafka_poll(p->rk, ws_kafka_int_left(deadline, 100));
+    if (!d->done) {
+        d->abandoned = true;
+        return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
+                       "produce to %s: not acknowledged within %d ms (still queued)", topic,
+                       timeout_ms);
+    }
+    err = d->err;
+    if (err)
+        ws_fail(err, errbuf, errlen, "produce to %s: %s", topic, d->reason);
+    free(d);
+    return err;
 }
 
 int ws_kafka_producer_poll(struct ws_kafka_producer *p, int timeout_ms)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 shift || true
-# the crash hooks (engine/testhook.h) are for tests only: on here, off by default
+# the crash hooks (disk/testhook.h) are for tests only: on here, off by default
 scripts/setup.sh "$BUILD" -DWS_TEST_HOOKS=ON "$@"
 cd "$BUILD"
 ctest --output-on-failure --timeout 900

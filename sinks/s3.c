@@ -32,20 +32,37 @@
  * and then does not send it, so S3 would answer SignatureDoesNotMatch): the sink adds only headers
  * it sends, and tests/it/s3_sigv4_check.py holds curl's signatures against botocore's.
  *
- * Errors: no retries here. Transport failures, timeouts, 408/409/429/5xx and the retriable S3
- * codes are WS_ERR_SINK_RETRY; other statuses (403, 400, 404 NoSuchBucket, ...) are
- * WS_ERR_SINK_PERMANENT. errbuf names the method, the object, the status and the store's
- * <Code> and <Message>, all sanitized (the response is outside input).
+ * Errors: no retries here; the cause is returned, its class is what the engine acts on
+ * (s3rules.c maps curl's codes and HTTP statuses):
+ *   retriable  WS_ERR_TIMEOUT   curl's timeout, 408, <Code>RequestTimeout</Code>
+ *              WS_ERR_IO        transport: connection refused or reset, resolver trouble, or
+ *                               reading the spool file
+ *              WS_ERR_NOMEM
+ *              WS_ERR_SINK_RETRY  409, 429, 5xx and the other retriable S3 codes (SlowDown,
+ *                               InternalError, ...): the store's trouble, no closer code
+ *   permanent  WS_ERR_PERMISSION  401, 403 (AccessDenied, SignatureDoesNotMatch), curl's
+ *                               login denied
+ *              WS_ERR_TOO_LARGE 413;  WS_ERR_INVALID  an unsafe object name
+ *              WS_ERR_UNSUPPORTED  a protocol curl was built without
+ *              WS_ERR_SINK_PERMANENT  other statuses (400, 404 NoSuchBucket: not NOT_FOUND,
+ *                               which means "no such object" to a get), TLS trust failures
+ * errbuf names the method, the object, the status and the store's <Code> and <Message>, all
+ * sanitized (the response is outside input).
  *
  * Object names are restricted to URL-unreserved characters and '/', so the URL path and the
  * SigV4 canonical URI are the same bytes and need no encoding.
  *
+ * Options: the `options[]` table below (endpoint and bucket required); credentials are never
+ * options, they come from the environment.
+ *
  * Thread: one engine thread per instance; curl_global_init is called at create.
  */
-#include "sinks/sink.h"
+#include "sinks/sink_int.h"
+#include "sinks/s3_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +71,31 @@
 
 #define ERRBODY_MAX 4096 /* bytes of an error response kept for its <Code> and <Message> */
 #define HASH_CHUNK (64u * 1024)
+
+struct s3_conf {
+    char *endpoint, *bucket, *prefix, *region;
+    bool path_style;
+    bool verify_tls;
+    int64_t timeout_ms;
+};
+
+/* clang-format off */
+#define OPT(name, type, field, def, min, max, required, help) \
+    {name, type, offsetof(struct s3_conf, field), def, min, max, NULL, required, help}
+static const struct ws_option options[] = {
+    OPT("endpoint", WS_OPT_STRING, endpoint, NULL, 0, 0, true,
+        "S3 endpoint URL, e.g. http://127.0.0.1:4569."),
+    OPT("bucket", WS_OPT_STRING, bucket, NULL, 0, 0, true, "Bucket name."),
+    OPT("prefix", WS_OPT_STRING, prefix, "", 0, 0, false, "Prefix of every object name."),
+    OPT("region", WS_OPT_STRING, region, "us-east-1", 0, 0, false, "Region used in SigV4 signing."),
+    OPT("path_style", WS_OPT_BOOL, path_style, "true", 0, 0, false,
+        "Path-style addressing (MinIO, s3rver); false: virtual-hosted style."),
+    OPT("verify_tls", WS_OPT_BOOL, verify_tls, "true", 0, 0, false,
+        "Verify the endpoint's TLS certificate."),
+    OPT("timeout_ms", WS_OPT_INT, timeout_ms, "30000", 1, 86400000, false, "Per-request timeout."),
+};
+#undef OPT
+/* clang-format on */
 
 struct s3_sink {
     struct ws_sink base;
@@ -110,59 +152,7 @@ static const char empty_sha256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /* ------------------------------------------------------------------------------------------ */
-/* Names and configuration                                                                      */
-
-/* URL-unreserved characters and '/', no empty, "." or ".." segment, no leading '/'. */
-static bool key_part_safe(const char *s, bool allow_empty)
-{
-    const char *seg = s;
-
-    if (!*s)
-        return allow_empty;
-    if (*s == '/')
-        return false;
-    for (const char *p = s;; p++) {
-        if (*p == '/' || *p == '\0') {
-            size_t n = (size_t)(p - seg);
-            if ((n == 0 && *p == '/') || (n == 1 && seg[0] == '.') ||
-                (n == 2 && seg[0] == '.' && seg[1] == '.'))
-                return false;
-            if (*p == '\0')
-                return true;
-            seg = p + 1;
-            continue;
-        }
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.' || *p == '~'))
-            return false;
-    }
-}
-
-/* DNS-label-safe bucket names; the stricter AWS rules are the store's business. */
-static bool bucket_safe(const char *b)
-{
-    size_t n = strlen(b);
-
-    if (n < 1 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= 'A' && b[i] <= 'Z') ||
-              (b[i] >= '0' && b[i] <= '9') || b[i] == '-' || b[i] == '.' || b[i] == '_'))
-            return false;
-    return true;
-}
-
-static bool region_safe(const char *r)
-{
-    size_t n = strlen(r);
-
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-'))
-            return false;
-    return true;
-}
+/* Configuration                                                                                */
 
 /* The endpoint, checked with curl's URL parser, turned into the URL every key is appended to. */
 static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path_style,
@@ -171,21 +161,27 @@ static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL, *query = NULL;
     ws_err_t err = WS_OK;
+    CURLUcode uc;
     size_t plen, n;
 
     if (!u)
         return WS_ERR_NOMEM;
-    if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK) {
-        err =
-            ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint '%s' is not a URL", endpoint);
+    if ((uc = curl_url_set(u, CURLUPART_URL, endpoint, 0)) != CURLUE_OK) {
+        err = uc == CURLUE_OUT_OF_MEMORY ? WS_ERR_NOMEM
+                                         : ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                                                   "s3 sink: endpoint '%s' is not a URL", endpoint);
         goto out_free_url;
     }
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, &host, 0);
-    curl_url_get(u, CURLUPART_PORT, &port, 0);
-    curl_url_get(u, CURLUPART_PATH, &path, 0);
-    curl_url_get(u, CURLUPART_USER, &user, 0);
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    /* an absent part is NULL; only running out of memory is an error here */
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OUT_OF_MEMORY ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OUT_OF_MEMORY ||
+        curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OUT_OF_MEMORY ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OUT_OF_MEMORY ||
+        curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OUT_OF_MEMORY ||
+        curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OUT_OF_MEMORY) {
+        err = WS_ERR_NOMEM;
+        goto out_free_parts;
+    }
     if (!scheme || !host || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
         err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
                       "s3 sink: endpoint must be an http:// or https:// URL");
@@ -210,7 +206,7 @@ static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path
     plen = path ? strlen(path) : 0;
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
-    if (plen && !key_part_safe(path + 1, true)) {
+    if (plen && !ws_s3_name_safe(path + 1, true)) {
         err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
                       "s3 sink: endpoint path has characters "
                       "that would need encoding");
@@ -238,81 +234,27 @@ out_free_url:
 /* ------------------------------------------------------------------------------------------ */
 /* Error text                                                                                   */
 
-/* Copy the text of <tag>...</tag> from an XML error body, printable ASCII only. */
-static void xml_field(const char *body, size_t len, const char *tag, char *out, size_t cap)
-{
-    char open[32], close[32];
-    const char *end = body + len, *a, *b;
-    size_t o = 0;
-
-    out[0] = '\0';
-    snprintf(open, sizeof open, "<%s>", tag);
-    snprintf(close, sizeof close, "</%s>", tag);
-    a = memmem(body, len, open, strlen(open));
-    if (!a)
-        return;
-    a += strlen(open);
-    b = memmem(a, (size_t)(end - a), close, strlen(close));
-    if (!b)
-        return;
-    for (; a < b && o + 1 < cap; a++)
-        out[o++] = (*a >= 0x20 && *a < 0x7f && *a != '"') ? *a : '?';
-    out[o] = '\0';
-}
-
-/* S3 error codes that mean "try again later" whatever the status says (RequestTimeout is 400). */
-static bool code_retriable(const char *code)
-{
-    static const char *const codes[] = {"RequestTimeout",   "SlowDown",
-                                        "InternalError",    "ServiceUnavailable",
-                                        "OperationAborted", "ConditionalRequestConflict"};
-
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (strcmp(code, codes[i]) == 0)
-            return true;
-    return false;
-}
-
-static bool curl_retriable(CURLcode c)
-{
-    switch (c) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_LOGIN_DENIED:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_NOT_BUILT_IN:
-        return false;
-    default: /* connection refused, resets, timeouts, resolver trouble: the store may come back */
-        return true;
-    }
-}
-
-/* The failure of one finished transfer, as the engine's retriable/permanent classes. */
+/* The failure of one finished transfer, with its cause. */
 static ws_err_t xfer_fail(struct s3_sink *s, const struct xfer *x, char *errbuf, size_t errlen)
 {
     char code[128], msg[256];
 
     if (x->read_errno)
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
+        return ws_fail(WS_ERR_IO, errbuf, errlen,
                        "s3 %s s3://%s/%s: reading the spool file to compare: %s", x->method,
                        s->bucket, x->key, strerror(x->read_errno));
     if (x->result != CURLE_OK) {
         if (x->result == CURLE_OPERATION_TIMEDOUT)
-            return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen,
+            return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
                            "s3 %s s3://%s/%s: timed out after %ld ms (%s)", x->method, s->bucket,
                            x->key, s->timeout_ms, x->curlerr[0] ? x->curlerr : "no response");
-        return ws_fail(curl_retriable(x->result) ? WS_ERR_SINK_RETRY : WS_ERR_SINK_PERMANENT,
-                       errbuf, errlen, "s3 %s s3://%s/%s: %s (%s)", x->method, s->bucket, x->key,
-                       curl_easy_strerror(x->result), x->curlerr[0] ? x->curlerr : "-");
+        return ws_fail(ws_s3_curl_cause(x->result), errbuf, errlen, "s3 %s s3://%s/%s: %s (%s)",
+                       x->method, s->bucket, x->key, curl_easy_strerror(x->result),
+                       x->curlerr[0] ? x->curlerr : "-");
     }
-    xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
-    xml_field(x->errbody, x->errbody_len, "Message", msg, sizeof msg);
-    bool retry = x->status == 408 || x->status == 409 || x->status == 429 ||
-                 (x->status >= 500 && x->status <= 599) || code_retriable(code);
-    return ws_fail(retry ? WS_ERR_SINK_RETRY : WS_ERR_SINK_PERMANENT, errbuf, errlen,
+    ws_s3_xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
+    ws_s3_xml_field(x->errbody, x->errbody_len, "Message", msg, sizeof msg);
+    return ws_fail(ws_s3_status_cause(x->status, code), errbuf, errlen,
                    "s3 %s s3://%s/%s: HTTP %ld %s%s%s", x->method, s->bucket, x->key, x->status,
                    code[0] ? code : "(no S3 error code)", msg[0] ? ": " : "", msg);
 }
@@ -525,12 +467,20 @@ out_remove:
     for (size_t i = 0; i < added; i++)
         curl_multi_remove_handle(s->multi, xs[i]->h);
     if (mc != CURLM_OK)
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: curl multi: %s",
-                       curl_multi_strerror(mc));
+        return ws_fail(mc == CURLM_OUT_OF_MEMORY ? WS_ERR_NOMEM : WS_ERR_SINK_RETRY, errbuf, errlen,
+                       "s3: curl multi: %s", curl_multi_strerror(mc));
     return WS_OK;
 }
 
-/* A finished compare-GET: SAME / DIFFERENT / ABSENT, or the classified failure. */
+/* A request that could not be set up: out of memory, or (still retriable, as it always was) a
+ * URL that does not fit. */
+static ws_err_t setup_fail(ws_err_t err, char *errbuf, size_t errlen)
+{
+    return ws_fail(err == WS_ERR_NOMEM ? WS_ERR_NOMEM : WS_ERR_SINK_RETRY, errbuf, errlen, "s3: %s",
+                   ws_strerror(err));
+}
+
+/* A finished compare-GET: SAME / DIFFERENT / ABSENT, or the failure's cause. */
 static ws_err_t compare_result(struct s3_sink *s, struct xfer *x, enum presence *out, char *errbuf,
                                size_t errlen)
 {
@@ -548,7 +498,7 @@ static ws_err_t compare_result(struct s3_sink *s, struct xfer *x, enum presence 
                        s->bucket, x->key, (long long)theirs, (unsigned long long)x->src->size);
     }
     if (x->result == CURLE_OK && x->status == 404) {
-        xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
+        ws_s3_xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
         if (code[0] == '\0' || strcmp(code, "NoSuchKey") == 0) {
             *out = ABSENT;
             return WS_OK;
@@ -565,7 +515,7 @@ static ws_err_t check_object(struct s3_sink *s, const char *key, struct source *
     ws_err_t err = xfer_init(s, &x, GET_COMPARE, key, src);
 
     if (err)
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: %s", ws_strerror(err));
+        return setup_fail(err, errbuf, errlen);
     if (!(err = run(s, xs, 1, errbuf, errlen)))
         err = compare_result(s, &x, out, errbuf, errlen);
     xfer_cleanup(&x);
@@ -581,7 +531,7 @@ static ws_err_t put_once(struct s3_sink *s, const char *key, struct source *src,
     ws_err_t err = xfer_init(s, &x, PUT_ONCE, key, src);
 
     if (err)
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: %s", ws_strerror(err));
+        return setup_fail(err, errbuf, errlen);
     if ((err = run(s, xs, 1, errbuf, errlen)))
         goto out;
     if (x.result == CURLE_OK && x.status >= 200 && x.status <= 299)
@@ -629,9 +579,10 @@ static void s3_destroy(struct ws_sink *base)
     curl_global_cleanup();
 }
 
-static ws_err_t s3_create(const struct ws_sink_conf *conf, struct ws_kafka_producer *producer,
-                          const char *topic, struct ws_sink **out, char *errbuf, size_t errlen)
+static ws_err_t s3_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
+                          char *errbuf, size_t errlen)
 {
+    const struct s3_conf *conf = opts;
     const char *id = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
     const char *token = getenv("AWS_SESSION_TOKEN");
     const char *region = conf->region && *conf->region ? conf->region : "us-east-1";
@@ -641,15 +592,15 @@ static ws_err_t s3_create(const struct ws_sink_conf *conf, struct ws_kafka_produ
 
     if (!conf->endpoint || !conf->bucket)
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint and bucket are needed");
-    if (!bucket_safe(conf->bucket))
+    if (!ws_s3_bucket_safe(conf->bucket))
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
                        "s3 sink: bucket '%.64s' must be 1-63 of [A-Za-z0-9._-]", conf->bucket);
-    if (!key_part_safe(prefix, true))
+    if (!ws_s3_name_safe(prefix, true))
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
                        "s3 sink: prefix '%.128s' must be URL-unreserved characters and '/', "
                        "without empty, '.' or '..' segments",
                        prefix);
-    if (!region_safe(region))
+    if (!ws_s3_region_safe(region))
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: region '%.64s' is not valid",
                        region);
     if (conf->timeout_ms < 1 || conf->timeout_ms > 86400000)
@@ -665,7 +616,7 @@ static ws_err_t s3_create(const struct ws_sink_conf *conf, struct ws_kafka_produ
         return ws_fail(WS_ERR_SINK_PERMANENT, errbuf, errlen, "s3 sink: curl_global_init failed");
     if (!(s = calloc(1, sizeof *s))) {
         curl_global_cleanup();
-        return WS_ERR_NOMEM;
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "s3 sink: out of memory");
     }
     s->base.ops = &ws_sink_s3_ops;
     s->timeout_ms = (long)conf->timeout_ms;
@@ -704,17 +655,16 @@ static ws_err_t open_evidence(const char *path, struct source *src, char *errbuf
 
     memset(src, 0, sizeof *src);
     if (!(src->fp = fopen(path, "rb")))
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: spool %s: %s", path,
-                       strerror(errno));
+        return ws_fail(WS_ERR_IO, errbuf, errlen, "s3: spool %s: %s", path, strerror(errno));
     if (fstat(fileno(src->fp), &st) < 0 || !S_ISREG(st.st_mode)) {
         fclose(src->fp);
         src->fp = NULL;
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: spool %s: not a regular file", path);
+        return ws_fail(WS_ERR_IO, errbuf, errlen, "s3: spool %s: not a regular file", path);
     }
     if (!(chunk = malloc(HASH_CHUNK))) {
         fclose(src->fp);
         src->fp = NULL;
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "s3: out of memory");
     }
     ws_sha256_init(&h);
     while ((n = fread(chunk, 1, HASH_CHUNK, src->fp)) > 0) {
@@ -725,8 +675,8 @@ static ws_err_t open_evidence(const char *path, struct source *src, char *errbuf
     if (ferror(src->fp) || total != (uint64_t)st.st_size) {
         fclose(src->fp);
         src->fp = NULL;
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: spool %s: read %llu of %lld bytes",
-                       path, (unsigned long long)total, (long long)st.st_size);
+        return ws_fail(WS_ERR_IO, errbuf, errlen, "s3: spool %s: read %llu of %lld bytes", path,
+                       (unsigned long long)total, (long long)st.st_size);
     }
     ws_sha256_final(&h, digest);
     ws_hex_encode(digest, WS_HASH_LEN, src->sha256_hex);
@@ -737,7 +687,7 @@ static ws_err_t open_evidence(const char *path, struct source *src, char *errbuf
 static ws_err_t make_key(struct s3_sink *s, const char *name, char *key, size_t cap, char *errbuf,
                          size_t errlen)
 {
-    if (!key_part_safe(name, false))
+    if (!ws_s3_name_safe(name, false))
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "s3: unsafe object name '%.128s'", name);
     if (snprintf(key, cap, "%s%s", s->prefix, name) >= (int)cap)
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "s3: object name too long");
@@ -757,10 +707,10 @@ static ws_err_t s3_publish(struct ws_sink *base, const struct ws_artifact *a, ch
 
     ws_object_name(a->query_id, a->batch_id, ".evidence.lz4", name);
     if ((err = make_key(s, name, ev_key, sizeof ev_key, errbuf, errlen)))
-        return WS_ERR_SINK_PERMANENT;
+        return err;
     ws_object_name(a->query_id, a->batch_id, ".dsse.json", name);
     if ((err = make_key(s, name, env_key, sizeof env_key, errbuf, errlen)))
-        return WS_ERR_SINK_PERMANENT;
+        return err;
     if ((err = open_evidence(a->evidence_path, &ev, errbuf, errlen)))
         return err;
     env.mem = a->envelope;
@@ -769,13 +719,13 @@ static ws_err_t s3_publish(struct ws_sink *base, const struct ws_artifact *a, ch
     ws_hex_encode(digest, WS_HASH_LEN, env.sha256_hex);
 
     /* Both existence checks at once. */
-    if (xfer_init(s, &xev, GET_COMPARE, ev_key, &ev)) {
-        err = ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
+    if ((err = xfer_init(s, &xev, GET_COMPARE, ev_key, &ev))) {
+        err = setup_fail(err, errbuf, errlen);
         goto out_close;
     }
-    if (xfer_init(s, &xenv, GET_COMPARE, env_key, &env)) {
+    if ((err = xfer_init(s, &xenv, GET_COMPARE, env_key, &env))) {
         xfer_cleanup(&xev);
-        err = ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
+        err = setup_fail(err, errbuf, errlen);
         goto out_close;
     }
     err = run(s, xs, 2, errbuf, errlen);
@@ -809,12 +759,12 @@ static ws_err_t s3_put(struct ws_sink *base, const char *name, const void *data,
     char key[1024];
     ws_err_t err;
 
-    if (make_key(s, name, key, sizeof key, errbuf, errlen))
-        return WS_ERR_SINK_PERMANENT;
+    if ((err = make_key(s, name, key, sizeof key, errbuf, errlen)))
+        return err;
     ws_sha256(data, len, digest);
     ws_hex_encode(digest, WS_HASH_LEN, src.sha256_hex);
-    if (xfer_init(s, &x, PUT_REPLACE, key, &src))
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
+    if ((err = xfer_init(s, &x, PUT_REPLACE, key, &src)))
+        return setup_fail(err, errbuf, errlen);
     err = run(s, xs, 1, errbuf, errlen);
     if (!err && !(x.result == CURLE_OK && x.status >= 200 && x.status <= 299))
         err = xfer_fail(s, &x, errbuf, errlen);
@@ -834,8 +784,8 @@ static ws_err_t s3_get(struct ws_sink *base, const char *name, char **buf, size_
     *len = 0;
     if ((err = make_key(s, name, key, sizeof key, errbuf, errlen)))
         return err;
-    if (xfer_init(s, &x, GET_COLLECT, key, NULL))
-        return ws_fail(WS_ERR_SINK_RETRY, errbuf, errlen, "s3: out of memory");
+    if ((err = xfer_init(s, &x, GET_COLLECT, key, NULL)))
+        return setup_fail(err, errbuf, errlen);
     x.max = WS_ENVELOPE_MAX;
     if ((err = run(s, xs, 1, errbuf, errlen)))
         goto out_free;
@@ -854,7 +804,7 @@ static ws_err_t s3_get(struct ws_sink *base, const char *name, char **buf, size_
         x.buf = NULL;
         goto out_free;
     }
-    xml_field(x.errbody, x.errbody_len, "Code", code, sizeof code);
+    ws_s3_xml_field(x.errbody, x.errbody_len, "Code", code, sizeof code);
     if (x.result == CURLE_OK && x.status == 404 && (!code[0] || strcmp(code, "NoSuchKey") == 0))
         err = ws_fail(WS_ERR_NOT_FOUND, errbuf, errlen, "s3 GET s3://%s/%s: no such object",
                       s->bucket, key);
@@ -867,7 +817,10 @@ out_free:
 }
 
 const struct ws_sink_ops ws_sink_s3_ops = {
-    .name = "s3",
+    .type = {.name = "s3",
+             .options = options,
+             .nopts = WS_SINK_NOPTS(options),
+             .size = sizeof(struct s3_conf)},
     .create = s3_create,
     .publish = s3_publish,
     .put = s3_put,

@@ -1,29 +1,44 @@
 /*
- * sink.c — the table of sink types and the vtable dispatch.
+ * sink.c — the table of sink types, the registry config/ checks sinks against, and the vtable
+ * dispatch behind the accessors. The topic sink ("kafka") is looked up but not configurable: the
+ * engine adds it itself, so it is not in ws_sink_types().
  */
-#include "sinks/sink.h"
+#include "sinks/sink_int.h"
 
 #include <string.h>
 
 static const struct ws_sink_ops *const table[] = {&ws_sink_file_ops, &ws_sink_kafka_ops,
                                                   &ws_sink_s3_ops};
 
+static const struct ws_option_table *const configurable[] = {&ws_sink_file_ops.type,
+                                                             &ws_sink_s3_ops.type};
+static const struct ws_sink_types types = {configurable, WS_SINK_NOPTS(configurable)};
+
 const struct ws_sink_ops *ws_sink_lookup(const char *type)
 {
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (table[i] && strcmp(table[i]->name, type) == 0)
+    for (size_t i = 0; i < WS_SINK_NOPTS(table); i++)
+        if (strcmp(table[i]->type.name, type) == 0)
             return table[i];
     return NULL;
 }
 
-ws_err_t ws_sink_create(const struct ws_sink_conf *conf, struct ws_kafka_producer *producer,
-                        const char *topic, struct ws_sink **out, char *errbuf, size_t errlen)
+const struct ws_sink_types *ws_sink_types(void)
+{
+    return &types;
+}
+
+ws_err_t ws_sink_create(const struct ws_sink_conf *conf, const struct ws_sink_ctx *ctx,
+                        struct ws_sink **out, char *errbuf, size_t errlen)
 {
     const struct ws_sink_ops *ops = ws_sink_lookup(conf->type);
 
     if (!ops)
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "unknown sink type '%s'", conf->type);
-    return ops->create(conf, producer, topic, out, errbuf, errlen);
+    /* The struct behind opts is the type's own: only its table may have filled it. */
+    if (ops->type.nopts && (conf->table != &ops->type || !conf->opts))
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen,
+                       "%s sink: options not loaded with its table (ws_sink_types)", conf->type);
+    return ops->create(ops->type.nopts ? conf->opts : NULL, ctx, out, errbuf, errlen);
 }
 
 ws_err_t ws_sink_publish(struct ws_sink *s, const struct ws_artifact *a, char *errbuf,
@@ -52,4 +67,19 @@ void ws_sink_destroy(struct ws_sink *s)
 {
     if (s)
         s->ops->destroy(s);
+}
+
+const char *ws_sink_label(const struct ws_sink *s)
+{
+    return s->label;
+}
+
+bool ws_sink_can_get(const struct ws_sink *s)
+{
+    return s->ops->get != NULL;
+}
+
+bool ws_sink_can_put(const struct ws_sink *s)
+{
+    return s->ops->put != NULL;
 }

@@ -1,13 +1,22 @@
 /*
- * kafka.c — the attestations-topic sink (SPEC 9): key = query id, value = envelope, headers
- * windowseal.window-id and windowseal.batch-id.
+ * topic.c — the attestations-topic sink (SPEC 9), sink type "kafka": key = query id, value =
+ * envelope, headers windowseal.window-id and windowseal.batch-id. (Named topic.c so it is not
+ * mistaken for the kafka/ module, whose producer it uses.) It has no options: the engine creates
+ * it itself, last, from the context's producer and topic.
  *
  * It shares the engine's idempotent producer and waits for this one message's delivery report
  * (polling the producer), not for a flush of everything in flight. Without Kafka transactions a
  * crash between delivery and the offset commit leaves a byte-identical duplicate on the topic
  * (SPEC 8 allows it: (key, window-id) stays unique in content).
+ *
+ * The wait is bounded (ctx->delivery_wait_ms, 120 s by default, well past the producer's
+ * message.timeout.ms): past it, publish answers WS_ERR_TIMEOUT (retriable) and leaves the
+ * message queued in the producer rather than purging it (a purge would hit every message of the
+ * shared producer). Its ws_delivery is on the heap and marked abandoned, so the late report frees
+ * it. The engine then produces the window again: I1 holds (nothing is committed before a report
+ * says delivered), and a late delivery of the first copy is a byte-identical duplicate.
  */
-#include "sinks/sink.h"
+#include "sinks/sink_int.h"
 #include "kafka/kafka.h"
 
 #include <stdio.h>
@@ -15,10 +24,13 @@
 #include <string.h>
 #include <time.h>
 
+#define DEFAULT_WAIT_MS 120000
+
 struct kafka_sink {
     struct ws_sink base;
     struct ws_kafka_producer *producer;
     char *topic;
+    int64_t wait_ms;
 };
 
 void ws_delivery_report(void *app_opaque, void *cookie, ws_err_t err, const char *reason)
@@ -27,25 +39,30 @@ void ws_delivery_report(void *app_opaque, void *cookie, ws_err_t err, const char
 
     if (!d)
         return;
+    if (d->abandoned) { /* its waiter timed out and left it to us */
+        free(d);
+        return;
+    }
     d->err = err;
     snprintf(d->reason, sizeof d->reason, "%s", reason ? reason : "");
     d->done = true;
 }
 
-static ws_err_t kafka_create(const struct ws_sink_conf *conf, struct ws_kafka_producer *producer,
-                             const char *topic, struct ws_sink **out, char *errbuf, size_t errlen)
+static ws_err_t kafka_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
+                             char *errbuf, size_t errlen)
 {
     struct kafka_sink *k;
 
-    if (!producer || !topic)
+    if (!ctx || !ctx->producer || !ctx->topic)
         return ws_fail(WS_ERR_INVALID, errbuf, errlen, "kafka sink needs a producer and topic");
-    if (!(k = calloc(1, sizeof *k)) || !(k->topic = strdup(topic))) {
+    if (!(k = calloc(1, sizeof *k)) || !(k->topic = strdup(ctx->topic))) {
         free(k);
-        return WS_ERR_NOMEM;
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "kafka sink: out of memory");
     }
-    k->producer = producer;
+    k->producer = ctx->producer;
+    k->wait_ms = ctx->delivery_wait_ms > 0 ? ctx->delivery_wait_ms : DEFAULT_WAIT_MS;
     k->base.ops = &ws_sink_kafka_ops;
-    snprintf(k->base.label, sizeof k->base.label, "kafka:%s", topic);
+    snprintf(k->base.label, sizeof k->base.label, "kafka:%s", ctx->topic);
     *out = &k->base;
     return WS_OK;
 }
@@ -61,7 +78,7 @@ static ws_err_t kafka_publish(struct ws_sink *s, const struct ws_artifact *a, ch
                               size_t errlen)
 {
     struct kafka_sink *k = (struct kafka_sink *)s;
-    struct ws_delivery d = {0};
+    struct ws_delivery *d = calloc(1, sizeof *d);
     char batch[24];
     struct ws_header h[2] = {
         {"windowseal.window-id", 20, a->window_id, (int32_t)strlen(a->window_id)},
@@ -70,23 +87,30 @@ static ws_err_t kafka_publish(struct ws_sink *s, const struct ws_artifact *a, ch
     int64_t deadline;
     ws_err_t err;
 
+    if (!d)
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "%s: out of memory", k->base.label);
     h[1].value_len = snprintf(batch, sizeof batch, "%lld", (long long)a->batch_id);
     err = ws_kafka_produce(k->producer, k->topic, -1, a->query_id, strlen(a->query_id), a->envelope,
-                           a->envelope_len, h, 2, &d, errbuf, errlen);
-    if (err)
-        return ws_err_retriable(err) ? WS_ERR_SINK_RETRY : WS_ERR_SINK_PERMANENT;
-    /* The report fires exactly once; wait for it well past message.timeout.ms. */
-    deadline = now_ms() + 120000;
-    while (!d.done && now_ms() < deadline)
-        ws_kafka_producer_poll(k->producer, 10);
-    if (!d.done) { /* cannot return while the report may still write into d */
-        while (!d.done)
-            ws_kafka_producer_poll(k->producer, 100);
+                           a->envelope_len, h, 2, d, errbuf, errlen);
+    if (err) { /* not accepted: no report will come */
+        free(d);
+        return err;
     }
-    if (d.err)
-        return ws_fail(ws_err_retriable(d.err) ? WS_ERR_SINK_RETRY : WS_ERR_SINK_PERMANENT, errbuf,
-                       errlen, "%s: %s", k->base.label, d.reason);
-    return WS_OK;
+    deadline = now_ms() + k->wait_ms;
+    while (!d->done && now_ms() < deadline)
+        ws_kafka_producer_poll(k->producer, 10);
+    if (!d->done) {
+        d->abandoned = true; /* the report frees it when it comes */
+        return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
+                       "%s: no delivery report within %lld ms; the message stays queued in the "
+                       "producer and the window will be produced again",
+                       k->base.label, (long long)k->wait_ms);
+    }
+    err = d->err;
+    if (err)
+        ws_fail(err, errbuf, errlen, "%s: %s", k->base.label, d->reason);
+    free(d);
+    return err;
 }
 
 static void kafka_destroy(struct ws_sink *s)
@@ -98,7 +122,7 @@ static void kafka_destroy(struct ws_sink *s)
 }
 
 const struct ws_sink_ops ws_sink_kafka_ops = {
-    .name = "kafka",
+    .type = {.name = "kafka", .options = NULL, .nopts = 0, .size = 0},
     .create = kafka_create,
     .publish = kafka_publish,
     .put = NULL,

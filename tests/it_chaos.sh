@@ -8,7 +8,7 @@
 # reuses tests/it/wsit.py's independent recomputation of every window):
 #   kill-a, kill-b  a 50-batch stream over 5 queries each (2 real missing batches, 3 bad
 #                   notifications), 10 kill -9 each: at named crash points inside the engine
-#                   (WS_CRASH_AT, engine/testhook.h: mid-fetch, mid-spool, before the spool's
+#                   (WS_CRASH_AT, disk/testhook.h: mid-fetch, mid-spool, before the spool's
 #                   rename, between evidence and envelope, between sinks, between the chain head
 #                   and the commit, between a dead letter and its commit, mid spool cleanup) and
 #                   at random moments; then every window exactly once in the sink, on the topic

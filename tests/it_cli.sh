@@ -39,6 +39,12 @@ cfg() { printf '%s' "$1" > "$T/c.json"; echo "$T/c.json"; }
 expect 2 "c.json: kafka.group.id: expected string" -- "$WS" config check -c "$(cfg '{"kafka":{"group.id":1}}')"
 expect 2 "c.json: kafka.nope: unknown key" -- "$WS" config check -c "$(cfg '{"kafka":{"nope":1}}')"
 expect 2 "c.json: sinks\[0\].region: unknown key for a file sink" -- "$WS" config check -c "$(cfg '{"sinks":[{"type":"file","path":"x","region":"r"}]}')"
+expect 2 'c.json: sinks\[0\].type: expected "file" or "s3"' -- "$WS" config check -c "$(cfg '{"sinks":[{"type":"ftp"}]}')"
+expect 2 "c.json: sinks\[0\].bucket: required" -- "$WS" config check -c "$(cfg '{"sinks":[{"type":"s3","endpoint":"http://x"}]}')"
+# the engine holds 7 configured sinks and the attestations topic: an 8th is refused, not dropped
+sinks8=$(printf '{"type":"file","path":"d%s"},' 1 2 3 4 5 6 7 8)
+expect 0 "^ok: .*\(7 sinks\)" -- "$WS" config check -c "$(cfg '{"sinks":['"${sinks8%,\{*}"']}')"
+expect 2 "c.json: sinks: at most 7 sinks" -- "$WS" config check -c "$(cfg '{"sinks":['"${sinks8%,}"']}')"
 expect 2 "c.json: spool.max_bytes: 1 is out of range" -- "$WS" config check -c "$(cfg '{"spool":{"max_bytes":1}}')"
 expect 2 "c.json:1:" -- "$WS" config check -c "$(cfg '{"kafka": ')"
 expect 2 "engine.gap_wait_ms" -- "$WS" config check -c "$(cfg '{}')" --set engine.gap_wait_ms=-5

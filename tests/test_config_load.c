@@ -1,10 +1,17 @@
 /*
  * test_config_load.c — the configuration table: defaults, the SPEC 10 example, --set, and every
- * way a file can be wrong (each must name the key and the file). Also key files: permissions,
- * refusing to overwrite, public vs private.
+ * way a file can be wrong (each must name the key and the file). Sink objects are checked here
+ * against two sink types defined by this test (config/ knows none itself; the real file and s3
+ * tables are tests/test_sinks_config.c): defaults, unknown keys, types, ranges, required keys,
+ * the type list in messages, at most WS_CONFIG_MAX_SINKS sinks, and the docs they generate.
+ * Out of memory at every allocation of a load is WS_ERR_NOMEM, never a configuration error
+ * (malloc is interposed below). Also key files: permissions, refusing to overwrite, public vs
+ * private.
  */
 #include "config/config.h"
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +21,65 @@
 #include "check.h"
 
 static char dir[] = "/tmp/ws_config_test_XXXXXX";
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fault injection: the Nth allocation fails (glibc lets a program interpose malloc).          */
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static long fail_at; /* 0: off; else the allocation number that fails */
+static long nallocs;
+
+static bool fail_now(void)
+{
+    return fail_at && ++nallocs == fail_at;
+}
+
+void *malloc(size_t n)
+{
+    return fail_now() ? NULL : __libc_malloc(n);
+}
+
+void *calloc(size_t a, size_t b)
+{
+    return fail_now() ? NULL : __libc_calloc(a, b);
+}
+
+void *realloc(void *p, size_t n)
+{
+    return fail_now() ? NULL : __libc_realloc(p, n);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Two sink types of this test's own                                                           */
+
+struct alpha {
+    char *dir, *mode;
+    int64_t n;
+    bool on;
+    char **tags;
+    size_t ntags;
+};
+static const struct ws_option alpha_opts[] = {
+    {"dir", WS_OPT_STRING, offsetof(struct alpha, dir), NULL, 0, 0, NULL, true, "Where."},
+    {"n", WS_OPT_INT, offsetof(struct alpha, n), "5", 1, 10, NULL, false, "How many."},
+    {"on", WS_OPT_BOOL, offsetof(struct alpha, on), "true", 0, 0, NULL, false, "Whether."},
+    {"mode", WS_OPT_ENUM, offsetof(struct alpha, mode), "a", 0, 0, "a|b", false, "Which."},
+    {"tags", WS_OPT_STRLIST, offsetof(struct alpha, tags), NULL, 0, 0, NULL, false, "Labels."},
+};
+struct beta {
+    char *url, *name, *dir;
+};
+static const struct ws_option beta_opts[] = {
+    {"url", WS_OPT_STRING, offsetof(struct beta, url), NULL, 0, 0, NULL, true, "Endpoint."},
+    {"name", WS_OPT_STRING, offsetof(struct beta, name), NULL, 0, 0, NULL, true, "Name."},
+    {"dir", WS_OPT_STRING, offsetof(struct beta, dir), NULL, 0, 0, NULL, true, "Where."},
+};
+static const struct ws_option_table alpha = {"alpha", alpha_opts, 5, sizeof(struct alpha)};
+static const struct ws_option_table beta = {"beta", beta_opts, 3, sizeof(struct beta)};
+static const struct ws_option_table *const both[] = {&alpha, &beta};
+static const struct ws_sink_types types = {both, 2};
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -33,7 +99,7 @@ static void expect_error(const char *text, const char *needle)
     struct ws_config *c = NULL;
     char errbuf[512] = "";
     const char *p = write_file("bad.json", text);
-    ws_err_t err = ws_config_load(p, NULL, 0, &c, errbuf, sizeof errbuf);
+    ws_err_t err = ws_config_load(p, NULL, 0, &types, &c, errbuf, sizeof errbuf);
 
     CHECK(err == WS_ERR_CONFIG);
     CHECK(strstr(errbuf, needle) != NULL);
@@ -49,7 +115,7 @@ static void test_defaults(void)
     struct ws_config *c = NULL;
     char errbuf[256];
 
-    CHECK(ws_config_load(NULL, NULL, 0, &c, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(ws_config_load(NULL, NULL, 0, &types, &c, errbuf, sizeof errbuf) == WS_OK);
     CHECK(!strcmp(c->notifications_topic, "windowseal.batches"));
     CHECK(!strcmp(c->deadletter_topic, "windowseal.batches.dlq"));
     CHECK(!strcmp(c->heads_topic, "windowseal.attestations.heads"));
@@ -67,9 +133,9 @@ static void test_spec_example(void)
         "\"windowseal.attestations\",\n"
         "  \"properties\": {\"security.protocol\": \"plaintext\"}},\n"
         " \"signing\": {\"key\": \"keys/windowseal.key\"},\n"
-        " \"sinks\": [{\"type\": \"file\", \"path\": \"attestations/\"},\n"
-        "   {\"type\": \"s3\", \"endpoint\": \"http://127.0.0.1:4569\", \"bucket\": \"attest\", "
-        "\"prefix\": \"prod/\", \"region\": \"us-east-1\"}],\n"
+        " \"sinks\": [{\"type\": \"alpha\", \"dir\": \"attestations/\"},\n"
+        "   {\"type\": \"beta\", \"url\": \"http://127.0.0.1:4569\", \"name\": \"attest\", "
+        "\"dir\": \"prod/\"}],\n"
         " \"spool\": {\"path\": \"spool/\"},\n"
         " \"metrics\": {\"listen\": \"127.0.0.1:9464\"}}\n";
     const char *p = write_file("spec.json", text);
@@ -78,20 +144,22 @@ static void test_spec_example(void)
     struct ws_config *c = NULL;
     char errbuf[256] = "";
 
-    CHECK(ws_config_load(p, NULL, 0, &c, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(ws_config_load(p, NULL, 0, &types, &c, errbuf, sizeof errbuf) == WS_OK);
     if (!c) {
         fprintf(stderr, "  %s\n", errbuf);
         return;
     }
     CHECK(c->nsinks == 2);
-    CHECK(!strcmp(c->sinks[0].type, "file") && !strcmp(c->sinks[0].path, "attestations/"));
-    CHECK(!strcmp(c->sinks[1].bucket, "attest") && !strcmp(c->sinks[1].prefix, "prod/"));
-    CHECK(c->sinks[1].verify_tls && c->sinks[1].path_style);
+    CHECK(!strcmp(c->sinks[0].type, "alpha") && c->sinks[0].table == &alpha);
+    const struct alpha *a = c->sinks[0].opts;
+    CHECK(!strcmp(a->dir, "attestations/") && a->n == 5 && a->on && !strcmp(a->mode, "a"));
+    const struct beta *b = c->sinks[1].opts;
+    CHECK(c->sinks[1].table == &beta && !strcmp(b->name, "attest") && !strcmp(b->dir, "prod/"));
     CHECK(c->nkafka_props == 1 && !strcmp(c->kafka_props[0], "security.protocol"));
     CHECK(!strcmp(c->metrics_listen, "127.0.0.1:9464"));
     ws_config_free(c);
     /* --set beats the file */
-    CHECK(ws_config_load(p, sets, 4, &c, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(ws_config_load(p, sets, 4, &types, &c, errbuf, sizeof errbuf) == WS_OK);
     if (!c)
         return;
     CHECK(!strcmp(c->group_id, "g2"));
@@ -123,13 +191,7 @@ static void test_errors(void)
     /* unknown keys at each level */
     expect_error("{\"kafka\": {}, \"nonsense\": 1}", "nonsense: unknown key");
     expect_error("{\"kafka\": {\"bootstrap\": \"x\"}}", "kafka.bootstrap: unknown key");
-    expect_error("{\"sinks\": [{\"type\": \"file\", \"path\": \"a\", \"bucket\": \"b\"}]}",
-                 "sinks[0].bucket: unknown key for a file sink");
-    expect_error("{\"sinks\": [{\"type\": \"ftp\"}]}", "sinks[0].type");
-    expect_error("{\"sinks\": [{\"type\": \"file\"}]}", "sinks[0].path: required");
-    expect_error("{\"sinks\": [{\"type\": \"s3\", \"endpoint\": \"http://x\"}]}",
-                 "an s3 sink needs endpoint and bucket");
-    expect_error("{\"sinks\": {\"type\": \"file\"}}", "sinks: expected an array");
+    expect_error("{\"sinks\": {\"type\": \"alpha\"}}", "sinks: expected an array");
     expect_error("{\"kafka\": 1}", "kafka: expected an object");
     expect_error("[1, 2]", "expected a JSON object");
     expect_error("{\"kafka\": {\"group.id\": \"a\", \"group.id\": \"b\"}}", "duplicate");
@@ -142,15 +204,152 @@ static void test_set_errors(void)
     char errbuf[256] = "";
     const char *bad1[] = {"kafka.nope=1"}, *bad2[] = {"novalue"}, *bad3[] = {"spool.max_bytes=x"};
 
-    CHECK(ws_config_load(NULL, bad1, 1, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
+    CHECK(ws_config_load(NULL, bad1, 1, &types, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
     CHECK(strstr(errbuf, "kafka.nope") != NULL);
-    CHECK(ws_config_load(NULL, bad2, 1, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
+    CHECK(ws_config_load(NULL, bad2, 1, &types, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
     CHECK(strstr(errbuf, "KEY=VALUE") != NULL);
-    CHECK(ws_config_load(NULL, bad3, 1, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
+    CHECK(ws_config_load(NULL, bad3, 1, &types, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
     CHECK(strstr(errbuf, "spool.max_bytes") != NULL);
-    CHECK(ws_config_load("/nonexistent/x.json", NULL, 0, &c, errbuf, sizeof errbuf) ==
+    CHECK(ws_config_load("/nonexistent/x.json", NULL, 0, &types, &c, errbuf, sizeof errbuf) ==
           WS_ERR_CONFIG);
     CHECK(strstr(errbuf, "/nonexistent/x.json") != NULL);
+}
+
+/* Every sink object is checked against its own type's table, by the same code as the sections. */
+static void test_sink_tables(void)
+{
+    struct ws_config *c = NULL;
+    char errbuf[512] = "";
+
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\", \"url\": \"b\"}]}",
+                 "sinks[0].url: unknown key for a alpha sink");
+    expect_error("{\"sinks\": [{\"type\": \"ftp\"}]}",
+                 "sinks[0].type: expected \"alpha\" or \"beta\"");
+    expect_error("{\"sinks\": [{\"dir\": \"x\"}]}", "sinks[0].type: expected");
+    expect_error("{\"sinks\": [{\"type\": 1}]}", "sinks[0].type: expected");
+    expect_error("{\"sinks\": [1]}", "sinks[0]: expected an object");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\"}]}",
+                 "sinks[0].dir: required (alpha sinks need dir)");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"\"}]}", "sinks[0].dir: required");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\"}, {\"type\": \"beta\", "
+                 "\"url\": \"u\"}]}",
+                 "sinks[1].name: required (beta sinks need url, name and dir)");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\", \"n\": 11}]}",
+                 "sinks[0].n: 11 is out of range [1, 10]");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\", \"n\": \"2\"}]}",
+                 "sinks[0].n: expected integer");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\", \"on\": 1}]}",
+                 "sinks[0].on: expected boolean");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\", \"mode\": \"c\"}]}",
+                 "sinks[0].mode: \"c\" is not one of a|b");
+    expect_error("{\"sinks\": [{\"type\": \"alpha\", \"dir\": \"a\", \"tags\": [1]}]}",
+                 "sinks[0].tags: expected array of strings");
+
+    /* Values given override the defaults; lists are kept. */
+    const char *sets[] = {"sinks=[{\"type\":\"alpha\",\"dir\":\"d\",\"n\":10,\"on\":false,"
+                          "\"mode\":\"b\",\"tags\":[\"x\",\"y\"]}]"};
+    CHECK(ws_config_load(NULL, sets, 1, &types, &c, errbuf, sizeof errbuf) == WS_OK);
+    if (c) {
+        const struct alpha *a = c->sinks[0].opts;
+        CHECK(c->nsinks == 1 && a->n == 10 && !a->on && !strcmp(a->mode, "b"));
+        CHECK(a->ntags == 2 && !strcmp(a->tags[1], "y"));
+        ws_config_free(c);
+    }
+
+    /* Without sink types (a caller that has none), any sink is refused, saying so. */
+    c = NULL;
+    CHECK(ws_config_load(NULL, sets, 1, NULL, &c, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
+    CHECK(strstr(errbuf, "sinks[0].type: expected a sink type (none is known here)") != NULL);
+}
+
+/* The engine holds WS_CONFIG_MAX_SINKS configured sinks plus the attestations topic: more were
+ * silently dropped; now the file is refused, naming the limit. */
+static void test_sink_limit(void)
+{
+    char text[2048], set[2048];
+    const char *sets[] = {set};
+    struct ws_config *c = NULL;
+    char errbuf[512] = "";
+    size_t o;
+
+    for (int n = WS_CONFIG_MAX_SINKS; n <= WS_CONFIG_MAX_SINKS + 1; n++) {
+        o = (size_t)snprintf(text, sizeof text, "{\"sinks\": [");
+        for (int i = 0; i < n; i++)
+            o += (size_t)snprintf(text + o, sizeof text - o,
+                                  "%s{\"type\": \"alpha\", \"dir\": \"d%d\"}", i ? ", " : "", i);
+        snprintf(text + o, sizeof text - o, "]}");
+        if (n > WS_CONFIG_MAX_SINKS) {
+            expect_error(text, "sinks: at most 7 sinks");
+            /* the same through --set */
+            snprintf(set, sizeof set, "sinks=%.*s", (int)(strlen(text) - 11), text + 10);
+            CHECK(ws_config_load(NULL, sets, 1, &types, &c, errbuf, sizeof errbuf) ==
+                  WS_ERR_CONFIG);
+            CHECK(strstr(errbuf, "(defaults): sinks: at most 7 sinks (8 given)") != NULL);
+            continue;
+        }
+        CHECK(ws_config_load(write_file("max.json", text), NULL, 0, &types, &c, errbuf,
+                             sizeof errbuf) == WS_OK);
+        CHECK(c && c->nsinks == WS_CONFIG_MAX_SINKS);
+        ws_config_free(c);
+    }
+}
+
+/* The docs come from the tables: the type list, a key shared by two types on one row. */
+static void test_docs(void)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&doc, &len);
+
+    ws_config_write_docs(f, &types);
+    fclose(f);
+    CHECK(strstr(doc, "| `kafka.group.id` | string | `windowseal` |") != NULL);
+    CHECK(strstr(doc, "| `type` | alpha|beta | string |  | `alpha` or `beta`. |\n") != NULL);
+    CHECK(strstr(doc, "| `dir` | alpha|beta | string | required | Where. |\n") != NULL);
+    CHECK(strstr(doc, "| `n` | alpha | integer | `5` | How many. |\n") != NULL);
+    CHECK(strstr(doc, "| `mode` | alpha | string: a|b | `a` | Which. |\n") != NULL);
+    CHECK(strstr(doc, "| `url` | beta | string | required | Endpoint. |\n") != NULL);
+    free(doc);
+}
+
+/* Each allocation of a load, failing in turn: the answer is WS_ERR_NOMEM, never WS_ERR_CONFIG. */
+static void test_out_of_memory(void)
+{
+    const char *text = "{\"kafka\": {\"group.id\": \"g\", \"properties\": {\"acks\": \"all\"}},"
+                       " \"signing\": {\"verify_keys\": [\"a.pub\"]},"
+                       " \"sinks\": [{\"type\": \"alpha\", \"dir\": \"d\", \"tags\": [\"t\"]},"
+                       " {\"type\": \"beta\", \"url\": \"u\", \"name\": \"n\", \"dir\": \"d\"}]}";
+    const char *sets[] = {"engine.gap_wait_ms=7"};
+    const char *p = write_file("oom.json", text);
+    int nomem = 0, wrong = 0;
+    ws_err_t err;
+
+    /* jansson's parser reports some of its own allocation failures as syntax errors: keep it
+     * out of the injection, which is about config/'s own allocations. */
+    json_set_alloc_funcs(__libc_malloc, free);
+
+    for (long n = 1; n < 100000; n++) {
+        struct ws_config *c = NULL;
+        char errbuf[256] = "";
+        nallocs = 0;
+        fail_at = n;
+        err = ws_config_load(p, sets, 1, &types, &c, errbuf, sizeof errbuf);
+        fail_at = 0;
+        if (err == WS_OK) {
+            ws_config_free(c);
+            if (nallocs < n) /* every allocation has had its turn */
+                break;
+            continue;
+        }
+        nomem += err == WS_ERR_NOMEM && strstr(errbuf, "out of memory") != NULL;
+        wrong += err != WS_ERR_NOMEM;
+        if (err != WS_ERR_NOMEM)
+            fprintf(stderr, "  allocation %ld failed: %s (%s)\n", n, ws_err_name(err), errbuf);
+    }
+    json_set_alloc_funcs(malloc, free);
+    CHECK(nomem > 20);
+    CHECK(wrong == 0);
+    printf("out of memory: %d failing allocations, each WS_ERR_NOMEM\n", nomem);
 }
 
 static void test_keys(void)
@@ -196,6 +395,10 @@ int main(void)
     test_spec_example();
     test_errors();
     test_set_errors();
+    test_sink_tables();
+    test_sink_limit();
+    test_docs();
+    test_out_of_memory();
     test_keys();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

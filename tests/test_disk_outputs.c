@@ -1,5 +1,5 @@
 /*
- * test_engine_outputs.c — output-file digests (engine/outputs.c) against `sha256sum`.
+ * test_disk_outputs.c — output-file digests (disk/outputs.c) against `sha256sum`.
  *
  * Every expected digest comes from the real sha256sum run on the same files, never from the
  * code under test. Each case runs through the three I/O choices the engine can make: io_uring
@@ -13,7 +13,7 @@
  *   - outputs.allowed_roots: inside, outside, a symlink escaping the root, a root that does not
  *     exist.
  */
-#include "engine/internal.h"
+#include "disk/disk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -340,9 +340,9 @@ int main(void)
     ws_spool_close(off);
     snprintf(path, sizeof path, "rm -rf '%s'", base);
     CHECK(system(path) == 0);
-    printf("test_engine_outputs: %lu checks passed\n", checks - failures);
+    printf("test_disk_outputs: %lu checks passed\n", checks - failures);
     if (failures) {
-        printf("test_engine_outputs: %lu of %lu checks FAILED\n", failures, checks);
+        printf("test_disk_outputs: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
     return 0;

@@ -1,5 +1,5 @@
 /*
- * test_engine_spool.c — the local spool (engine/spool.c): durable, atomic, bounded.
+ * test_disk_spool.c — the local spool (disk/spool.c): durable, atomic, bounded.
  *
  * The reference for "what a spool file holds" is the input itself, generated from a seeded PRNG
  * and fed in chunks of awkward sizes; the io_uring and plain-syscall backends are each compared
@@ -14,7 +14,7 @@
  *     both the byte bound and the full disk. This part needs mount(2) in a private mount
  *     namespace (root in CI); without it every other check still runs and the program exits 77.
  */
-#include "engine/internal.h"
+#include "disk/disk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -542,10 +542,10 @@ int main(void)
     test_refused();
     mounted = test_tmpfs(have_uring);
     rm_rf(base);
-    printf("test_engine_spool: %lu checks passed%s\n", checks - failures,
+    printf("test_disk_spool: %lu checks passed%s\n", checks - failures,
            mounted ? "" : " (tmpfs part skipped)");
     if (failures) {
-        printf("test_engine_spool: %lu of %lu checks FAILED\n", failures, checks);
+        printf("test_disk_spool: %lu of %lu checks FAILED\n", failures, checks);
         return 1;
     }
     return mounted ? 0 : 77;

@@ -27,7 +27,8 @@
  * `test_engine_faults: N checks passed` (exit 0) or `... M failed` (exit 1). Bounded: each
  * wait has a deadline; about a minute in all.
  */
-#include "engine/internal.h"
+#include "engine/engine.h"
+#include "disk/disk.h" /* ws_log_setup */
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -308,7 +309,7 @@ static bool rig_start(struct rig *r, const char *boot, const char *extra)
     snprintf(set[n++], sizeof set[0], "%s", extra ? extra : "engine.retry_base_ms=50");
     for (int i = 0; i < n; i++)
         sets[i] = set[i];
-    if (ws_config_load(NULL, sets, (size_t)n, &r->cfg, errbuf, sizeof errbuf)) {
+    if (ws_config_load(NULL, sets, (size_t)n, ws_sink_types(), &r->cfg, errbuf, sizeof errbuf)) {
         fprintf(stderr, "config: %s\n", errbuf);
         return false;
     }

@@ -1,21 +1,18 @@
 /*
- * test_kafka_broker.c — the embedded broker: the `broker` command (fixed --listen address,
- * first stdout line, pre-created topics, SIGTERM -> exit 0, usage errors -> 2), a busy port, and
- * fault injection seen through the clients: broker down (reads time out, then recover), injected
+ * test_kafka_broker.c — the embedded broker: listen addresses (checked, a busy port), and fault
+ * injection seen through the clients: broker down (reads time out, then recover), injected
  * request errors (retried by librdkafka), delivery errors classified retriable/permanent, and
- * undelivered messages purged by destroy.
+ * undelivered messages purged by destroy. The `windowseal broker` command on top of it is
+ * tests/test_cli_broker.c.
  */
 #include "kafka/kafka.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,21 +26,6 @@ static double now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* A port nobody listens on right now (bound, read, released). */
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (s >= 0)
-        close(s);
-    return port;
 }
 
 struct dr_log {
@@ -69,109 +51,6 @@ static ws_err_t count_rec(void *opaque, const struct ws_record *r)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void test_usage(void)
-{
-    char *a1[] = {"broker", "--bogus", NULL};
-    char *a2[] = {"broker", "--partitions", "0", NULL};
-    char *a3[] = {"broker", "--listen", "nocolon", NULL};
-    char *a4[] = {"broker", "--listen", NULL};
-    char *a5[] = {"broker", "--listen=[::1]:9092", NULL};
-    char *a6[] = {"broker", "--partitions=3x", NULL};
-
-    CHECK(ws_kafka_broker_main(2, a1) == 2);
-    CHECK(ws_kafka_broker_main(3, a2) == 2);
-    CHECK(ws_kafka_broker_main(3, a3) == 2);
-    CHECK(ws_kafka_broker_main(2, a4) == 2);
-    CHECK(ws_kafka_broker_main(2, a5) == 2);
-    CHECK(ws_kafka_broker_main(2, a6) == 2);
-}
-
-/* `windowseal broker --listen 127.0.0.1:PORT --partitions 3` in a child process. */
-static void test_command(void)
-{
-    char listen[64], portarg[80], line[128] = "";
-    int fds[2], port = free_port(), status = 0;
-    struct pollfd pfd;
-    size_t used = 0;
-    pid_t pid;
-    double t0;
-
-    CHECK(port > 0);
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    snprintf(portarg, sizeof(portarg), "--listen=%s", listen);
-    if (pipe(fds) != 0) {
-        CHECK(!"pipe");
-        return;
-    }
-    fflush(stdout);
-    if ((pid = fork()) == 0) {
-        char *argv[] = {"broker", portarg, "--partitions", "3", NULL};
-
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        _exit(ws_kafka_broker_main(4, argv));
-    }
-    close(fds[1]);
-    CHECK(pid > 0);
-    t0 = now_ms();
-    pfd.fd = fds[0];
-    pfd.events = POLLIN;
-    while (!memchr(line, '\n', used) && used < sizeof(line) - 1 && now_ms() - t0 < 10000 &&
-           poll(&pfd, 1, 100) >= 0) {
-        ssize_t n;
-
-        if (!(pfd.revents & (POLLIN | POLLHUP)))
-            continue;
-        if ((n = read(fds[0], line + used, sizeof(line) - 1 - used)) <= 0)
-            break;
-        used += (size_t)n;
-        line[used] = '\0';
-    }
-    printf("broker command: first line \"%.*s\" after %.0f ms\n", (int)strcspn(line, "\n"), line,
-           now_ms() - t0);
-    CHECK(strncmp(line, listen, strlen(listen)) == 0 && line[strlen(listen)] == '\n');
-
-    /* Clients work through the fixed address; the windowseal topics have 3 partitions. */
-    {
-        struct ws_kafka_conf c = {.bootstrap = listen};
-        struct ws_kafka_reader *r = ws_kafka_reader_new(&c, errbuf, sizeof(errbuf));
-        struct dr_log d = {0};
-        struct ws_kafka_producer *p = ws_kafka_producer_new(&c, on_dr, &d, errbuf, sizeof(errbuf));
-        int64_t lo = -1, hi = -1;
-        int n = 0;
-
-        CHECK(r && p);
-        if (r && p) {
-            CHECK_OK(ws_kafka_reader_watermarks(r, "windowseal.batches", 2, &lo, &hi, 5000, errbuf,
-                                                sizeof(errbuf)));
-            CHECK(lo == 0 && hi == 0);
-            CHECK(ws_kafka_reader_watermarks(r, "windowseal.batches", 3, &lo, &hi, 5000, errbuf,
-                                             sizeof(errbuf)) == WS_ERR_UNKNOWN_TOPIC);
-            CHECK(ws_kafka_reader_watermarks(r, "windowseal.attestations", 3, &lo, &hi, 5000,
-                                             errbuf, sizeof(errbuf)) == WS_ERR_UNKNOWN_TOPIC);
-            CHECK_OK(ws_kafka_produce(p, "windowseal.attestations", 2, "q", 1, "env", 3, NULL, 0,
-                                      NULL, errbuf, sizeof(errbuf)));
-            CHECK_OK(ws_kafka_producer_flush(p, 5000));
-            CHECK(d.n == 1 && d.last == WS_OK);
-            CHECK_OK(ws_kafka_read_range(r, "windowseal.attestations", 2, 0, 1, 5000, count_rec, &n,
-                                         errbuf, sizeof(errbuf)));
-            CHECK(n == 1);
-        }
-        ws_kafka_producer_destroy(p);
-        ws_kafka_reader_destroy(r);
-    }
-
-    /* SIGTERM: clean exit 0. */
-    t0 = now_ms();
-    CHECK(kill(pid, SIGTERM) == 0);
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    printf("broker command: exit status %d %.0f ms after SIGTERM\n",
-           WIFEXITED(status) ? WEXITSTATUS(status) : -1, now_ms() - t0);
-    close(fds[0]);
-}
-
 static void test_listen_errors(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -179,6 +58,15 @@ static void test_listen_errors(void)
     struct ws_kafka_broker *b;
     char addr[64];
     int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    /* What ws_kafka_broker_new accepts, checked without starting a broker. */
+    CHECK_OK(ws_kafka_broker_check_listen("127.0.0.1:0", errbuf, sizeof(errbuf)));
+    CHECK_OK(ws_kafka_broker_check_listen("localhost:9092", errbuf, sizeof(errbuf)));
+    CHECK(ws_kafka_broker_check_listen("nocolon", errbuf, sizeof(errbuf)) == WS_ERR_INVALID);
+    CHECK(ws_kafka_broker_check_listen("[::1]:9092", errbuf, sizeof(errbuf)) == WS_ERR_INVALID);
+    CHECK(ws_kafka_broker_check_listen("127.0.0.1:65536", errbuf, sizeof(errbuf)) ==
+          WS_ERR_INVALID);
+    CHECK(ws_kafka_broker_check_listen(NULL, errbuf, sizeof(errbuf)) == WS_ERR_INVALID);
 
     /* A port already taken is a clean error (2.0.2's mock would abort the process). */
     CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(s, 1) == 0 &&
@@ -294,9 +182,6 @@ static void test_faults(void)
 
 int main(void)
 {
-    /* The command test forks: do it while this process has no librdkafka threads yet. */
-    test_usage();
-    test_command();
     test_listen_errors();
     test_faults();
     printf("test_kafka_broker: %lu checks, %lu failed\n", checks, failures);

@@ -6,10 +6,14 @@
  * the envelope PUT, If-None-Match: *, x-amz-content-sha256 equal to a SHA-256 computed here with
  * OpenSSL, SigV4 credential scope, session token), write-once (identical bytes: no PUT; other
  * bytes: WS_ERR_EXISTS_DIFFERENT and nothing written; 412 answered by a GET and compare),
- * the mutable `put` (checkpoints), classification (500 twice then 200, 503 SlowDown, 400 RequestTimeout, 403 AccessDenied with the
- * XML code in errbuf, 404 NoSuchBucket, a response slower than timeout_ms, connection refused),
- * `get`, configuration refusals, virtual-hosted addressing, and SigV4: captured requests are
- * re-signed by botocore (tests/it/s3_sigv4_check.py) and must carry the same Authorization.
+ * the mutable `put` (checkpoints), the cause of each failure, with its class (500 twice then
+ * 200 and 503 SlowDown: WS_ERR_SINK_RETRY; 400 RequestTimeout and a response slower than
+ * timeout_ms: WS_ERR_TIMEOUT; connection refused: WS_ERR_IO; 403 AccessDenied with the XML code
+ * in errbuf: WS_ERR_PERMISSION; 404 NoSuchBucket: WS_ERR_SINK_PERMANENT), `get`,
+ * virtual-hosted addressing, and SigV4: captured requests are re-signed by botocore
+ * (tests/it/s3_sigv4_check.py) and must carry the same Authorization. Sinks are made the way
+ * the engine makes them: a configuration loaded against ws_sink_types(), then ws_sink_create
+ * (what create refuses is tests/test_sinks_config.c).
  */
 #include "sinks/sink.h"
 
@@ -354,25 +358,52 @@ static void sha256_hex(const void *d, size_t n, char out[65])
         sprintf(out + 2 * i, "%02x", md[i]);
 }
 
-static struct ws_sink_conf conf(const char *ep, long timeout_ms)
+/* An s3 sink's settings, as a configuration file would give them. */
+struct s3_settings {
+    const char *endpoint, *bucket, *prefix, *region;
+    bool path_style;
+    long timeout_ms;
+};
+
+static struct s3_settings conf(const char *ep, long timeout_ms)
 {
-    return (struct ws_sink_conf){.type = "s3",
-                                 .endpoint = (char *)ep,
-                                 .bucket = "attest",
-                                 .prefix = "pre/",
-                                 .region = "eu-west-3",
-                                 .path_style = true,
-                                 .verify_tls = true,
-                                 .timeout_ms = timeout_ms};
+    return (struct s3_settings){.endpoint = ep,
+                                .bucket = "attest",
+                                .prefix = "pre/",
+                                .region = "eu-west-3",
+                                .path_style = true,
+                                .timeout_ms = timeout_ms};
+}
+
+/* Load c as `--set sinks=[...]` against the real sink tables, then create the sink. */
+static ws_err_t create(const struct s3_settings *c, struct ws_sink **s, char *errbuf, size_t errlen)
+{
+    char set[1024];
+    const char *sets[] = {set};
+    struct ws_config *cfg = NULL;
+    struct ws_sink_ctx ctx = {0};
+    ws_err_t err;
+
+    snprintf(set, sizeof set,
+             "sinks=[{\"type\":\"s3\",\"endpoint\":\"%s\",\"bucket\":\"%s\",\"prefix\":\"%s\","
+             "\"region\":\"%s\",\"path_style\":%s,\"timeout_ms\":%ld}]",
+             c->endpoint, c->bucket, c->prefix, c->region, c->path_style ? "true" : "false",
+             c->timeout_ms);
+    *s = NULL;
+    if ((err = ws_config_load(NULL, sets, 1, ws_sink_types(), &cfg, errbuf, errlen)))
+        return err;
+    err = ws_sink_create(&cfg->sinks[0], &ctx, s, errbuf, errlen);
+    ws_config_free(cfg); /* the sink keeps copies of what it needs */
+    return err;
 }
 
 static struct ws_sink *make_sink(const char *ep, long timeout_ms)
 {
-    struct ws_sink_conf c = conf(ep, timeout_ms);
+    struct s3_settings c = conf(ep, timeout_ms);
     struct ws_sink *s = NULL;
     char errbuf[512];
 
-    if (ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf)) {
+    if (create(&c, &s, errbuf, sizeof errbuf)) {
         fprintf(stderr, "create: %s\n", errbuf);
         return NULL;
     }
@@ -481,43 +512,6 @@ static void sigv4_check_as(const struct req *r, const char *label, int want_rc)
 /* ------------------------------------------------------------------------------------------ */
 /* Tests                                                                                        */
 
-static void test_config(void)
-{
-    struct ws_sink *s = NULL;
-    struct ws_sink_conf c = conf(endpoint, 2000);
-    char errbuf[512];
-
-    unsetenv("AWS_ACCESS_KEY_ID");
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    CHECK(strstr(errbuf, "AWS_ACCESS_KEY_ID") != NULL);
-    setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
-
-    c.bucket = "at/test";
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    c = conf(endpoint, 2000);
-    c.prefix = "../up/";
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    c.prefix = "a b/";
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    c = conf("ftp://127.0.0.1:21", 2000);
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    c = conf("http://AKIDTEST:hunter2secret@127.0.0.1:9", 2000);
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    CHECK(strstr(errbuf, "hunter2secret") == NULL);
-    c = conf(endpoint, 2000);
-    c.path_style = false; /* the bucket cannot go in front of an IP address */
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    CHECK(strstr(errbuf, "virtual-hosted") != NULL);
-    c = conf(endpoint, 2000);
-    c.region = "us east";
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_ERR_CONFIG);
-    CHECK(ws_sink_lookup("s3") == &ws_sink_s3_ops);
-    c = conf(endpoint, 2000);
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_OK);
-    CHECK(s && strncmp(s->label, "s3:attest", 9) == 0 && !strstr(s->label, "SECRET"));
-    ws_sink_destroy(s);
-}
-
 static void test_publish_and_get(void)
 {
     struct ws_sink *s = make_sink(endpoint, 5000);
@@ -597,6 +591,10 @@ static void test_publish_and_get(void)
     CHECK(ws_sink_get(s, QID "/00000000000000000001.dsse.json", &buf, &len, errbuf,
                       sizeof errbuf) == WS_ERR_SINK_RETRY);
     CHECK(strstr(errbuf, "SlowDown") != NULL);
+    add_fault("GET", 404, "<Error><Code>NoSuchBucket</Code></Error>", 0, 1);
+    /* not NOT_FOUND: the engine would take it for "no such object here" and look elsewhere */
+    CHECK(ws_sink_get(s, QID "/00000000000000000001.dsse.json", &buf, &len, errbuf,
+                      sizeof errbuf) == WS_ERR_SINK_PERMANENT);
 
     /* put: the mutable checkpoint object, replaced unconditionally. */
     reset_server();
@@ -614,13 +612,13 @@ static void test_publish_and_get(void)
     }
     add_fault("PUT", 503, "<Error><Code>SlowDown</Code></Error>", 0, 1);
     CHECK(ws_sink_put(s, QID "/checkpoint", "x", 1, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
-    CHECK(ws_sink_put(s, "../checkpoint", "x", 1, errbuf, sizeof errbuf) == WS_ERR_SINK_PERMANENT);
+    CHECK(ws_sink_put(s, "../checkpoint", "x", 1, errbuf, sizeof errbuf) == WS_ERR_INVALID);
 
     /* A spool file that is gone: retriable, nothing sent. */
     reset_server();
     struct ws_artifact a = artifact();
     a.evidence_path = "/nonexistent/spool/file";
-    CHECK(ws_sink_publish(s, &a, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
+    CHECK(ws_sink_publish(s, &a, errbuf, sizeof errbuf) == WS_ERR_IO);
     CHECK(srv.nlog == 0);
     ws_sink_destroy(s);
 }
@@ -660,7 +658,7 @@ static void test_retriable(void)
     reset_server();
     add_fault("PUT", 400, "<Error><Code>RequestTimeout</Code><Message>idle</Message></Error>", 0,
               1);
-    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
+    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_TIMEOUT);
     add_fault("PUT", 429, "", 0, 1);
     CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
     CHECK(strstr(errbuf, "429") != NULL);
@@ -675,7 +673,7 @@ static void test_retriable(void)
     reset_server();
     add_fault(NULL, 200, "", 3000, 2);
     int64_t t0 = now_ms();
-    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
+    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_TIMEOUT);
     int64_t took = now_ms() - t0;
     CHECK(took >= 250 && took < 2000);
     CHECK(strstr(errbuf, "timed out") != NULL);
@@ -688,7 +686,7 @@ static void test_retriable(void)
     CHECK(s != NULL);
     if (!s)
         return;
-    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_RETRY);
+    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_IO);
     CHECK(strstr(errbuf, "connect") != NULL || strstr(errbuf, "Connect") != NULL);
     ws_sink_destroy(s);
 }
@@ -706,7 +704,7 @@ static void test_permanent(void)
               "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access "
               "Denied</Message><RequestId>R1</RequestId></Error>",
               0, 1);
-    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_SINK_PERMANENT);
+    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_PERMISSION);
     CHECK(strstr(errbuf, "PUT") && strstr(errbuf, "403") && strstr(errbuf, "AccessDenied") &&
           strstr(errbuf, "Access Denied") && strstr(errbuf, "00000000000000000001.evidence.lz4"));
     CHECK(find_req("PUT", ENV_PATH) < 0);
@@ -810,10 +808,9 @@ static void test_token_and_vhost(void)
 
     /* Virtual-hosted style: bucket in the host name (curl resolves *.localhost to loopback). */
     snprintf(ep, sizeof ep, "http://localhost:%d", srv.port);
-    struct ws_sink_conf c = conf(ep, 5000);
+    struct s3_settings c = conf(ep, 5000);
     c.path_style = false;
-    s = NULL;
-    CHECK(ws_sink_create(&c, NULL, NULL, &s, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(create(&c, &s, errbuf, sizeof errbuf) == WS_OK);
     if (s) {
         reset_server();
         CHECK(publish(s, errbuf, sizeof errbuf) == WS_OK);
@@ -867,7 +864,6 @@ int main(void)
     setenv("AWS_SECRET_ACCESS_KEY", "SECRETKEYTEST/abc+def", 1);
     unsetenv("AWS_SESSION_TOKEN");
 
-    test_config();
     test_publish_and_get();
     test_retriable();
     test_permanent();

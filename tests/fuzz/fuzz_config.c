@@ -4,6 +4,7 @@
  * something (non-empty message); success must yield the derived topics.
  */
 #include "config/config.h"
+#include "sinks/sink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     for (size_t n = 0; n <= 3; n += 3) {
         errbuf[0] = '\0';
-        if (ws_config_load(path, sets, n, &c, errbuf, sizeof errbuf) == WS_OK) {
+        if (ws_config_load(path, sets, n, ws_sink_types(), &c, errbuf, sizeof errbuf) == WS_OK) {
             if (!c->deadletter_topic || !c->heads_topic)
                 abort();
             ws_config_free(c);

@@ -3,7 +3,7 @@
  * input that decides where a chain continues. A head that decodes must re-encode and decode to
  * the same head.
  */
-#include "engine/internal.h"
+#include "engine/engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,106 @@
+/*
+ * disk/disk.h — the local-disk layer: what the engine keeps on this machine and reads from it.
+ *
+ *   ws_spool_*     every window's evidence and envelope, durable on local disk before any sink
+ *                  sees them (spool.c; io_uring or plain syscalls, same bytes: uring.c)
+ *   ws_outputs_*   SHA-256 of the output files a notification names (outputs.c)
+ *   ws_log*        the process's log lines on stderr (logging.c): here because the spool is the
+ *                  lowest module that logs, and the engine and the commands log too
+ *
+ * Crash-injection points for the reliability tests are in disk/testhook.h (used by disk/ and
+ * engine/). Thread: the engine's, unless a contract says otherwise.
+ */
+#ifndef WS_DISK_H
+#define WS_DISK_H
+
+#include "window/window.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Spool: every window's artifacts are durable on local disk before any sink sees them.        */
+
+enum ws_io_mode { WS_IO_AUTO, WS_IO_ON, WS_IO_OFF };
+
+struct ws_spool;
+ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_bytes,
+                       struct ws_spool **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+void ws_spool_close(struct ws_spool *s);
+bool ws_spool_uses_io_uring(const struct ws_spool *s);
+/* Bytes held in the spool now, and whether intake must pause (over max_bytes, or the disk
+ * refused a write since the last commit or removal). */
+uint64_t ws_spool_bytes(const struct ws_spool *s);
+bool ws_spool_full(const struct ws_spool *s);
+/* For metrics: the bound, the state, and how often intake was paused. */
+struct ws_spool_stats {
+    uint64_t bytes, max_bytes;
+    bool full, disk_full, io_uring;
+    uint64_t pauses;         /* times the spool became full (intake paused) */
+    uint64_t nospace_errors; /* writes the disk refused (ENOSPC/EDQUOT) */
+};
+void ws_spool_get_stats(const struct ws_spool *s, struct ws_spool_stats *st);
+
+/* One window's evidence file, being written (a ws_write_fn target through the LZ4 writer). */
+struct ws_spool_file;
+ws_err_t ws_spool_begin(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                        struct ws_spool_file **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+ws_err_t ws_spool_write(void *spool_file, const void *buf, size_t len); /* ws_write_fn */
+/* fsync + rename into place; *path (owned by the spool file) names the durable file. */
+ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf,
+                         size_t errlen) WS_MUST_CHECK;
+void ws_spool_abort(struct ws_spool_file *f);
+void ws_spool_file_free(struct ws_spool_file *f);
+/* The envelope beside it, durable. */
+ws_err_t ws_spool_put_envelope(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                               const char *env, size_t len, char *errbuf,
+                               size_t errlen) WS_MUST_CHECK;
+/*
+ * Resume: a complete window in the spool (its envelope, hence its evidence, renamed into place
+ * after fsync). WS_OK: out->envelope (malloc'ed, NUL-terminated) and out->evidence_path are
+ * set; free with ws_spool_window_free. WS_ERR_NOT_FOUND: not there or incomplete (recompute).
+ * Other errors: the file is there but unreadable or implausible (also recompute; log it). The
+ * caller must verify the envelope and evidence before trusting them (ws_verify_envelope).
+ */
+struct ws_spool_window {
+    char *envelope;
+    size_t envelope_len;
+    char evidence_path[4096];
+    uint64_t evidence_bytes;
+};
+ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch_id,
+                         struct ws_spool_window *out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+void ws_spool_window_free(struct ws_spool_window *w);
+/* Every sink holds the window: remove its files from the spool. */
+void ws_spool_remove(struct ws_spool *s, const char *query_id, int64_t batch_id);
+/* Path of a spooled object ("<spool>/<queryId>/<batch20><suffix>"); out holds 4096 bytes. */
+void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch_id,
+                   const char *suffix, char *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output-file digests (SPEC 6 subject[1..] and outputs[].files[]).                             */
+
+/*
+ * Hash every file of outs[] (local paths or file:// URIs). A file that cannot be read (missing,
+ * a directory, outside allowed_roots, another URI scheme) gets its error text, not a digest:
+ * the window is still attested. files[] and their strings are malloc'ed; free with
+ * ws_outputs_free. spool only decides the I/O backend (io_uring when the spool uses it; NULL:
+ * io_uring if the kernel allows). Runs on the caller's thread plus at most one helper thread
+ * that lives only for the call. Fails only for lack of memory.
+ */
+struct ws_output_set {
+    struct ws_output *outputs;
+    size_t noutputs;
+};
+ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *allowed_roots,
+                         size_t nroots, struct ws_spool *spool, struct ws_output_set *out,
+                         char *errbuf, size_t errlen) WS_MUST_CHECK;
+void ws_outputs_free(struct ws_output_set *o);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Logging: one line per event, logfmt or JSON lines, to stderr.                                */
+
+enum ws_log_level { WS_LOG_DEBUG, WS_LOG_INFO, WS_LOG_WARN, WS_LOG_ERROR };
+void ws_log_setup(const char *level, const char *format);
+/* kv is "key=value key2=value2"-style text already escaped by the caller for logfmt; msg free. */
+void ws_log(enum ws_log_level lvl, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* WS_DISK_H */
