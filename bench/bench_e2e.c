@@ -135,7 +135,7 @@ static struct ws_kafka_producer *data_producer(const char *bootstrap)
     struct ws_kafka_conf kc = {bootstrap, NULL, props, 3};
     char errbuf[512];
     struct ws_kafka_producer *p =
-        ws_kafka_producer_new(&kc, ws_delivery_report, NULL, errbuf, sizeof errbuf);
+        ws_kafka_producer_new(&kc, ws_kafka_delivery_report, NULL, errbuf, sizeof errbuf);
     if (!p)
         die("producer", errbuf);
     return p;

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
         return fprintf(stderr, "config: %s\n", errbuf), 3;
     ws_log_setup("warn", "logfmt");
     struct ws_kafka_conf kc = {cfg->bootstrap, NULL, NULL, 0};
-    if (!(p = ws_kafka_producer_new(&kc, ws_delivery_report, NULL, errbuf, sizeof errbuf)) ||
+    if (!(p = ws_kafka_producer_new(&kc, ws_kafka_delivery_report, NULL, errbuf, sizeof errbuf)) ||
         !(rd = ws_kafka_reader_new(&kc, errbuf, sizeof errbuf)) ||
         ws_engine_new(cfg, &e, errbuf, sizeof errbuf))
         return fprintf(stderr, "clients: %s\n", errbuf), 3;
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
             char json[4096];
             size_t off = 0;
             int64_t from[NPART];
-            struct ws_delivery d = {0};
+            struct ws_kafka_delivery d = {0};
             struct ws_engine_stats st0, st;
             memcpy(from, next, sizeof from);
             for (int r = 0; r < sizes[s]; r++) {

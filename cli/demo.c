@@ -37,34 +37,17 @@ struct demo {
     unsigned seed;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool produce(struct demo *d, const char *topic, int32_t part, const char *key,
                     const void *val, size_t vlen, const struct ws_header *h, size_t nh)
 {
-    struct ws_delivery *dv = calloc(1, sizeof *dv);
-    char errbuf[256];
+    char errbuf[384];
 
-    if (!dv)
-        return false;
-    if (ws_kafka_produce(d->p, topic, part, key, key ? strlen(key) : 0, val, vlen, h, nh, dv,
-                         errbuf, sizeof errbuf)) {
-        fprintf(stderr, "demo: produce to %s: %s\n", topic, errbuf);
-        free(dv);
+    if (ws_kafka_produce_sync(d->p, topic, part, key, key ? strlen(key) : 0, val, vlen, h, nh,
+                              30000, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "demo: %s\n", errbuf);
         return false;
     }
-    while (!dv->done)
-        ws_kafka_producer_poll(d->p, 5);
-    bool ok = dv->err == WS_OK;
-    if (!ok)
-        fprintf(stderr, "demo: produce to %s: %s\n", topic, dv->reason);
-    free(dv);
-    return ok;
+    return true;
 }
 
 /* One batch of source data; returns the records written. */
@@ -296,7 +279,8 @@ int ws_cmd_demo(int argc, char **argv)
     }
     ws_log_setup(cfg->log_level, cfg->log_format);
     struct ws_kafka_conf kc = {cfg->bootstrap, NULL, NULL, 0};
-    if (!(d.p = ws_kafka_producer_new(&kc, ws_delivery_report, NULL, errbuf, sizeof errbuf))) {
+    if (!(d.p =
+              ws_kafka_producer_new(&kc, ws_kafka_delivery_report, NULL, errbuf, sizeof errbuf))) {
         fprintf(stderr, "windowseal demo: producer: %s\n", errbuf);
         goto out_config;
     }
@@ -309,7 +293,7 @@ int ws_cmd_demo(int argc, char **argv)
         fprintf(stderr, "windowseal demo: engine: %s\n", errbuf);
         goto out_producer;
     }
-    int64_t deadline = mono_ms() + 90000;
+    int64_t deadline = ws_clock_ms() + 90000;
     uint64_t shown = 0;
     do {
         if (ws_engine_step(e, 50))
@@ -322,7 +306,7 @@ int ws_cmd_demo(int argc, char **argv)
             fflush(stdout);
         }
     } while ((st.windows < 2 * NBATCH || st.deadlettered < 1 || !ws_engine_idle(e)) &&
-             mono_ms() < deadline);
+             ws_clock_ms() < deadline);
     ws_engine_get_stats(e, &st);
     ws_engine_destroy(e);
     printf("\nsummary: %llu windows, %llu records, %llu bytes attested; %llu notification "

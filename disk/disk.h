@@ -37,6 +37,8 @@ struct ws_spool_stats {
     uint64_t nospace_errors; /* writes the disk refused (ENOSPC/EDQUOT) */
 };
 void ws_spool_get_stats(const struct ws_spool *s, struct ws_spool_stats *st);
+/* Asserts the spool's bookkeeping (debug and sanitizer builds; nothing with NDEBUG). */
+void ws_spool_check(const struct ws_spool *s);
 
 /* One window's evidence file, being written (a ws_write_fn target through the LZ4 writer). */
 struct ws_spool_file;

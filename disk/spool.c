@@ -37,6 +37,7 @@
 #include "sinks/sink.h" /* ws_mkdirs */
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -505,11 +506,47 @@ ws_err_t ws_spool_begin(struct ws_spool *s, const char *query_id, int64_t batch_
     return file_begin(s, query_id, batch_id, ".evidence.lz4", out, errbuf, errlen);
 }
 
+#ifndef NDEBUG
+/* A file's staging blocks: in flight only when staged, the kernel never past what was staged. */
+static bool file_ok(const struct ws_spool_file *f)
+{
+    uint64_t staged = 0;
+
+    if (!f || !f->spool || f->fd < 0 || f->cur < -1 || f->cur >= SPOOL_NBUF)
+        return false;
+    if (f->cur >= 0 && !f->blk[f->cur].busy)
+        return false;
+    for (int i = 0; i < SPOOL_NBUF; i++) {
+        const struct block *b = &f->blk[i];
+        if ((b->inflight && !b->busy) || b->done > b->len || b->len > SPOOL_BLOCK ||
+            (b->busy && !b->p))
+            return false;
+        if (b->busy)
+            staged += b->len - b->done;
+    }
+    return staged <= f->written && (f->sticky != WS_OK || f->sticky_errno == 0);
+}
+#endif
+
+void ws_spool_check(const struct ws_spool *s)
+{
+#ifndef NDEBUG
+    assert(s && s->dir && s->lock_fd >= 0 && s->max_bytes > 0);
+    assert(s->npool <= SPOOL_NBUF);
+    for (unsigned i = 0; i < s->npool; i++)
+        assert(s->pool[i] != NULL);
+    assert(!s->uring || s->mode != WS_IO_OFF); /* io_uring only where allowed */
+#else
+    (void)s;
+#endif
+}
+
 ws_err_t ws_spool_write(void *opaque, const void *buf, size_t len)
 {
     struct ws_spool_file *f = opaque;
     const uint8_t *p = buf;
 
+    assert(file_ok(f));
     WS_TEST_HOOK("spool_write");
     while (len && !f->sticky) {
         struct block *b;
@@ -623,7 +660,10 @@ static ws_err_t file_commit(struct ws_spool_file *f, char *errbuf, size_t errlen
 
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf, size_t errlen)
 {
-    ws_err_t err = file_commit(f, errbuf, errlen);
+    ws_err_t err;
+
+    assert(file_ok(f));
+    err = file_commit(f, errbuf, errlen);
 
     if (!err)
         *path = f->path;

@@ -76,6 +76,7 @@ struct ws_verified {
     uint64_t leaf_count;
     uint64_t record_count, bytes;
     uint8_t statement_digest[WS_HASH_LEN]; /* SHA-256 of the statement bytes */
+    uint8_t sources_digest[WS_HASH_LEN];   /* ws_notification_sources_digest of window.sources */
     uint64_t chain_length;
     uint8_t log_root[WS_HASH_LEN];
     char genesis_window_id[200];

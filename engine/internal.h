@@ -1,15 +1,143 @@
 /*
- * engine/internal.h — private to engine/: the statement's sources digest and metrics. Not
- * installed, not included outside engine/.
+ * engine/internal.h — private to engine/: the engine's state (one handle, its queries and the
+ * notifications in hand), the functions its files share, metrics. Not included outside engine/.
+ *
+ * Files of the engine, one room each (engine.c's design note draws the stages):
+ *   engine.c   the loop: scheduling, the one retry policy, chain heads, invariants, public API
+ *   intake.c   received -> queued | idle | dead-letter; producing dead letters (I4)
+ *   build.c    queued -> spooled: records re-read, hashed, spooled, sealed (I2)
+ *   publish.c  spooled -> done: sinks, checkpoint, chain head (I1, I3); duplicates, conflicts
+ *   commit.c   offsets in hand and commits (I1)
  */
 #ifndef WS_ENGINE_INTERNAL_H
 #define WS_ENGINE_INTERNAL_H
 
 #include "engine/engine.h"
+#include "disk/disk.h"
+#include "kafka/kafka.h"
+#include "sinks/sink.h"
 
-/* Sources digest (as ws_notification_sources_digest) of a statement's predicate.window.sources. */
-ws_err_t ws_statement_sources_digest(const char *json, size_t len,
-                                     uint8_t out[WS_HASH_LEN]) WS_MUST_CHECK;
+#include <limits.h>
+#include <signal.h>
+
+/* The configured object stores and the attestations topic; sinks_done is a bitmask of them. */
+#define MAX_SINKS (WS_CONFIG_MAX_SINKS + 1)
+_Static_assert(MAX_SINKS <= 32, "sinks_done holds one bit per sink");
+/* Notifications held at once (gap waits, retries, a stopped chain): beyond this, stop polling
+ * rather than let memory grow; they wait in Kafka instead. */
+#define MAX_IN_HAND 10000
+
+/* A notification's stage (the diagram atop engine.c); each arrow is one function. */
+enum stage {
+    ST_QUEUED,     /* parsed, in its query's queue, waiting for its turn */
+    ST_SPOOLED,    /* artifacts durable in the spool: being published (sinks_done, head_done) */
+    ST_DEADLETTER, /* refused: its dead-letter record is being produced */
+    ST_DONE,       /* attested, duplicate or dead-lettered: its offset may be committed */
+};
+
+struct pending {
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp;
+    char *key, *value; /* raw copies, for the dead-letter record */
+    int32_t key_len, value_len;
+    bool parsed;
+    struct ws_notification n;
+    enum stage stage;
+    ws_err_t dlq_err;
+    char dlq_reason[512];
+    int64_t held_since;   /* first time it was found ahead of its chain */
+    int64_t next_attempt; /* monotonic ms */
+    unsigned attempts;
+    /* ST_SPOOLED: artifacts made, being published */
+    char *envelope;
+    size_t envelope_len;
+    char evidence_path[PATH_MAX];
+    unsigned sinks_done; /* bitmask */
+    bool head_done;
+    struct ws_head new_head;
+    uint64_t window_records, window_bytes;
+    struct pending *next; /* in its query's queue: by batch id, or in arrival order (orphans) */
+};
+
+struct query {
+    char id[129];
+    bool has_head;
+    struct ws_head head;
+    int64_t no_wait_below; /* batches below this are known dead-lettered: no gap wait */
+    bool stopped;
+    struct pending *queue;
+    struct query *next;
+};
+
+struct inflight { /* offsets in hand, per partition of the notifications topic */
+    int32_t partition;
+    int64_t *offs;
+    size_t n, cap;
+    int64_t seen_max; /* highest offset polled */
+    int64_t committed;
+};
+
+struct ws_engine {
+    const struct ws_config *cfg;
+    struct ws_key key;
+    struct ws_key *read_keys; /* public halves: signing key first, then signing.verify_keys */
+    size_t nread_keys;
+    struct ws_kafka_producer *producer;
+    struct ws_kafka_reader *reader;
+    struct ws_kafka_consumer *consumer;
+    struct ws_spool *spool;
+    struct ws_sink *sinks[MAX_SINKS];
+    size_t nsinks;
+    struct query *queries;
+    struct query orphans; /* a queue of dead-letters without a usable query id (id "") */
+    struct inflight *parts;
+    size_t nparts;
+    uint64_t generation;
+    bool heads_loaded;
+    size_t in_hand; /* notifications polled and not yet done: intake pauses at MAX_IN_HAND */
+    volatile sig_atomic_t stop;
+    struct ws_engine_stats stats;
+    struct ws_metrics *metrics;
+    int64_t last_gauges; /* when the gauges were last refreshed */
+    struct ws_notif_opts nopts;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared between the engine's files                                                            */
+
+/* commit.c: offsets in hand, per partition; commits up to the lowest one in hand (I1). */
+bool eng_inflight_add(struct ws_engine *e, int32_t partition, int64_t offset);
+void eng_inflight_done(struct ws_engine *e, int32_t partition, int64_t offset);
+void eng_inflight_reset(struct ws_engine *e); /* after a rebalance: nothing in hand */
+void eng_inflight_free(struct ws_engine *e);
+/* The offset to commit for a partition: the lowest in hand, else one past the highest seen. */
+int64_t eng_inflight_next(const struct inflight *p);
+
+/* intake.c */
+ws_err_t eng_intake(struct ws_engine *e, const struct ws_kafka_msg *m) WS_MUST_CHECK;
+struct query *eng_query_get(struct ws_engine *e, const char *id, bool create);
+void eng_pending_free(struct pending *p);
+void eng_to_deadletter(struct pending *p, ws_err_t err, const char *reason);
+/* Produce p's dead-letter record and wait for it: WS_OK once Kafka acknowledged it. */
+ws_err_t eng_deadletter(struct ws_engine *e, struct pending *p, char *errbuf,
+                        size_t errlen) WS_MUST_CHECK;
+
+/* build.c */
+ws_err_t eng_build(struct ws_engine *e, struct query *q, struct pending *p,
+                   const struct ws_gap *gap, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* Batch 0 started at the low watermark (initial_offsets=earliest): its fromOffsets resolved. */
+ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_notification *n, char *errbuf,
+                            size_t errlen) WS_MUST_CHECK;
+/* Does a verified statement hold the window at this chain position (next: the head after it)? */
+bool eng_extends_chain(const struct query *q, const struct pending *p, const struct ws_verified *v,
+                       const struct ws_head *next);
+
+/* publish.c */
+ws_err_t eng_publish(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                     size_t errlen) WS_MUST_CHECK;
+/* A batch at or behind the chain head: duplicate (ST_DONE) or conflict (ST_DEADLETTER). */
+void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Metrics (metrics.c): Prometheus exposition on metrics.listen. All calls accept m == NULL.    */

@@ -326,43 +326,9 @@ static ws_err_t check_statement(const json_t *st, const struct ws_key *key, stru
     return check_chain(integ, v, errbuf, errlen);
 }
 
-ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys, size_t nkeys,
-                            const char *evidence_path, struct ws_verified *out, char *errbuf,
-                            size_t errlen)
+/* Sources digest (as ws_notification_sources_digest) of a statement's predicate.window.sources. */
+static ws_err_t sources_digest(const json_t *st, uint8_t out[WS_HASH_LEN])
 {
-    char *payload = NULL;
-    size_t plen = 0, which = 0;
-    json_t *st = NULL;
-    json_error_t jerr;
-    ws_err_t err;
-
-    memset(out, 0, sizeof *out);
-    err = ws_dsse_open(env, envlen, keys, nkeys, &payload, &plen, &which, errbuf, errlen);
-    if (err)
-        return err;
-    out->key_index = which;
-    ws_sha256(payload, plen, out->statement_digest);
-    st = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(st)) {
-        err = FAIL("statement: not a JSON object (%s)", st ? "wrong type" : jerr.text);
-        goto out;
-    }
-    err = check_statement(st, &keys[which], out, errbuf, errlen);
-    if (!err && evidence_path) {
-        const json_t *pred = json_object_get(st, "predicate");
-        err = check_evidence(json_object_get(pred, "window"),
-                             json_object_get(json_object_get(pred, "integrity"), "merkleTree"),
-                             evidence_path, out, errbuf, errlen);
-    }
-out:
-    json_decref(st);
-    free(payload);
-    return err;
-}
-
-ws_err_t ws_statement_sources_digest(const char *json, size_t len, uint8_t out[WS_HASH_LEN])
-{
-    json_t *st = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
     const json_t *srcs =
         json_object_get(json_object_get(json_object_get(st, "predicate"), "window"), "sources");
     struct ws_notification n = {0};
@@ -392,6 +358,42 @@ ws_err_t ws_statement_sources_digest(const char *json, size_t len, uint8_t out[W
     err = WS_OK;
 out:
     free(n.sources);
+    return err;
+}
+
+ws_err_t ws_verify_envelope(const char *env, size_t envlen, const struct ws_key *keys, size_t nkeys,
+                            const char *evidence_path, struct ws_verified *out, char *errbuf,
+                            size_t errlen)
+{
+    char *payload = NULL;
+    size_t plen = 0, which = 0;
+    json_t *st = NULL;
+    json_error_t jerr;
+    ws_err_t err;
+
+    memset(out, 0, sizeof *out);
+    err = ws_dsse_open(env, envlen, keys, nkeys, &payload, &plen, &which, errbuf, errlen);
+    if (err)
+        return err;
+    out->key_index = which;
+    ws_sha256(payload, plen, out->statement_digest);
+    st = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(st)) {
+        err = FAIL("statement: not a JSON object (%s)", st ? "wrong type" : jerr.text);
+        goto out;
+    }
+    err = check_statement(st, &keys[which], out, errbuf, errlen);
+    if (!err && (err = sources_digest(st, out->sources_digest)) == WS_ERR_MALFORMED)
+        err = FAIL("statement: window.sources is not a list of {topic, partition, fromOffset, "
+                   "untilOffset}");
+    if (!err && evidence_path) {
+        const json_t *pred = json_object_get(st, "predicate");
+        err = check_evidence(json_object_get(pred, "window"),
+                             json_object_get(json_object_get(pred, "integrity"), "merkleTree"),
+                             evidence_path, out, errbuf, errlen);
+    }
+out:
     json_decref(st);
+    free(payload);
     return err;
 }

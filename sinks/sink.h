@@ -41,7 +41,7 @@ struct ws_artifact {
 
 /* What the engine lends every sink it creates; a sink takes what its type needs. */
 struct ws_sink_ctx {
-    struct ws_kafka_producer *producer; /* the engine's producer, reports to ws_delivery_report */
+    struct ws_kafka_producer *producer; /* reports to ws_kafka_delivery_report */
     const char *topic;                  /* the attestations topic */
     /* How long the topic sink waits for one delivery report; 0: 120 s (tests make it short). */
     int64_t delivery_wait_ms;
@@ -78,20 +78,6 @@ struct ws_sink_ops {
 const struct ws_sink_ops *ws_sink_lookup(const char *type);
 /* The configurable types ("file", "s3"), for ws_config_load and ws_config_write_docs. */
 const struct ws_sink_types *ws_sink_types(void);
-
-/*
- * Delivery state of one produced message. Every message the engine produces carries a
- * struct ws_delivery as its cookie, and ws_delivery_report is the producer's report callback.
- * A waiter that gives up before the report sets abandoned on a malloc'ed ws_delivery and drops
- * it: the report, when it comes, frees it instead of writing into it.
- */
-struct ws_delivery {
-    bool done;
-    bool abandoned;
-    ws_err_t err;
-    char reason[256];
-};
-void ws_delivery_report(void *app_opaque, void *cookie, ws_err_t err, const char *reason);
 
 /*
  * Create a sink of conf->type. conf->opts must have been filled from that type's table (by

@@ -12,8 +12,8 @@
  * The wait is bounded (ctx->delivery_wait_ms, 120 s by default, well past the producer's
  * message.timeout.ms): past it, publish answers WS_ERR_TIMEOUT (retriable) and leaves the
  * message queued in the producer rather than purging it (a purge would hit every message of the
- * shared producer). Its ws_delivery is on the heap and marked abandoned, so the late report frees
- * it. The engine then produces the window again: I1 holds (nothing is committed before a report
+ * shared producer); ws_kafka_produce_sync leaves the late report somewhere to land. The engine
+ * then produces the window again: I1 holds (nothing is committed before a report
  * says delivered), and a late delivery of the first copy is a byte-identical duplicate.
  */
 #include "sinks/sink_int.h"
@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DEFAULT_WAIT_MS 120000
 
@@ -32,21 +31,6 @@ struct kafka_sink {
     char *topic;
     int64_t wait_ms;
 };
-
-void ws_delivery_report(void *app_opaque, void *cookie, ws_err_t err, const char *reason)
-{
-    struct ws_delivery *d = cookie;
-
-    if (!d)
-        return;
-    if (d->abandoned) { /* its waiter timed out and left it to us */
-        free(d);
-        return;
-    }
-    d->err = err;
-    snprintf(d->reason, sizeof d->reason, "%s", reason ? reason : "");
-    d->done = true;
-}
 
 static ws_err_t kafka_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
                              char *errbuf, size_t errlen)
@@ -67,50 +51,29 @@ static ws_err_t kafka_create(const void *opts, const struct ws_sink_ctx *ctx, st
     return WS_OK;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static ws_err_t kafka_publish(struct ws_sink *s, const struct ws_artifact *a, char *errbuf,
                               size_t errlen)
 {
     struct kafka_sink *k = (struct kafka_sink *)s;
-    struct ws_delivery *d = calloc(1, sizeof *d);
-    char batch[24];
+    char batch[24], why[384];
     struct ws_header h[2] = {
         {"windowseal.window-id", 20, a->window_id, (int32_t)strlen(a->window_id)},
         {"windowseal.batch-id", 19, batch, 0},
     };
-    int64_t deadline;
     ws_err_t err;
 
-    if (!d)
-        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "%s: out of memory", k->base.label);
     h[1].value_len = snprintf(batch, sizeof batch, "%lld", (long long)a->batch_id);
-    err = ws_kafka_produce(k->producer, k->topic, -1, a->query_id, strlen(a->query_id), a->envelope,
-                           a->envelope_len, h, 2, d, errbuf, errlen);
-    if (err) { /* not accepted: no report will come */
-        free(d);
-        return err;
-    }
-    deadline = now_ms() + k->wait_ms;
-    while (!d->done && now_ms() < deadline)
-        ws_kafka_producer_poll(k->producer, 10);
-    if (!d->done) {
-        d->abandoned = true; /* the report frees it when it comes */
-        return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
+    err =
+        ws_kafka_produce_sync(k->producer, k->topic, -1, a->query_id, strlen(a->query_id),
+                              a->envelope, a->envelope_len, h, 2, (int)k->wait_ms, why, sizeof why);
+    if (err == WS_ERR_TIMEOUT)
+        return ws_fail(err, errbuf, errlen,
                        "%s: no delivery report within %lld ms; the message stays queued in the "
                        "producer and the window will be produced again",
                        k->base.label, (long long)k->wait_ms);
-    }
-    err = d->err;
     if (err)
-        ws_fail(err, errbuf, errlen, "%s: %s", k->base.label, d->reason);
-    free(d);
-    return err;
+        return ws_fail(err, errbuf, errlen, "%s: %s", k->base.label, why);
+    return WS_OK;
 }
 
 static void kafka_destroy(struct ws_sink *s)

@@ -317,7 +317,7 @@ static bool rig_start(struct rig *r, const char *boot, const char *extra)
     kc.bootstrap = r->cfg->bootstrap;
     kc.props = quiet;
     kc.nprops = 1;
-    if (!(r->p = ws_kafka_producer_new(&kc, ws_delivery_report, NULL, errbuf, sizeof errbuf)) ||
+    if (!(r->p = ws_kafka_producer_new(&kc, ws_kafka_delivery_report, NULL, errbuf, sizeof errbuf)) ||
         ws_engine_new(r->cfg, &r->e, errbuf, sizeof errbuf)) {
         fprintf(stderr, "clients: %s\n", errbuf);
         return false;

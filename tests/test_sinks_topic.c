@@ -59,7 +59,7 @@ int main(void)
     kc.bootstrap = ws_kafka_broker_bootstrap(b);
     CHECK_OK(ws_kafka_broker_create_topic(b, "att", 1, errbuf, sizeof errbuf));
     /* message.timeout.ms far beyond the sink's wait: only the sink's deadline can end it */
-    p = ws_kafka_producer_new(&kc, ws_delivery_report, NULL, errbuf, sizeof errbuf);
+    p = ws_kafka_producer_new(&kc, ws_kafka_delivery_report, NULL, errbuf, sizeof errbuf);
     CHECK(p != NULL);
     if (!p)
         goto out_broker;

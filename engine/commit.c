@@ -1,0 +1,113 @@
+/*
+ * commit.c — offsets in hand and commits (I1).
+ *
+ * Every polled notification is "in hand" from intake until it is done (attested, duplicate,
+ * idle or dead-lettered): its offset sits in its partition's list. A partition is committed up
+ * to the lowest offset still in hand (or one past the highest seen when none is), so a window
+ * held for a gap, retrying or on a stopped chain keeps every later notification of its
+ * partition uncommitted too: after a crash they all come again, and I2 makes that harmless.
+ * Commits never go backwards (committed only grows until a rebalance resets it).
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct inflight *part_get(struct ws_engine *e, int32_t partition)
+{
+    struct inflight *p;
+
+    for (size_t i = 0; i < e->nparts; i++)
+        if (e->parts[i].partition == partition)
+            return &e->parts[i];
+    p = realloc(e->parts, (e->nparts + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    e->parts = p;
+    p = &e->parts[e->nparts++];
+    memset(p, 0, sizeof *p);
+    p->partition = partition;
+    p->seen_max = -1;
+    p->committed = -1;
+    return p;
+}
+
+bool eng_inflight_add(struct ws_engine *e, int32_t partition, int64_t offset)
+{
+    struct inflight *p = part_get(e, partition);
+
+    if (!p)
+        return false;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        int64_t *o = realloc(p->offs, cap * sizeof *o);
+        if (!o)
+            return false;
+        p->offs = o;
+        p->cap = cap;
+    }
+    p->offs[p->n++] = offset;
+    if (offset > p->seen_max)
+        p->seen_max = offset;
+    e->in_hand++;
+    return true;
+}
+
+int64_t eng_inflight_next(const struct inflight *p)
+{
+    int64_t next = p->seen_max + 1;
+
+    for (size_t i = 0; i < p->n; i++)
+        if (p->offs[i] < next)
+            next = p->offs[i];
+    return next;
+}
+
+static void commit_partition(struct ws_engine *e, struct inflight *p)
+{
+    int64_t next = eng_inflight_next(p);
+    char errbuf[256];
+
+    if (next <= p->committed || next <= 0)
+        return;
+    if (ws_kafka_consumer_commit(e->consumer, p->partition, next, errbuf, sizeof errbuf)) {
+        ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"", p->partition,
+               (long long)next, errbuf);
+        return;
+    }
+    p->committed = next;
+}
+
+void eng_inflight_done(struct ws_engine *e, int32_t partition, int64_t offset)
+{
+    struct inflight *p = part_get(e, partition);
+
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->offs[i] == offset) {
+            p->offs[i] = p->offs[--p->n];
+            e->in_hand--;
+            break;
+        }
+    commit_partition(e, p);
+}
+
+void eng_inflight_reset(struct ws_engine *e)
+{
+    e->in_hand = 0;
+    for (size_t i = 0; i < e->nparts; i++) {
+        e->parts[i].n = 0;
+        e->parts[i].seen_max = -1;
+        e->parts[i].committed = -1;
+    }
+}
+
+void eng_inflight_free(struct ws_engine *e)
+{
+    for (size_t i = 0; i < e->nparts; i++)
+        free(e->parts[i].offs);
+    free(e->parts);
+    e->parts = NULL;
+    e->nparts = 0;
+}
