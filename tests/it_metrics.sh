@@ -70,7 +70,7 @@ for b, (a, z) in enumerate([(lo, lo + 10), (lo + 10, hi)]):
         {"queryId": "q-metrics", "batchId": b,
          "sources": [{"topic": "m-data", "partition": 0, "fromOffset": a, "untilOffset": z}]}))
 p.produce('windowseal.batches', key=b'bad', value=b'{not json')
-p.produce('windowseal.batches', key=b'bad', value=json.dumps(
+p.produce('windowseal.batches', key=b'q-metrics', value=json.dumps(
     {"queryId": "q-metrics", "batchId": 5,
      "sources": [{"topic": "m-data", "partition": 0, "fromOffset": 9, "untilOffset": 3}]}))
 p.flush(10)
@@ -86,6 +86,8 @@ done
 [ "$(value windowseal_records_attested_total '' "$T/m1")" = "30.0" ] && ok "records_attested_total = 30" || bad "records_attested_total"
 [ "$(value windowseal_deadlettered_total 'error="WS_ERR_MALFORMED"' "$T/m1")" = "1.0" ] && ok "dead-lettered malformed = 1" || bad "dead-lettered malformed"
 [ "$(value windowseal_deadlettered_total 'error="WS_ERR_INVALID"' "$T/m1")" = "1.0" ] && ok "dead-lettered inverted range = 1" || bad "dead-lettered invalid"
+[ "$(value windowseal_idle_triggers_total '' "$T/m1")" = "0.0" ] && ok "idle_triggers_total exported at 0" || bad "idle_triggers_total: $(value windowseal_idle_triggers_total '' "$T/m1")"
+[ "$(value windowseal_input_rows_mismatch_total '' "$T/m1")" = "0.0" ] && ok "input_rows_mismatch_total exported at 0" || bad "input_rows_mismatch_total"
 [ "$(value windowseal_chain_length 'query="q-metrics"' "$T/m1")" = "2.0" ] && ok "chain_length{q-metrics} = 2" || bad "chain_length"
 [ "$(value windowseal_window_latency_seconds_count '' "$T/m1")" = "2.0" ] && ok "latency histogram counted 2" || bad "latency histogram"
 v=$(value windowseal_sink_publishes_total "sink=\"file:$T/att\"" "$T/m1")
