@@ -3,7 +3,7 @@
  * (--topic repeatable): the embedded Kafka-protocol broker (kafka/kafka.h, librdkafka's mock
  * cluster) as a process of its own, for local development and the integration tests.
  *
- * The SPEC's default topics are created up front with --partitions partitions, and each --topic
+ * The default topics (docs/OPERATIONS.md "Topics") are created up front with --partitions partitions, and each --topic
  * with its own count, because topics that clients auto-create get the mock cluster's fixed 4.
  * The bootstrap address is the first line of stdout (scripts read it), then the process serves
  * until SIGTERM or SIGINT. The stop signals are blocked before the broker starts any thread, so
@@ -71,7 +71,7 @@ static bool topic_given(const struct topic_opt *topics, size_t n, const char *na
     return false;
 }
 
-/* The SPEC's default topic names, created up front so they get --partitions partitions. */
+/* The default topic names (docs/OPERATIONS.md "Topics"), created up front so they get --partitions partitions. */
 static const char *const default_topics[] = {
     "windowseal.batches",
     "windowseal.batches.dlq",

@@ -1,7 +1,7 @@
 /*
  * cli.c — the small commands: keygen, verify, config; and the helpers every command shares
  * (ws_cli_*, cli/cli.h). Argument parsing is strict (unknown options are usage errors, exit 2)
- * because scripts rely on this surface (SPEC 10).
+ * because scripts rely on this surface (FORMAT.md §10).
  */
 #include "cli/cli.h"
 #include "kafka/kafka.h"

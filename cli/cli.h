@@ -1,5 +1,5 @@
 /*
- * cli/cli.h — the windowseal command line (SPEC 10): the commands and what they share.
+ * cli/cli.h — the windowseal command line (FORMAT.md §10): the commands and what they share.
  *
  *   ws_cmd_*      one per command: the arguments after the command name in, exit status out
  *                 (main.c dispatches)
@@ -19,11 +19,11 @@
 
 #include <stdio.h>
 
-/* Exit statuses (SPEC 10). */
+/* Exit statuses (FORMAT.md §10). */
 enum { WS_EXIT_OK = 0, WS_EXIT_VERIFY = 1, WS_EXIT_USAGE = 2, WS_EXIT_RUNTIME = 3 };
 
 /* ------------------------------------------------------------------------------------------ */
-/* Commands: each takes the arguments after the command name and returns an exit status.       */
+/* Commands: each takes the arguments after the command name and returns an exit status.          */
 
 int ws_cmd_keygen(int argc, char **argv); /* cli.c */
 int ws_cmd_verify(int argc, char **argv); /* cli.c */
@@ -43,7 +43,7 @@ int ws_cmd_prove(int argc, char **argv); /* Merkle proofs and checkpoints */
 int ws_cmd_broker(int argc, char **argv);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Shared by the commands (cli.c).                                                              */
+/* Shared by the commands (cli.c).                                                                */
 
 /* "--name VALUE" / "--name=VALUE" at argv[*i] (advances *i); NULL if argv[*i] is not it. */
 const char *ws_cli_opt(int argc, char **argv, int *i, const char *name, bool *missing);
@@ -54,7 +54,7 @@ int ws_cli_config(int argc, char **argv, int first, const char *cmd, const char 
 bool ws_cli_load_pubkeys(const char *cmd, char **paths, size_t n, struct ws_key *keys);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Listing a query directory (audit.c).                                                         */
+/* Listing a query directory (audit.c).                                                           */
 
 struct ws_batch_list {
     int64_t *envelopes; /* batch ids of <batch20>.dsse.json, ascending */
@@ -70,7 +70,7 @@ void ws_audit_list_free(struct ws_batch_list *l);
 bool ws_audit_list_has_evidence(const struct ws_batch_list *l, int64_t batch);
 
 /* ------------------------------------------------------------------------------------------ */
-/* The audit report (report.c): JSON and HTML, written as the audit goes.                      */
+/* The audit report (report.c): JSON and HTML, written as the audit goes.                         */
 
 enum ws_win_status {
     WS_WIN_OK,        /* verified and linked */

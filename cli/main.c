@@ -1,5 +1,5 @@
 /*
- * main.c — the windowseal command line (SPEC 10): dispatch only. Each command lives in its own
+ * main.c — the windowseal command line (FORMAT.md §10): dispatch only. Each command lives in its own
  * file and returns its exit status (0 ok, 1 verification failed, 2 usage, 3 runtime failure).
  */
 #include "cli/cli.h"

@@ -1,5 +1,5 @@
 /*
- * config/config.h — the configuration file (SPEC 10) and key files.
+ * config/config.h — the configuration file (FORMAT.md §10) and key files.
  *
  * Option tables drive everything (librdkafka's property table, Fluent Bit's config_map): a
  * `struct ws_option` names a key, its type, where its value goes in the struct the table fills,
@@ -24,7 +24,7 @@
 #include <stdio.h>
 
 /* ------------------------------------------------------------------------------------------ */
-/* Option tables                                                                                */
+/* Option tables                                                                                  */
 
 enum ws_opt_type {
     WS_OPT_STRING,  /* char * (malloc'ed) */
@@ -121,6 +121,15 @@ void ws_config_free(struct ws_config *c);
 /* Markdown tables of every key (type, default, description) for docs/CONFIGURATION.md. */
 void ws_config_write_docs(FILE *f, const struct ws_sink_types *sink_types);
 
+/* Local files (files.c). errno (or -errno) -> its cause: NOSPACE, NOMEM, PERMISSION, NOT_FOUND,
+ * IO. */
+ws_err_t ws_errno_err(int err);
+/* The engine's own disk: never permanent, so NOSPACE, NOMEM or IO (retriable). */
+ws_err_t ws_errno_local(int err);
+/* fsync a directory, so that a rename or create in it is durable. */
+ws_err_t ws_fsync_dir(const char *dir, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* mkdir -p with mode 0755. */
+ws_err_t ws_mkdirs(const char *path, char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* Read a whole file of at most max bytes; *buf is malloc'ed and NUL-terminated. */
 ws_err_t ws_file_read(const char *path, size_t max, char **buf, size_t *len, char *errbuf,
                       size_t errlen) WS_MUST_CHECK;

@@ -1,5 +1,5 @@
 /*
- * keyfile.c — reading and writing key files and small whole files.
+ * keyfile.c — reading and writing key files.
  *
  * A private key is refused when group or others may read or write it, as ssh does: a signing key
  * that anyone on the host can copy is no evidence of anything. Files are written with O_EXCL so
@@ -14,55 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
-
-ws_err_t ws_file_read(const char *path, size_t max, char **buf, size_t *len, char *errbuf,
-                      size_t errlen)
-{
-    ws_err_t err = WS_OK;
-    struct stat st;
-    char *b = NULL;
-    size_t got = 0;
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-
-    if (fd < 0)
-        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : WS_ERR_IO, errbuf, errlen, "%s: %s",
-                       path, strerror(errno));
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        err = ws_fail(WS_ERR_INVALID, errbuf, errlen, "%s: not a regular file", path);
-        goto out_close;
-    }
-    if ((uint64_t)st.st_size > max) {
-        err = ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "%s: %lld bytes, more than %zu", path,
-                      (long long)st.st_size, max);
-        goto out_close;
-    }
-    b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        err = WS_ERR_NOMEM;
-        goto out_close;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            err = ws_fail(WS_ERR_IO, errbuf, errlen, "%s: read: %s", path,
-                          n < 0 ? strerror(errno) : "file shrank");
-            goto out_free;
-        }
-        got += (size_t)n;
-    }
-    b[got] = '\0';
-    *buf = b;
-    *len = got;
-    b = NULL;
-out_free:
-    free(b);
-out_close:
-    close(fd);
-    return err;
-}
 
 ws_err_t ws_key_load(const char *path, bool want_private, struct ws_key *k, char *errbuf,
                      size_t errlen)
@@ -116,8 +67,7 @@ static ws_err_t write_new(const char *path, const char *text, mode_t mode, char 
             int e = errno;
             close(fd);
             unlink(path);
-            return ws_fail(e == ENOSPC ? WS_ERR_NOSPACE : WS_ERR_IO, errbuf, errlen,
-                           "%s: write: %s", path, strerror(e));
+            return ws_fail(ws_errno_local(e), errbuf, errlen, "%s: write: %s", path, strerror(e));
         }
         off += (size_t)n;
     }

@@ -16,7 +16,7 @@
 #include "window/window.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Spool: every window's artifacts are durable on local disk before any sink sees them.        */
+/* Spool: every window's artifacts are durable on local disk before any sink sees them.           */
 
 enum ws_io_mode { WS_IO_AUTO, WS_IO_ON, WS_IO_OFF };
 
@@ -77,7 +77,7 @@ void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch
                    const char *suffix, char *out);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Output-file digests (SPEC 6 subject[1..] and outputs[].files[]).                             */
+/* Output-file digests (FORMAT.md §5 subject[1..] and outputs[].files[]).                         */
 
 /*
  * Hash every file of outs[] (local paths or file:// URIs). A file that cannot be read (missing,
@@ -97,7 +97,7 @@ ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *all
 void ws_outputs_free(struct ws_output_set *o);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Logging: one line per event, logfmt or JSON lines, to stderr.                                */
+/* Logging: one line per event, logfmt or JSON lines, to stderr.                                  */
 
 enum ws_log_level { WS_LOG_DEBUG, WS_LOG_INFO, WS_LOG_WARN, WS_LOG_ERROR };
 void ws_log_setup(const char *level, const char *format);

@@ -32,9 +32,9 @@
  * Thread: the engine's; not thread-safe.
  */
 #include "disk/disk.h"
+#include "config/config.h"
 #include "disk/testhook.h"
 #include "disk/uring.h"
-#include "sinks/sink.h" /* ws_mkdirs */
 
 #include <dirent.h>
 #include <assert.h>
@@ -123,16 +123,6 @@ static void bytes_sub(struct ws_spool *s, uint64_t n)
     note_bytes(s);
 }
 
-/*
- * A local disk problem is never the notification's fault: anything but a full disk or no memory
- * is WS_ERR_IO, retriable, so the engine retries the window instead of dead-lettering it.
- */
-static ws_err_t spool_err(int e)
-{
-    ws_err_t err = ws_uring_err(e);
-    return err == WS_ERR_NOSPACE || err == WS_ERR_NOMEM ? err : WS_ERR_IO;
-}
-
 static bool is_tmp_name(const char *name)
 {
     size_t n = strlen(name);
@@ -166,21 +156,6 @@ static uint64_t scan_bytes(const char *dir, bool clean, int depth)
     }
     closedir(d);
     return total;
-}
-
-static ws_err_t fsync_dir(const char *dir, char *errbuf, size_t errlen)
-{
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ws_err_t err = WS_OK;
-
-    if (dfd < 0)
-        return ws_fail(spool_err(errno), errbuf, errlen, "spool open dir %s: %s", dir,
-                       strerror(errno));
-    if (fsync(dfd) < 0)
-        err = ws_fail(spool_err(errno), errbuf, errlen, "spool fsync dir %s: %s", dir,
-                      strerror(errno));
-    close(dfd);
-    return err;
 }
 
 ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_bytes,
@@ -301,7 +276,7 @@ void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Staging blocks and the two write backends                                                    */
+/* Staging blocks and the two write backends                                                      */
 
 static uint8_t *block_get(struct ws_spool *s)
 {
@@ -326,7 +301,7 @@ static void set_sticky(struct ws_spool_file *f, int err)
         err = -err;
     if (f->sticky)
         return;
-    f->sticky = spool_err(err);
+    f->sticky = ws_errno_local(err);
     f->sticky_errno = err;
     if (f->sticky == WS_ERR_NOSPACE) {
         f->spool->nospace = true;
@@ -456,7 +431,7 @@ static void drain(struct ws_spool_file *f)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Files                                                                                        */
+/* Files                                                                                          */
 
 static ws_err_t file_begin(struct ws_spool *s, const char *query_id, int64_t batch_id,
                            const char *suffix, struct ws_spool_file **out, char *errbuf,
@@ -482,7 +457,7 @@ static ws_err_t file_begin(struct ws_spool *s, const char *query_id, int64_t bat
     snprintf(dir, sizeof dir, "%s/%s", s->dir, query_id);
     if (stat(dir, &st) < 0) {
         /* A new query directory: its entry in the spool root must be durable too. */
-        if ((err = ws_mkdirs(dir, errbuf, errlen)) || (err = fsync_dir(s->dir, errbuf, errlen)))
+        if ((err = ws_mkdirs(dir, errbuf, errlen)) || (err = ws_fsync_dir(s->dir, errbuf, errlen)))
             goto out_free;
     }
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -518,11 +493,12 @@ static bool file_ok(const struct ws_spool_file *f)
         return false;
     for (int i = 0; i < SPOOL_NBUF; i++) {
         const struct block *b = &f->blk[i];
-        if ((b->inflight && !b->busy) || b->done > b->len || b->len > SPOOL_BLOCK ||
+        /* done counts the kernel's progress of the write in flight (stale while filling) */
+        if ((b->inflight && (!b->busy || b->done > b->len)) || b->len > SPOOL_BLOCK ||
             (b->busy && !b->p))
             return false;
         if (b->busy)
-            staged += b->len - b->done;
+            staged += b->len - (b->inflight ? b->done : 0);
     }
     return staged <= f->written && (f->sticky != WS_OK || f->sticky_errno == 0);
 }
@@ -655,7 +631,7 @@ static ws_err_t file_commit(struct ws_spool_file *f, char *errbuf, size_t errlen
         f->spool->nospace = false;
         note_bytes(f->spool);
     }
-    return fsync_dir(dir, errbuf, errlen);
+    return ws_fsync_dir(dir, errbuf, errlen);
 }
 
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf, size_t errlen)
@@ -718,7 +694,7 @@ ws_err_t ws_spool_put_envelope(struct ws_spool *s, const char *query_id, int64_t
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Resume and cleanup                                                                           */
+/* Resume and cleanup                                                                             */
 
 ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch_id,
                          struct ws_spool_window *out, char *errbuf, size_t errlen)
@@ -740,7 +716,7 @@ ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch
     ws_spool_path(s, query_id, batch_id, ".dsse.json", env_path);
     fd = open(env_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : spool_err(errno), errbuf, errlen,
+        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : ws_errno_local(errno), errbuf, errlen,
                        "spool %s: %s", env_path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
         (uint64_t)st.st_size > WS_ENVELOPE_MAX) {

@@ -81,26 +81,3 @@ void ws_uring_drain(struct ws_uring *u)
         ws_uring_seen(u, cqe);
     }
 }
-
-ws_err_t ws_uring_err(int err)
-{
-    if (err < 0)
-        err = -err;
-    switch (err) {
-    case 0:
-        return WS_OK;
-    case ENOSPC:
-    case EDQUOT:
-        return WS_ERR_NOSPACE;
-    case ENOMEM:
-        return WS_ERR_NOMEM;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return WS_ERR_PERMISSION;
-    case ENOENT:
-        return WS_ERR_NOT_FOUND;
-    default:
-        return WS_ERR_IO;
-    }
-}

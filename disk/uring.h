@@ -3,8 +3,8 @@
  * and output-file digests (reads).
  *
  * One ring per thread that uses it (rings are not shared across threads). Errors come back from
- * the ring as -errno and are mapped to ws_err_t once, here (ws_uring_err), so callers never
- * compare errno values themselves. Whether io_uring is used at all is decided once per process
+ * the ring as -errno and are mapped to ws_err_t by the one mapping (ws_errno_err /
+ * ws_errno_local, config/files.c), so callers never compare errno values themselves. Whether io_uring is used at all is decided once per process
  * by the spool (spool.io_uring auto|on|off); everything else follows that decision.
  */
 #ifndef WS_DISK_URING_H
@@ -42,7 +42,6 @@ void ws_uring_seen(struct ws_uring *u, struct io_uring_cqe *cqe);
 /* Wait out everything in flight, ignoring results (abort paths: buffers are about to go). */
 void ws_uring_drain(struct ws_uring *u);
 
-/* -errno (or errno) of a failed I/O -> the project's error (ENOSPC/EDQUOT -> WS_ERR_NOSPACE). */
-ws_err_t ws_uring_err(int err);
+/* A failed completion's -errno maps to ws_err_t with ws_errno_err / ws_errno_local (config.h). */
 
 #endif /* WS_DISK_URING_H */

@@ -17,7 +17,7 @@
 #include "config/config.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* The engine handle (engine.c): `windowseal run` and `demo` drive it.                          */
+/* The engine handle (engine.c): `windowseal run` and `demo` drive it.                            */
 
 struct ws_engine;
 struct ws_engine_stats {
@@ -41,7 +41,7 @@ const char *ws_engine_keyid(const struct ws_engine *e);
 void ws_engine_destroy(struct ws_engine *e);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Chain head (SPEC 8, docs/FORMAT.md "Chain head record")                                     */
+/* Chain head (FORMAT.md §8)                                                                      */
 
 /*
  * The engine's persisted state: what resuming a query needs, one record per query in the heads
@@ -64,7 +64,7 @@ ws_err_t ws_head_decode(const char *json, size_t len, struct ws_head *h, char *e
                         size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Verifying an attestation (verify.c).                                                        */
+/* Verifying an attestation (verify.c).                                                           */
 
 /* What a verified statement says, for callers that check chains (audit, demo). */
 struct ws_verified {
@@ -91,7 +91,7 @@ struct ws_verified {
 };
 
 /*
- * Verify an envelope with any of keys[0..nkeys): signature, statement shape (SPEC 6); with an
+ * Verify an envelope with any of keys[0..nkeys): signature, statement shape (FORMAT.md §5); with an
  * evidence path also recompute stream digest, Merkle root, leaf count, per-source counts and
  * bytes, ranges and order. WS_ERR_SIGNATURE / WS_ERR_VERIFY / WS_ERR_MALFORMED say what failed
  * in errbuf; WS_ERR_NOT_FOUND / WS_ERR_IO for an unreadable evidence file.

@@ -2,8 +2,8 @@
  * intake.c — received -> queued | idle | dead-letter, and the dead-letter records (I4).
  *
  * A polled notification is copied (key and value, raw: the dead-letter record carries them
- * verbatim), put in hand (commit.c) and parsed with the rules of docs/FORMAT.md "Which
- * notifications are batches". A batch joins its query's queue in batch order; an idle trigger
+ * verbatim), put in hand (commit.c) and parsed with the rules of FORMAT.md §1.1 (which
+ * notifications are batches). A batch joins its query's queue in batch order; an idle trigger
  * is done at once (nothing to attest, its offset may be committed); anything that cannot be
  * processed waits in the orphans queue for its dead-letter record — or, when the refusal comes
  * later (a conflict, records not retained), in its own query's queue.

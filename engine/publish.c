@@ -1,6 +1,6 @@
 /*
  * publish.c — ST_SPOOLED -> ST_DONE: a window into every sink, the checkpoint, the chain head
- * (I1, I3); and what a batch at or behind the chain head is (duplicate or conflict, SPEC 8).
+ * (I1, I3); and what a batch at or behind the chain head is (duplicate or conflict, FORMAT.md §9).
  *
  * Sinks are written in order, object stores first and the attestations topic last (an envelope
  * on the topic means the objects exist); sinks_done remembers which hold the window, so a retry
@@ -79,7 +79,7 @@ static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q, const
 }
 
 /*
- * An object store already holds an envelope for this window with other bytes (SPEC 9): adopt it
+ * An object store already holds an envelope for this window with other bytes (FORMAT.md §7): adopt it
  * only if it verifies with a configured key against this window's own evidence and states the
  * same chain position; then it becomes the window's envelope everywhere, and its statement
  * digest is what the next window links to. Only before any sink took our bytes, so that all
@@ -181,7 +181,7 @@ ws_err_t eng_publish(struct ws_engine *e, struct query *q, struct pending *p, ch
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Duplicates and conflicts (SPEC 8)                                                            */
+/* Duplicates and conflicts (FORMAT.md §9)                                                        */
 
 /* Sources digest of an attested window read back from the first sink that can. */
 static ws_err_t attested_sources(struct ws_engine *e, const char *qid, int64_t batch,

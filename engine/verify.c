@@ -2,7 +2,7 @@
  * verify.c — checks one attestation the way an auditor's tool would: trust nothing in it.
  *
  * Order: signature first (nothing unsigned is parsed further than DSSE needs), then the
- * statement's shape against SPEC 6, then — given the evidence archive — every derived figure is
+ * statement's shape against FORMAT.md §5, then — given the evidence archive — every derived figure is
  * recomputed from the records by the same ws_window accumulator the engine uses: stream digest,
  * Merkle root, leaf count, per-source counts and bytes, record ranges and window-stream order,
  * first/last timestamps. A statement that is well-formed but disagrees with its evidence fails
@@ -40,7 +40,7 @@ static bool hash_at(const json_t *o, const char *k, uint8_t out[WS_HASH_LEN])
 
     if (!s || n != WS_HASH_HEX_LEN)
         return false;
-    for (size_t i = 0; i < n; i++) /* lowercase only (SPEC 6) */
+    for (size_t i = 0; i < n; i++) /* lowercase only (FORMAT.md §5) */
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     return ws_hex_decode(s, n, out, WS_HASH_LEN) == WS_OK;

@@ -10,7 +10,7 @@
  *     watermark moves (the tests use that to produce "records no longer retained").
  *   - Topics auto-created by clients (the mock creates a topic on any Metadata request that names
  *     it, even from a consumer with allow.auto.create.topics=false) get 4 partitions: a fixed
- *     default, with no API to change it. So --partitions N pre-creates the SPEC's default topics
+ *     default, with no API to change it. So --partitions N pre-creates the default topics
  *     with N partitions and is the default for ws_kafka_broker_create_topic().
  *   - The listener is always bound to 127.0.0.1 on a kernel-chosen port; 2.0.2 has no API for a
  *     fixed address. A TCP forwarder on HOST:PORT would not be enough: Kafka clients use the
@@ -51,7 +51,7 @@ struct ws_kafka_broker {
 };
 
 /* ------------------------------------------------------------------------------------------ */
-/* bind(2) redirection, armed only on the thread creating a mock cluster                       */
+/* bind(2) redirection, armed only on the thread creating a mock cluster                          */
 
 static _Thread_local int bind_sock = -1; /* >= 0: the pre-bound socket to hand over */
 

@@ -4,7 +4,7 @@
  * DESIGN. The engine owns durability, so nothing here commits on its own: auto-commit and the
  * automatic offset store are forced off and ws_kafka_consumer_commit() commits one partition's
  * next offset synchronously once a window is in every sink. A member without a committed offset
- * starts at the earliest notification (SPEC 8).
+ * starts at the earliest notification (FORMAT.md §9).
  *
  * Rebalances run inside ws_kafka_consumer_poll() (librdkafka serves the rebalance callback on
  * the polling thread). The callback applies the assignment with the call that matches the

@@ -34,7 +34,7 @@
 #include "window/window.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Client configuration                                                                         */
+/* Client configuration                                                                           */
 
 struct ws_kafka_conf {
     const char *bootstrap;    /* bootstrap.servers; may be NULL if props sets it */
@@ -56,7 +56,7 @@ ws_err_t ws_kafka_conf_check(const struct ws_kafka_conf *conf, char *errbuf,
                              size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Range reader                                                                                 */
+/* Range reader                                                                                   */
 
 struct ws_kafka_reader;
 
@@ -148,7 +148,7 @@ ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafk
                            void *opaque, int timeout_ms, char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Notifications consumer                                                                       */
+/* Notifications consumer                                                                         */
 
 struct ws_kafka_consumer;
 
@@ -167,7 +167,7 @@ struct ws_kafka_msg {
 
 /*
  * Join conf->group_id (required) and subscribe to topic. Defaults: auto.offset.reset=earliest
- * (a group without a committed offset starts at the first notification, SPEC 8),
+ * (a group without a committed offset starts at the first notification, FORMAT.md §9),
  * session.timeout.ms=6000 and heartbeat.interval.ms=1000 (a replacement instance takes over
  * within seconds of a kill -9). Forced: enable.auto.commit=false,
  * enable.auto.offset.store=false, group.id. Any assignment strategy works (eager or
@@ -213,7 +213,7 @@ ws_err_t ws_kafka_consumer_commit(struct ws_kafka_consumer *c, int32_t partition
 ws_err_t ws_kafka_consumer_lag(struct ws_kafka_consumer *c, int64_t *lag) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Producer                                                                                     */
+/* Producer                                                                                       */
 
 struct ws_kafka_producer;
 
@@ -279,7 +279,7 @@ int ws_kafka_producer_poll(struct ws_kafka_producer *p, int timeout_ms);
 ws_err_t ws_kafka_producer_flush(struct ws_kafka_producer *p, int timeout_ms) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Embedded broker (librdkafka's mock cluster, one broker)                                      */
+/* Embedded broker (librdkafka's mock cluster, one broker)                                        */
 
 struct ws_kafka_broker;
 

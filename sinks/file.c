@@ -1,5 +1,5 @@
 /*
- * file.c — the `file` object-store sink: SPEC 9 layout under a directory.
+ * file.c — the `file` object-store sink: FORMAT.md §7 layout under a directory.
  *
  *   <path>/<prefix><queryId>/<batch20>.evidence.lz4   written first
  *   <path>/<prefix><queryId>/<batch20>.dsse.json      written last: its presence means complete
@@ -63,54 +63,17 @@ struct source {
     const char *path; /* the spool file, for messages */
 };
 
-ws_err_t ws_mkdirs(const char *path, char *errbuf, size_t errlen)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof tmp)
-        return ws_fail(WS_ERR_INVALID, errbuf, errlen, "bad directory name '%s'", path);
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return ws_fail(errno == ENOSPC ? WS_ERR_NOSPACE : WS_ERR_IO, errbuf, errlen,
-                               "mkdir %s: %s", tmp, strerror(errno));
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    return WS_OK;
-}
-
-static ws_err_t errno_err(int e)
-{
-    return e == ENOSPC || e == EDQUOT ? WS_ERR_NOSPACE : WS_ERR_IO;
-}
-
-static ws_err_t fsync_dir(const char *path, char *errbuf, size_t errlen)
+/* The directory that holds path, made durable (the rename into it). */
+static ws_err_t fsync_parent(const char *path, char *errbuf, size_t errlen)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
-    int fd;
 
     if (!slash)
         snprintf(dir, sizeof dir, ".");
     else
         snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return ws_fail(WS_ERR_IO, errbuf, errlen, "open %s: %s", dir, strerror(errno));
-    if (fsync(fd) < 0) {
-        int e = errno;
-        close(fd);
-        return ws_fail(errno_err(e), errbuf, errlen, "fsync %s: %s", dir, strerror(e));
-    }
-    close(fd);
-    return WS_OK;
+    return ws_fsync_dir(dir, errbuf, errlen);
 }
 
 /* Up to n bytes at off; *got < n only at end of file. */
@@ -156,7 +119,8 @@ static ws_err_t write_all(int fd, const char *p, size_t n, const char *path, cha
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
-            return ws_fail(errno_err(errno), errbuf, errlen, "write %s: %s", path, strerror(errno));
+            return ws_fail(ws_errno_local(errno), errbuf, errlen, "write %s: %s", path,
+                           strerror(errno));
         p += w;
         n -= (size_t)w;
     }
@@ -183,7 +147,7 @@ static ws_err_t write_atomic(const char *path, const struct source *src, char *e
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "%s: out of memory", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        err = ws_fail(errno_err(errno), errbuf, errlen, "open %s: %s", tmp, strerror(errno));
+        err = ws_fail(ws_errno_local(errno), errbuf, errlen, "open %s: %s", tmp, strerror(errno));
         goto out_free;
     }
     for (uint64_t off = 0; off < src->size;) {
@@ -194,16 +158,17 @@ static ws_err_t write_atomic(const char *path, const struct source *src, char *e
         off += n;
     }
     if (fsync(fd) < 0) {
-        err = ws_fail(errno_err(errno), errbuf, errlen, "fsync %s: %s", tmp, strerror(errno));
+        err = ws_fail(ws_errno_local(errno), errbuf, errlen, "fsync %s: %s", tmp, strerror(errno));
         goto out_unlink;
     }
     close(fd);
     fd = -1;
     if (rename(tmp, path) < 0) {
-        err = ws_fail(errno_err(errno), errbuf, errlen, "rename %s: %s", path, strerror(errno));
+        err =
+            ws_fail(ws_errno_local(errno), errbuf, errlen, "rename %s: %s", path, strerror(errno));
         goto out_unlink;
     }
-    err = fsync_dir(path, errbuf, errlen);
+    err = fsync_parent(path, errbuf, errlen);
     goto out_free;
 out_unlink:
     if (fd >= 0)

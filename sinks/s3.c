@@ -1,5 +1,5 @@
 /*
- * s3.c — the `s3` object-store sink: SPEC 9 layout in an S3-compatible bucket, over libcurl.
+ * s3.c — the `s3` object-store sink: FORMAT.md §7 layout in an S3-compatible bucket, over libcurl.
  *
  *   <prefix><queryId>/<batch20>.evidence.lz4   made durable first
  *   <prefix><queryId>/<batch20>.dsse.json      made durable last: its presence means complete
@@ -152,7 +152,7 @@ static const char empty_sha256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /* ------------------------------------------------------------------------------------------ */
-/* Configuration                                                                                */
+/* Configuration                                                                                  */
 
 /* The endpoint, checked with curl's URL parser, turned into the URL every key is appended to. */
 static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path_style,
@@ -232,7 +232,7 @@ out_free_url:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Error text                                                                                   */
+/* Error text                                                                                     */
 
 /* The failure of one finished transfer, with its cause. */
 static ws_err_t xfer_fail(struct s3_sink *s, const struct xfer *x, char *errbuf, size_t errlen)
@@ -260,7 +260,7 @@ static ws_err_t xfer_fail(struct s3_sink *s, const struct xfer *x, char *errbuf,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Transfers                                                                                    */
+/* Transfers                                                                                      */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -551,7 +551,7 @@ out:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The vtable                                                                                   */
+/* The vtable                                                                                     */
 
 static void wipe_free(char *p)
 {

@@ -47,6 +47,14 @@ ws_err_t ws_sink_publish(struct ws_sink *s, const struct ws_artifact *a, char *e
     return s->ops->publish(s, a, errbuf, errlen);
 }
 
+ws_err_t ws_sink_submit(struct ws_sink *s, const struct ws_artifact *a, struct ws_kafka_delivery *d,
+                        char *errbuf, size_t errlen)
+{
+    if (!s->ops->submit)
+        return ws_fail(WS_ERR_UNSUPPORTED, errbuf, errlen, "%s cannot submit", s->label);
+    return s->ops->submit(s, a, d, errbuf, errlen);
+}
+
 ws_err_t ws_sink_get(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
                      size_t errlen)
 {
@@ -72,6 +80,11 @@ void ws_sink_destroy(struct ws_sink *s)
 const char *ws_sink_label(const struct ws_sink *s)
 {
     return s->label;
+}
+
+bool ws_sink_can_submit(const struct ws_sink *s)
+{
+    return s->ops->submit != NULL;
 }
 
 bool ws_sink_can_get(const struct ws_sink *s)

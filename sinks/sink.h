@@ -1,5 +1,5 @@
 /*
- * sinks/sink.h — where attestations go (SPEC 9), behind one small const vtable.
+ * sinks/sink.h — where attestations go (FORMAT.md §7), behind one small const vtable.
  *
  * A sink type is `const struct ws_sink_ops`, as in Fluent Bit's output plugins: its metadata (the
  * type name and its option table — keys, types, defaults, ranges, required keys, docs — declared
@@ -17,7 +17,7 @@
  * retries, backoff and the decision to stop a query's chain.
  *
  * Write-once: publishing an object that already exists with identical bytes is success; with
- * other bytes it is WS_ERR_EXISTS_DIFFERENT (permanent) and the engine decides (SPEC 9).
+ * other bytes it is WS_ERR_EXISTS_DIFFERENT (permanent) and the engine decides (FORMAT.md §7).
  *
  * Threads: one thread per sink instance (the engine's).
  */
@@ -28,6 +28,7 @@
 #include "config/config.h"
 
 struct ws_kafka_producer;
+struct ws_kafka_delivery;
 
 /* One window's artifacts, durable in the spool before any sink sees them. */
 struct ws_artifact {
@@ -63,6 +64,14 @@ struct ws_sink_ops {
     ws_err_t (*publish)(struct ws_sink *s, const struct ws_artifact *a, char *errbuf,
                         size_t errlen);
     /*
+     * Start publishing and return at once; the outcome arrives in *d when the producer's report
+     * is served (ws_kafka_producer_poll on the thread that owns the producer). d must stay
+     * valid until then, or be heap-allocated and marked abandoned. NULL for sinks that only
+     * complete synchronously (object stores).
+     */
+    ws_err_t (*submit)(struct ws_sink *s, const struct ws_artifact *a, struct ws_kafka_delivery *d,
+                       char *errbuf, size_t errlen);
+    /*
      * Replace a mutable object (the per-query "<queryId>/checkpoint"): the only object that is
      * not written once. NULL if the sink holds no such objects (the Kafka topic).
      */
@@ -87,6 +96,9 @@ ws_err_t ws_sink_create(const struct ws_sink_conf *conf, const struct ws_sink_ct
                         struct ws_sink **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
 ws_err_t ws_sink_publish(struct ws_sink *s, const struct ws_artifact *a, char *errbuf,
                          size_t errlen) WS_MUST_CHECK;
+/* WS_ERR_UNSUPPORTED for sinks that cannot (!ws_sink_can_submit). */
+ws_err_t ws_sink_submit(struct ws_sink *s, const struct ws_artifact *a, struct ws_kafka_delivery *d,
+                        char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* WS_ERR_UNSUPPORTED for sinks that cannot read back (!ws_sink_can_get). */
 ws_err_t ws_sink_get(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
                      size_t errlen) WS_MUST_CHECK;
@@ -97,6 +109,8 @@ void ws_sink_destroy(struct ws_sink *s);
 
 /* "file:/path", "s3:bucket/prefix", "kafka:topic": for logs and metrics; owned by s. */
 const char *ws_sink_label(const struct ws_sink *s);
+/* The sink completes asynchronously through the producer (ws_sink_submit): the topic. */
+bool ws_sink_can_submit(const struct ws_sink *s);
 /* The sink can read objects back (ws_sink_get): object stores. */
 bool ws_sink_can_get(const struct ws_sink *s);
 /* The sink holds named mutable objects (ws_sink_put, the checkpoint): object stores. */
@@ -108,7 +122,5 @@ bool ws_sink_can_put(const struct ws_sink *s);
  */
 ws_err_t ws_file_write_atomic(const char *path, const void *data, size_t len, char *errbuf,
                               size_t errlen) WS_MUST_CHECK;
-/* mkdir -p with mode 0755. */
-ws_err_t ws_mkdirs(const char *path, char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 #endif /* WS_SINK_H */

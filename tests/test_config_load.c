@@ -1,5 +1,5 @@
 /*
- * test_config_load.c — the configuration table: defaults, the SPEC 10 example, --set, and every
+ * test_config_load.c — the configuration table: defaults, the FORMAT.md §10 example, --set, and every
  * way a file can be wrong (each must name the key and the file). Sink objects are checked here
  * against two sink types defined by this test (config/ knows none itself; the real file and s3
  * tables are tests/test_sinks_config.c): defaults, unknown keys, types, ranges, required keys,
@@ -23,7 +23,7 @@
 static char dir[] = "/tmp/ws_config_test_XXXXXX";
 
 /* ------------------------------------------------------------------------------------------ */
-/* Fault injection: the Nth allocation fails (glibc lets a program interpose malloc).          */
+/* Fault injection: the Nth allocation fails (glibc lets a program interpose malloc).             */
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -52,7 +52,7 @@ void *realloc(void *p, size_t n)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Two sink types of this test's own                                                           */
+/* Two sink types of this test's own                                                              */
 
 struct alpha {
     char *dir, *mode;

@@ -1,6 +1,6 @@
 /*
  * test_sinks_config.c — the sink types' own option tables, as the configuration sees them
- * through ws_sink_types(): the SPEC 10 example's file and s3 sinks (defaults filled, then
+ * through ws_sink_types(): the FORMAT.md §10 example's file and s3 sinks (defaults filled, then
  * created from what was loaded), every refusal naming the file and the key (unknown key for the
  * type, required keys, types, ranges, the type list built from the registry, at most
  * WS_CONFIG_MAX_SINKS sinks), the generated docs, ws_sink_create refusing options that its

@@ -1,5 +1,5 @@
 /*
- * test_sinks_file.c — the file sink: SPEC 9 layout, write-once (identical bytes: success and
+ * test_sinks_file.c — the file sink: FORMAT.md §7 layout, write-once (identical bytes: success and
  * nothing rewritten; other bytes anywhere in the object, or another size: WS_ERR_EXISTS_DIFFERENT
  * and nothing touched), the mutable checkpoint, get, and the cause of failures (a spool file
  * that is gone: WS_ERR_IO, retriable; a directory where an object should be: WS_ERR_INVALID).

@@ -5,7 +5,7 @@
  * WS_ERR_TIMEOUT (retriable) instead of waiting forever, leaving the message queued; once the
  * broker is back, the abandoned report is served (and frees its state), the queued copy is
  * delivered, and the next publish of the same window succeeds (a byte-identical duplicate on
- * the topic, which SPEC 8 allows).
+ * the topic, which FORMAT.md §9 allows).
  */
 #include "sinks/sink.h"
 #include "kafka/kafka.h"

@@ -98,7 +98,7 @@ struct expect {
     int64_t ts_min, ts_max;
 };
 
-/* Account for r in the expectation, the way SPEC 3.2 / 4 define it. */
+/* Account for r in the expectation, the way FORMAT.md §3 and §4 define it. */
 static void expect_add(struct expect *e, const struct ws_record *r)
 {
     size_t len = ws_record_encoded_size(r);

@@ -1,6 +1,6 @@
 /*
- * test_window_batchrules.c — which notifications are batches (docs/FORMAT.md "Which
- * notifications are batches"): the key rule, idle triggers, Kafka sources by name, "None" and
+ * test_window_batchrules.c — which notifications are batches (FORMAT.md §1.1):
+ * the key rule, idle triggers, Kafka sources by name, "None" and
  * "null" starts, no Kafka source, batch 0 under initial_offsets=reject and earliest, and
  * reportedInputRows; and the corpus tests/data/notifications (ok-*.json parse, err-<NAME>-*.json fail
  * with WS_ERR_<NAME>). The same rules run end to end on the embedded broker in it_spark.sh.
@@ -15,7 +15,7 @@
 #include "notif_check.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Which notifications are batches (docs/FORMAT.md): key, idle trigger, sources, batch 0.      */
+/* Which notifications are batches (FORMAT.md §1.1): key, idle trigger, sources, batch 0.      */
 
 #define KSRC(start, end, rows)                                                                     \
     "{\"description\":\"KafkaV2[Subscribe[t]]\",\"startOffset\":" start ",\"endOffset\":" end      \

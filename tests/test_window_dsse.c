@@ -1,5 +1,5 @@
 /*
- * test_window_dsse.c — Ed25519 keys (PEM, keyid) and DSSE envelopes (SPEC 7).
+ * test_window_dsse.c — Ed25519 keys (PEM, keyid) and DSSE envelopes (FORMAT.md §6).
  *
  * Independent references: the DSSE spec's PAE vector, the openssl CLI (reads our PEM files,
  * writes keys we must read, derives public keys), libsodium called directly to check signatures
@@ -66,7 +66,7 @@ static char *path(const char *name)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Keys                                                                                        */
+/* Keys                                                                                           */
 
 static void keys(void)
 {
@@ -220,7 +220,7 @@ static void keys(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* DSSE                                                                                        */
+/* DSSE                                                                                           */
 
 static char *b64(const void *bin, size_t len, int variant)
 {

@@ -1,5 +1,5 @@
 /*
- * test_window_evidence.c — the LZ4-frame evidence archive (SPEC 3.3).
+ * test_window_evidence.c — the LZ4-frame evidence archive (FORMAT.md §3).
  *
  * Records here are opaque byte strings (the archive frames `u32 length || encoding` and does not
  * look inside), generated from a seeded PRNG so every run is the same. The reference for "what the
@@ -16,7 +16,7 @@
 #include "check.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Buffers and callbacks                                                                       */
+/* Buffers and callbacks                                                                          */
 
 struct buf {
     uint8_t *p;

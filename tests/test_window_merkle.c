@@ -1,7 +1,7 @@
 /*
  * test_window_merkle.c — the streaming RFC 6962 tree, RFC 9162 proofs and the window log.
  *
- * Ground truth comes from outside merkle.c: the RFC 6962 golden roots of SPEC 4, and a reference
+ * Ground truth comes from outside merkle.c: the RFC 6962 golden roots of FORMAT.md §4, and a reference
  * Merkle Tree Hash / PATH / SUBPROOF written here straight from the RFC's recursive definitions
  * using only flat SHA-256. Proofs are checked three ways: byte-equal to the reference, accepted by
  * the verifier, and rejected after any single change (a flipped bit in any element, another
@@ -437,7 +437,7 @@ static void test_log(void)
 
     for (int i = 0; i < H; i++)
         root[i] = (uint8_t)(0x10 + i), dig[i] = (uint8_t)(0xc0 + i);
-    /* SPEC 5 by hand: 0x01, u64 big-endian batch id, root, digest */
+    /* FORMAT.md §4 by hand: 0x01, u64 big-endian batch id, root, digest */
     want[0] = 0x01;
     const uint8_t be[8] = {0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06};
     memcpy(want + 1, be, 8);

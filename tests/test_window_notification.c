@@ -1,5 +1,5 @@
 /*
- * test_window_notification.c — the notification parser (docs/FORMAT.md "Notifications").
+ * test_window_notification.c — the notification parser (FORMAT.md §1).
  *
  * Every accepted shape is checked field by field against values written here by hand; every
  * rejection is checked for its ws_err_t, a reason substring, a printable errbuf and a zeroed

@@ -1,7 +1,7 @@
 /*
- * test_window_record.c — windowseal.record.v1 (SPEC 3.1): encoding, strict decoding, order.
+ * test_window_record.c — windowseal.record.v1 (FORMAT.md §2): encoding, strict decoding, order.
  *
- * One small record is checked byte for byte against a vector written out by hand from the SPEC
+ * One small record is checked byte for byte against a vector written out by hand from docs/FORMAT.md
  * layout; the others round-trip field by field through encode and decode; every truncation of a
  * valid encoding, a trailing byte and each kind of bad field must be refused.
  */
@@ -84,7 +84,7 @@ static void reject_mutations(const uint8_t *enc, size_t len)
     free(buf);
 }
 
-/* The SPEC 3.1 layout written out by hand for one small record. */
+/* The FORMAT.md §2 layout written out by hand for one small record. */
 static void test_vector(void)
 {
     static const struct ws_header hdr[2] = {{"h", 1, "v1", 2}, {"n", 1, NULL, -1}};

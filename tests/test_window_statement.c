@@ -1,5 +1,5 @@
 /*
- * test_window_statement.c — the in-toto statement (SPEC 6) and its naming helpers.
+ * test_window_statement.c — the in-toto statement (FORMAT.md §5) and its naming helpers.
  *
  * The window result is filled by hand (no dependency on the accumulator). Expected values are
  * the inputs themselves, re-derived here (hex by a local encoder, times by the C library's

@@ -3,7 +3,7 @@
  * window-stream order, producing everything the statement needs about them.
  *
  * Per record, after checking it is where it may be:
- *   frame = u32 length || encoding            (SPEC 3.2)
+ *   frame = u32 length || encoding            (FORMAT.md §3)
  *   stream digest  <- frame                    (one running SHA-256)
  *   Merkle tree    <- leaf(encoding)           (compact range, O(log n) memory)
  *   stream_out     <- frame                    (the evidence writer, optional)
@@ -243,7 +243,7 @@ check_range:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Multi-lane mode                                                                              */
+/* Multi-lane mode                                                                                */
 
 /* Push a perfect subtree of GROUP leaves; the tree's size is a multiple of GROUP. */
 static void tree_push_group(struct ws_merkle *m, const uint8_t h[WS_HASH_LEN])

@@ -1,9 +1,9 @@
 /*
- * dsse.c — DSSE envelopes (SPEC 7): PAE, signing, opening.
+ * dsse.c — DSSE envelopes (FORMAT.md §6): PAE, signing, opening.
  *
  * Signing is deterministic end to end: Ed25519 signatures are deterministic, base64 is the
  * standard padded alphabet and the envelope is jansson's compact, key-sorted output, so the same
- * statement and key always give the same envelope bytes (SPEC 6: re-attestation is idempotent).
+ * statement and key always give the same envelope bytes (FORMAT.md §5: re-attestation is idempotent).
  *
  * Opening trusts nothing in the envelope but the signature: the keyid field is only a hint and is
  * ignored, every signature is tried against every configured key, and the payloadType must be the

@@ -1,5 +1,5 @@
 /*
- * evidence.c — the evidence archive (SPEC 3.3): the window stream as one standard LZ4 frame.
+ * evidence.c — the evidence archive (FORMAT.md §3): the window stream as one standard LZ4 frame.
  *
  * Writer. Window-stream bytes are copied into a 64 KiB staging block; every full block goes to
  * LZ4F_compressUpdate in one call, the compressed bytes collect in an output buffer that is
@@ -40,7 +40,7 @@
 #define PENDING_SLACK (64u * 1024)        /* room kept beyond the record being assembled */
 
 /* ------------------------------------------------------------------------------------------ */
-/* Writer                                                                                      */
+/* Writer                                                                                         */
 
 struct ws_evidence_writer {
     ws_write_fn out;
@@ -192,7 +192,7 @@ ws_err_t ws_evidence_write_cb(void *writer, const void *buf, size_t len)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Reader                                                                                      */
+/* Reader                                                                                         */
 
 struct ws_evidence_reader {
     ws_read_fn in;

@@ -1,5 +1,5 @@
 /*
- * key.c — Ed25519 keys as PEM (SPEC 7), with libsodium doing the cryptography.
+ * key.c — Ed25519 keys as PEM (FORMAT.md §6), with libsodium doing the cryptography.
  *
  * Only one DER shape of each kind exists for an Ed25519 key written by OpenSSL (RFC 8410), so
  * this module does not carry an ASN.1 parser: it compares against the two fixed prefixes
@@ -61,7 +61,7 @@ void ws_key_wipe(struct ws_key *k)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Naming a foreign key: just enough DER to find the AlgorithmIdentifier's OID.                */
+/* Naming a foreign key: just enough DER to find the AlgorithmIdentifier's OID.                   */
 
 /* Read one TLV header at *p; returns the content length or -1. */
 static long der_hdr(const uint8_t **p, const uint8_t *end, uint8_t *tag)
@@ -130,7 +130,7 @@ static const char *der_algorithm(const uint8_t *der, size_t len, bool private_ke
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* PEM                                                                                         */
+/* PEM                                                                                            */
 
 static bool is_ws(char c)
 {

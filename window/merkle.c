@@ -1,5 +1,5 @@
 /*
- * merkle.c — RFC 6962 Merkle Tree Hash built as leaves stream in, and RFC 9162 proofs (SPEC 4).
+ * merkle.c — RFC 6962 Merkle Tree Hash built as leaves stream in, and RFC 9162 proofs (FORMAT.md §4).
  *
  * Streaming: struct ws_merkle holds the compact range of the leaves so far, one hash per set bit
  * of size, largest (leftmost) subtree first. Adding leaf n pushes its hash and then merges the
@@ -108,7 +108,7 @@ ws_err_t ws_merkle_restore(struct ws_merkle *m, uint64_t size, const uint8_t (*r
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Proof generation (RFC 9162 2.1.3.1, 2.1.4.1)                                                */
+/* Proof generation (RFC 9162 2.1.3.1, 2.1.4.1)                                                   */
 
 /* Largest power of two strictly smaller than n (n >= 2). */
 static uint64_t split(uint64_t n)
@@ -191,7 +191,7 @@ ws_err_t ws_merkle_consistency_proof(const uint8_t (*leaves)[WS_HASH_LEN], uint6
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Verification (RFC 9162 2.1.3.2, 2.1.4.2)                                                    */
+/* Verification (RFC 9162 2.1.3.2, 2.1.4.2)                                                       */
 
 ws_err_t ws_merkle_verify_inclusion(const uint8_t leaf_hash[WS_HASH_LEN], uint64_t index,
                                     uint64_t size, const uint8_t (*proof)[WS_HASH_LEN],

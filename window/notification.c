@@ -1,5 +1,5 @@
 /*
- * notification.c — parse and validate the message that announces a micro-batch (SPEC 2, SPEC 8).
+ * notification.c — parse and validate the message that announces a micro-batch (FORMAT.md §1, §9).
  *
  * DESIGN
  *
@@ -22,7 +22,7 @@
  *   3. Shape-specific extraction into struct ws_notification: every string strdup'ed, sources
  *      sorted by (topic bytes, partition) and checked for duplicates.
  *
- * Choices the SPEC leaves open (keep stable):
+ * Choices the contract leaves open (keep stable; FORMAT.md §1 says them to users):
  *   - Unknown fields are ignored in both shapes (forward compatibility: Spark adds fields to its
  *     progress JSON between releases, and a newer producer may add fields to the native shape).
  *   - Optional strings (runId, name, snapshotId, files) may be null, meaning absent.
@@ -101,7 +101,7 @@ ws_err_t notif_jansson_fail(struct ctx *c, const char *what, const json_error_t 
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Pass 1: pre-scan of the raw bytes.                                                          */
+/* Pass 1: pre-scan of the raw bytes.                                                             */
 
 static size_t sat_add(size_t a, size_t b)
 {
@@ -204,7 +204,7 @@ ws_err_t notif_prescan(struct ctx *c, const char *buf, size_t len)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Field helpers                                                                                */
+/* Field helpers                                                                                  */
 
 /* Optional string field: absent or null -> *out stays NULL. */
 ws_err_t notif_opt_string(struct ctx *c, const json_t *v, const char *where, char **out)
@@ -429,7 +429,7 @@ ws_err_t notif_add_source(struct ctx *c, const char *topic, int32_t partition, i
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Native shape (SPEC 2.1)                                                                      */
+/* Native shape (FORMAT.md §1)                                                                    */
 
 static ws_err_t native_source(struct ctx *c, const json_t *src, size_t i)
 {

@@ -1,6 +1,6 @@
 /*
- * progress.c — Spark's StreamingQueryProgress JSON as a notification (docs/FORMAT.md
- * "Notifications"), and which progress notifications are batches at all.
+ * progress.c — Spark's StreamingQueryProgress JSON as a notification (FORMAT.md §1),
+ * and which progress notifications are batches at all.
  *
  * DESIGN
  *

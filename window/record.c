@@ -1,6 +1,6 @@
 /*
- * record.c — windowseal.record.v1 (SPEC 3.1): the byte encoding of one Kafka record, its strict
- * decoder, and window-stream order (SPEC 3.2).
+ * record.c — windowseal.record.v1 (FORMAT.md §2): the byte encoding of one Kafka record, its strict
+ * decoder, and window-stream order (FORMAT.md §3).
  *
  * The encoding is what gets hashed into the Merkle leaf and the stream digest, so it must be one
  * function of the record: big-endian fixed-width integers, explicit lengths, -1 for null, headers
@@ -125,7 +125,7 @@ size_t ws_record_encode(const struct ws_record *r, uint8_t *buf, size_t cap)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Decoder: a cursor over [p, end) that never reads past end.                                  */
+/* Decoder: a cursor over [p, end) that never reads past end.                                     */
 
 struct rd {
     const uint8_t *p, *end, *start;

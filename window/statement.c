@@ -1,5 +1,5 @@
 /*
- * statement.c — the in-toto Statement v1 with the Makoto stream-window predicate (SPEC 6), and
+ * statement.c — the in-toto Statement v1 with the Makoto stream-window predicate (FORMAT.md §5), and
  * the small naming helpers that go with it (times, object names, safe query ids).
  *
  * The statement is a pure function of ws_statement_in: no clock, no environment, no locale.
@@ -7,7 +7,7 @@
  * bytes and, with Ed25519, equal envelopes. Optional fields are omitted, never null.
  *
  * Building uses a sticky error (one check at the end, as Redis' rio does): every helper is a
- * no-op once something failed, so the field list below reads like the SPEC's table.
+ * no-op once something failed, so the field list below reads like docs/FORMAT.md's table.
  *
  * Times: ws_format_time_ms renders proleptic-Gregorian UTC exactly for every instant of the years
  * 0000..9999 (pre-1970, i.e. negative, milliseconds included: floor division). Outside that range
@@ -27,7 +27,7 @@
 #define TIME_MAX_MS (253402300799999LL)
 
 /* ------------------------------------------------------------------------------------------ */
-/* Helpers                                                                                     */
+/* Helpers                                                                                        */
 
 void ws_format_time_ms(int64_t ms, char out[32])
 {
@@ -87,38 +87,34 @@ bool ws_query_id_safe(const char *id, size_t len)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Builder with a sticky error                                                                 */
+/* Builder with a sticky error                                                                    */
 
 struct builder {
     ws_err_t err;
 };
 
-/* Takes ownership of v (NULL means the constructor failed: invalid UTF-8 or no memory). */
+/*
+ * Whether v may be stored: not after an earlier error (v is dropped), not NULL (its constructor
+ * failed: invalid UTF-8 or no memory). put/append take ownership of v either way.
+ */
+static bool storable(struct builder *b, json_t *v)
+{
+    if (b->err)
+        json_decref(v);
+    else if (!v)
+        b->err = WS_ERR_INVALID;
+    return !b->err;
+}
+
 static void put(struct builder *b, json_t *obj, const char *key, json_t *v)
 {
-    if (b->err) {
-        json_decref(v);
-        return;
-    }
-    if (!v) {
-        b->err = WS_ERR_INVALID;
-        return;
-    }
-    if (json_object_set_new(obj, key, v))
+    if (storable(b, v) && json_object_set_new(obj, key, v))
         b->err = WS_ERR_NOMEM;
 }
 
 static void append(struct builder *b, json_t *arr, json_t *v)
 {
-    if (b->err) {
-        json_decref(v);
-        return;
-    }
-    if (!v) {
-        b->err = WS_ERR_INVALID;
-        return;
-    }
-    if (json_array_append_new(arr, v))
+    if (storable(b, v) && json_array_append_new(arr, v))
         b->err = WS_ERR_NOMEM;
 }
 
@@ -193,7 +189,7 @@ static int cmp_source(const void *pa, const void *pb)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The statement                                                                               */
+/* The statement                                                                                  */
 
 static json_t *build_subjects(struct builder *b, const struct ws_statement_in *in,
                               const char *window_id)

@@ -6,14 +6,14 @@
  *
  *   ws_err_t         one error enum for every layer (append-only; retriable or permanent)
  *   ws_sha256_*      SHA-256 via OpenSSL libcrypto (SHA-NI), incremental, no allocation
- *   ws_record_*      the record encoding windowseal.record.v1 (SPEC 3.1) and its decoder
+ *   ws_record_*      the record encoding windowseal.record.v1 (FORMAT.md §2) and its decoder
  *   ws_window_*      the window accumulator: stream digest + Merkle tree + per-source stats
- *   ws_merkle_*      streaming RFC 6962 tree (compact range), RFC 9162 proofs (SPEC 4)
- *   ws_log_*         the per-query window log entry (SPEC 5)
- *   ws_evidence_*    LZ4-frame evidence archive writer/reader over callbacks (SPEC 3.3)
- *   ws_key_*         Ed25519 keys as PKCS#8 / SPKI PEM, keyid (SPEC 7)
- *   ws_dsse_*        DSSE envelopes: PAE, sign, open/verify (SPEC 7)
- *   ws_statement_*   the in-toto Statement with the Makoto stream-window predicate (SPEC 6)
+ *   ws_merkle_*      streaming RFC 6962 tree (compact range), RFC 9162 proofs (FORMAT.md §4)
+ *   ws_log_*         the per-query window log entry (FORMAT.md §4)
+ *   ws_evidence_*    LZ4-frame evidence archive writer/reader over callbacks (FORMAT.md §3)
+ *   ws_key_*         Ed25519 keys as PKCS#8 / SPKI PEM, keyid (FORMAT.md §6)
+ *   ws_dsse_*        DSSE envelopes: PAE, sign, open/verify (FORMAT.md §6)
+ *   ws_statement_*   the in-toto Statement with the Makoto stream-window predicate (FORMAT.md §5)
  *
  * Threads: every handle is used by one thread at a time; functions without a handle are
  * thread-safe. Output buffers are caller-owned unless a function says it allocates.
@@ -32,7 +32,7 @@
 #endif
 
 /* ------------------------------------------------------------------------------------------ */
-/* Errors. X(name, number, retriable, text).                                                   */
+/* Errors. X(name, number, retriable, text).                                                      */
 /*
  * The numbers are part of the interface (logs, dead-letter headers and metrics name errors;
  * scripts match them): curl's rule — a code is appended with the next number, never renumbered,
@@ -97,7 +97,7 @@ ws_err_t ws_fail(ws_err_t err, char *errbuf, size_t errlen, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------------------------------------ */
-/* SHA-256                                                                                      */
+/* SHA-256                                                                                        */
 
 #define WS_HASH_LEN 32
 #define WS_HASH_HEX_LEN 64 /* without the terminating NUL */
@@ -116,7 +116,7 @@ void ws_hex_encode(const uint8_t *bin, size_t len, char *out);
 ws_err_t ws_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t len) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Multi-buffer SHA-256 (sha256_mb.c): independent jobs hashed together, four SHA-NI lanes     */
+/* Multi-buffer SHA-256 (sha256_mb.c): independent jobs hashed together, four SHA-NI lanes        */
 /* interleaved when the CPU has SHA + SSE4.1 (checked at run time), else one by one (OpenSSL). */
 
 struct ws_sha256_job {
@@ -139,7 +139,7 @@ void ws_sha256_state_final(uint32_t state[8], const uint8_t *tail, size_t tail_l
                            uint64_t total_len, uint8_t out[WS_HASH_LEN]);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Records: windowseal.record.v1 (SPEC 3.1). Lengths of -1 mean null.                          */
+/* Records: windowseal.record.v1 (FORMAT.md §2). Lengths of -1 mean null.                         */
 
 struct ws_header {
     const char *name;
@@ -178,11 +178,11 @@ size_t ws_record_encode(const struct ws_record *r, uint8_t *buf, size_t cap);
 ws_err_t ws_record_decode(const uint8_t *buf, size_t len, struct ws_record *out,
                           struct ws_header *hdrs, uint32_t max_hdrs, char *errbuf,
                           size_t errlen) WS_MUST_CHECK;
-/* Window-stream order (SPEC 3.2): topic bytes, then partition, then offset. <0, 0, >0. */
+/* Window-stream order (FORMAT.md §3): topic bytes, then partition, then offset. <0, 0, >0. */
 int ws_record_cmp(const struct ws_record *a, const struct ws_record *b);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Merkle tree (SPEC 4): RFC 6962 hashing, built as leaves stream in, O(log n) memory.         */
+/* Merkle tree (FORMAT.md §4): RFC 6962 hashing, built as leaves stream in, O(log n) memory.      */
 
 #define WS_MERKLE_MAX_DEPTH 64
 
@@ -226,7 +226,7 @@ ws_err_t ws_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                                       size_t prooflen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Window log (SPEC 5): entry = 0x01 || u64 batchId || window root || stream digest.           */
+/* Window log (FORMAT.md §4): entry = 0x01 || u64 batchId || window root || stream digest.        */
 
 #define WS_LOG_ENTRY_LEN (1 + 8 + WS_HASH_LEN + WS_HASH_LEN)
 void ws_log_entry_encode(int64_t batch_id, const uint8_t root[WS_HASH_LEN],
@@ -276,7 +276,7 @@ struct ws_window_result {
 ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Evidence archive (SPEC 3.3): one standard LZ4 frame of the window stream.                   */
+/* Evidence archive (FORMAT.md §3): one standard LZ4 frame of the window stream.                  */
 
 struct ws_evidence_writer;
 /* Compressed output goes to out() in blocks of about block_size bytes (0: 1 MiB). */
@@ -304,7 +304,7 @@ void ws_evidence_stream_digest(const struct ws_evidence_reader *r, uint8_t out[W
 void ws_evidence_reader_destroy(struct ws_evidence_reader *r);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Keys (SPEC 7): Ed25519; private key PKCS#8 PEM, public key SPKI PEM.                         */
+/* Keys (FORMAT.md §6): Ed25519; private key PKCS#8 PEM, public key SPKI PEM.                     */
 
 #define WS_KEYID_LEN WS_HASH_HEX_LEN
 struct ws_key {
@@ -325,7 +325,7 @@ ws_err_t ws_key_public_pem(const struct ws_key *k, char *out, size_t cap) WS_MUS
 void ws_key_wipe(struct ws_key *k);
 
 /* ------------------------------------------------------------------------------------------ */
-/* DSSE (SPEC 7)                                                                                */
+/* DSSE (FORMAT.md §6)                                                                            */
 
 #define WS_PAYLOAD_TYPE "application/vnd.in-toto+json"
 #define WS_ENVELOPE_MAX (64u * 1024 * 1024)
@@ -347,7 +347,7 @@ ws_err_t ws_dsse_open(const char *envelope, size_t len, const struct ws_key *key
                       size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Statement (SPEC 6). Built with jansson, compact, keys sorted: a pure function of its input. */
+/* Statement (FORMAT.md §5). Built with jansson, compact, keys sorted: a pure function of its input. */
 
 #define WS_STATEMENT_TYPE "https://in-toto.io/Statement/v1"
 #define WS_PREDICATE_TYPE "https://makoto.dev/stream-window/v1"
@@ -407,11 +407,11 @@ void ws_format_time_ms(int64_t ms, char out[32]);
 void ws_window_id(const char *query_id, int64_t batch_id, char out[WS_WINDOW_ID_MAX]);
 /* "<queryId>/<batch20>" + suffix, e.g. ".dsse.json"; out must hold 256 bytes. */
 void ws_object_name(const char *query_id, int64_t batch_id, const char *suffix, char out[256]);
-/* Query ids allowed in object names (SPEC 8): [A-Za-z0-9._-]{1,128}, not starting with '.'. */
+/* Query ids allowed in object names (FORMAT.md §9): [A-Za-z0-9._-]{1,128}, not starting with '.'. */
 bool ws_query_id_safe(const char *id, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Notifications (SPEC 2): the native shape and Spark's StreamingQueryProgress JSON.           */
+/* Notifications (FORMAT.md §1): the native shape and Spark's StreamingQueryProgress JSON.        */
 
 #define WS_OFFSET_UNRESOLVED (-2) /* fromOffset of a batch-0 source whose startOffset was null */
 
@@ -470,7 +470,7 @@ struct ws_notif_opts {
  * WS_ERR_UNSAFE_ID (query id not allowed in object names), WS_ERR_INVALID (negative or inverted
  * offsets, unresolved start not allowed), WS_ERR_KEY_MISMATCH (opts->check_key and the message
  * key is not the query id), WS_ERR_UNSUPPORTED (no Kafka source to re-read). The rules of
- * docs/FORMAT.md "Which notifications are batches" apply in its order: key, idle trigger (success
+ * FORMAT.md §1.1 apply in its order: key, idle trigger (success
  * with out->idle set), sources, batch 0.
  */
 ws_err_t ws_notification_parse(const char *json, size_t len, const struct ws_notif_opts *opts,
@@ -481,8 +481,8 @@ void ws_notification_free(struct ws_notification *n);
 void ws_notification_sources_digest(const struct ws_notification *n, uint8_t out[WS_HASH_LEN]);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Checkpoints: a query's window log (size, root) as a transparency-dev signed note:           */
-/* "windowseal/<queryId>\n<size>\n<base64 root>\n\n— <keyname> <base64(keyhash||sig)>\n".       */
+/* Checkpoints: a query's window log (size, root) as a transparency-dev signed note:              */
+/* "windowseal/<queryId>\n<size>\n<base64 root>\n\n— <keyname> <base64(keyhash||sig)>\n".         */
 
 #define WS_CHECKPOINT_KEYNAME "windowseal"
 

@@ -1,5 +1,5 @@
 /*
- * windowlog.c — the per-query window log (SPEC 5): an append-only RFC 6962 log whose entries are
+ * windowlog.c — the per-query window log (FORMAT.md §4): an append-only RFC 6962 log whose entries are
  * `0x01 || u64 batchId || window Merkle root || stream digest`.
  *
  * The log is a plain ws_merkle over these entries, so its state is the same compact range the

@@ -1,5 +1,5 @@
 /*
- * fuzz_notification.c — libFuzzer target for ws_notification_parse (SPEC 2), the first parser
+ * fuzz_notification.c — libFuzzer target for ws_notification_parse (FORMAT.md §1), the first parser
  * every byte from the notifications topic meets.
  *
  * Beyond "no crash, no leak, no UB" (ASan/UBSan/LSan), each input is parsed with
