@@ -69,6 +69,9 @@ static const struct key keys[] = {
         "First retry delay for retriable failures (doubles, with jitter)."),
     KEY("engine", "retry_max_ms", WS_OPT_INT, retry_max_ms, "30000", 1, 86400000, NULL,
         "Largest retry delay."),
+    KEY("engine", "max_windows_in_flight", WS_OPT_INT, max_windows_in_flight, "16", 1, 256, NULL,
+        "Windows being written to the object stores at once (one store worker thread each, "
+        "with its own connections); windows of one query are stored one after the other."),
     KEY("notifications", "initial_offsets", WS_OPT_ENUM, initial_offsets, "reject", 0, 0,
         "reject|earliest",
         "Spark batch 0 with startOffset null: reject it, or read from the earliest retained "

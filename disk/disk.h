@@ -45,7 +45,8 @@ struct ws_spool_file;
 ws_err_t ws_spool_begin(struct ws_spool *s, const char *query_id, int64_t batch_id,
                         struct ws_spool_file **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
 ws_err_t ws_spool_write(void *spool_file, const void *buf, size_t len); /* ws_write_fn */
-/* fsync + rename into place; *path (owned by the spool file) names the durable file. */
+/* fsync + rename into place; *path (owned by the spool file) names the file. The rename is made
+ * durable by the envelope's (ws_spool_put_envelope, same directory, one directory fsync). */
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf,
                          size_t errlen) WS_MUST_CHECK;
 void ws_spool_abort(struct ws_spool_file *f);

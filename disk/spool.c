@@ -602,7 +602,13 @@ static void flush_and_sync(struct ws_spool_file *f)
         b->busy = false;
 }
 
-static ws_err_t file_commit(struct ws_spool_file *f, char *errbuf, size_t errlen)
+/*
+ * Flush, fsync, rename into place; the directory fsync only with sync_dir: the evidence is
+ * renamed without it, because its envelope is renamed into the same directory next and that
+ * directory fsync makes both renames durable — a window is complete in the spool only once its
+ * envelope is (ws_spool_lookup), and a crash between the two renames leaves it incomplete.
+ */
+static ws_err_t file_commit(struct ws_spool_file *f, bool sync_dir, char *errbuf, size_t errlen)
 {
     char dir[PATH_MAX];
     struct stat st;
@@ -631,7 +637,7 @@ static ws_err_t file_commit(struct ws_spool_file *f, char *errbuf, size_t errlen
         f->spool->nospace = false;
         note_bytes(f->spool);
     }
-    return ws_fsync_dir(dir, errbuf, errlen);
+    return sync_dir ? ws_fsync_dir(dir, errbuf, errlen) : WS_OK;
 }
 
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf, size_t errlen)
@@ -639,7 +645,7 @@ ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbu
     ws_err_t err;
 
     assert(file_ok(f));
-    err = file_commit(f, errbuf, errlen);
+    err = file_commit(f, false, errbuf, errlen);
 
     if (!err)
         *path = f->path;
@@ -688,7 +694,7 @@ ws_err_t ws_spool_put_envelope(struct ws_spool *s, const char *query_id, int64_t
     if ((err = ws_spool_write(f, env, len)))
         ws_fail(err, errbuf, errlen, "spool envelope: %s", ws_strerror(err));
     else
-        err = file_commit(f, errbuf, errlen);
+        err = file_commit(f, true, errbuf, errlen);
     ws_spool_file_free(f);
     return err;
 }

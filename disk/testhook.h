@@ -13,7 +13,11 @@
  * spool_envelope (evidence durable, envelope not yet), spool_remove (envelope removed from the
  * spool, evidence not yet), sink_published (one sink holds the window, the next does not yet),
  * head_published (every sink and the chain head hold it, the offset is not committed),
- * deadlettered (the dead letter is acknowledged, the offset is not committed).
+ * deadlettered (the dead letter is acknowledged, the offset is not committed); where a window
+ * changes hands in the pipeline: store_worker (a store worker took it, no object store written
+ * by it yet), stored (every object store holds it, back on the engine thread, the topic not
+ * yet), topic_submitted and head_submitted (the message is with the producer, its delivery
+ * report not yet served: other windows of other queries are in flight around it).
  *
  * Home: the points are in disk/spool.c and engine/engine.c, so the hook lives in the lower of
  * the two modules and engine/ includes this header directly (window/ stays free of process

@@ -6,7 +6,11 @@
  * to the lowest offset still in hand (or one past the highest seen when none is), so a window
  * held for a gap, retrying or on a stopped chain keeps every later notification of its
  * partition uncommitted too: after a crash they all come again, and I2 makes that harmless.
- * Commits never go backwards (committed only grows until a rebalance resets it).
+ * Commits never go backwards (committed only grows until a rebalance resets it). They are
+ * batched: a step marks the partitions whose lowest offset moved, and eng_commit sends one
+ * asynchronous commit per such partition at the end of the step — no window waits for the
+ * group coordinator, and a lost commit is covered by the next one (or replayed harmlessly after
+ * a crash, I2). At shutdown the last one is synchronous.
  */
 #include "engine/internal.h"
 
@@ -63,21 +67,6 @@ int64_t eng_inflight_next(const struct inflight *p)
     return next;
 }
 
-static void commit_partition(struct ws_engine *e, struct inflight *p)
-{
-    int64_t next = eng_inflight_next(p);
-    char errbuf[256];
-
-    if (next <= p->committed || next <= 0)
-        return;
-    if (ws_kafka_consumer_commit(e->consumer, p->partition, next, errbuf, sizeof errbuf)) {
-        ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"", p->partition,
-               (long long)next, errbuf);
-        return;
-    }
-    p->committed = next;
-}
-
 void eng_inflight_done(struct ws_engine *e, int32_t partition, int64_t offset)
 {
     struct inflight *p = part_get(e, partition);
@@ -88,9 +77,34 @@ void eng_inflight_done(struct ws_engine *e, int32_t partition, int64_t offset)
         if (p->offs[i] == offset) {
             p->offs[i] = p->offs[--p->n];
             e->in_hand--;
+            p->dirty = true;
             break;
         }
-    commit_partition(e, p);
+}
+
+void eng_commit(struct ws_engine *e, bool sync)
+{
+    char errbuf[256];
+
+    for (size_t i = 0; i < e->nparts; i++) {
+        struct inflight *p = &e->parts[i];
+        int64_t next;
+
+        if (!p->dirty)
+            continue;
+        p->dirty = false;
+        next = eng_inflight_next(p);
+        if (next <= p->committed || next <= 0)
+            continue;
+        if (ws_kafka_consumer_commit_offset(e->consumer, p->partition, next, sync, errbuf,
+                                            sizeof errbuf)) {
+            ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"",
+                   p->partition, (long long)next, errbuf);
+            p->dirty = true; /* try again next step */
+            continue;
+        }
+        p->committed = next;
+    }
 }
 
 void eng_inflight_reset(struct ws_engine *e)
@@ -100,6 +114,7 @@ void eng_inflight_reset(struct ws_engine *e)
         e->parts[i].n = 0;
         e->parts[i].seen_max = -1;
         e->parts[i].committed = -1;
+        e->parts[i].dirty = false;
     }
 }
 

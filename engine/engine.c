@@ -15,13 +15,23 @@
  *     │                 rename; statement, signature, envelope spooled
  *     │                                   │  not retained / unknown topic: ST_DEADLETTER
  *     │                                   ▼
- *     │                 ST_SPOOLED ──eng_publish (publish.c)──► every sink (sinks_done bits),
- *     │                 checkpoint, chain head acknowledged (head_done) ──► ST_DONE
+ *     │                 ST_SPOOLED ──eng_pool_submit (pool.c)──► ST_STORING: a store worker
+ *     │                 runs eng_store (publish.c): every object store + checkpoint (sinks_done)
+ *     │                                   ▼ stored(), back on this thread
+ *     │                 ST_STORED ──eng_topic_submit/done──► the attestations topic (report)
+ *     │                 ST_HEAD ──eng_head_submit/done──► chain head acknowledged ──► ST_DONE
  *     ▼
  *   ST_DEADLETTER ──eng_deadletter (intake.c)──► record acknowledged ──► ST_DONE
  *
  *   ST_DONE ──retire (here)──► out of hand: its partition committed up to the lowest offset
  *   still in hand (commit.c), the spool entry removed.
+ *
+ * Nothing here waits on a round trip: a window out with a store worker or with a message in
+ * flight leaves its query where it is, and the loop goes on with the other queries (windows of
+ * different queries proceed concurrently, up to engine.max_windows_in_flight in the object
+ * stores at once; within a query they stay in batch order, one past the spool at a time, each
+ * linked to the one before). Commits are batched, one asynchronous commit per moved partition
+ * at the end of a step (commit.c). Building a window (fetch, hash, spool) still runs here.
  *
  * A failed arrow goes to one place, failed() below: retriable -> backoff, the window waits;
  * permanent while building -> dead-letter; permanent while publishing -> the query's chain
@@ -48,8 +58,10 @@
  * heads are reloaded: with the eager protocol, fetching restarts from the committed offsets, so
  * the dropped notifications come again and I2 makes reprocessing harmless.
  *
- * Thread: everything here runs on the caller's thread; ws_engine_stop may be called from a
- * signal handler.
+ * Thread: everything here runs on the caller's thread, except eng_store on the store workers
+ * (pool.c says what they may touch); ws_engine_stop may be called from a signal handler. After
+ * a stop, windows already past the spool are finished (bounded by STOP_GRACE_MS); the rest wait
+ * in the spool or in Kafka for the next run.
  */
 #include "engine/internal.h"
 #include "disk/testhook.h"
@@ -69,6 +81,7 @@ static bool check_queue(const struct ws_engine *e, const struct query *q, size_t
 {
     const struct pending *prev_queued = NULL;
     unsigned all = e->nsinks >= 32 ? ~0u : (1u << e->nsinks) - 1;
+    unsigned topic = 1u << (e->nsinks - 1);
 
     for (const struct pending *p = q->queue; p; p = p->next) {
         const struct inflight *part = NULL;
@@ -83,13 +96,29 @@ static bool check_queue(const struct ws_engine *e, const struct query *q, size_t
                 return false; /* I5: queued batches wait in batch order */
             prev_queued = p;
             break;
+        case ST_STORING: /* a store worker's now: its fields are not ours to read */
+            if (p != q->queue)
+                return false;
+            break;
         case ST_SPOOLED:
-            if (!p->envelope || !p->evidence_path[0] || (p->sinks_done & ~all) ||
-                (p->head_done && p->sinks_done != all))
-                return false; /* the head goes out only once every sink holds the window */
+        case ST_STORED:
+        case ST_HEAD:
+            if (!p->envelope || !p->evidence_path[0] || (p->sinks_done & ~all) || p->head_done)
+                return false;
+            /* the topic (last sink) only after every object store, the head only after all */
+            if (p->stage == ST_STORED && (p->sinks_done | topic) != all)
+                return false;
+            if (p->stage == ST_HEAD && p->sinks_done != all)
+                return false;
+            if (p->stage == ST_SPOOLED && (p->sinks_done & topic))
+                return false;
+            if (p->dv && p->stage != ST_STORED && p->stage != ST_HEAD)
+                return false;
+            if (p != q->queue)
+                return false; /* one window of a query past its turn at a time */
             break;
         case ST_DEADLETTER:
-            if (p->sinks_done || p->head_done || !p->dlq_reason[0])
+            if (p->sinks_done || p->head_done || !p->dlq_reason[0] || p->dv)
                 return false;
             break;
         case ST_DONE:
@@ -181,6 +210,14 @@ static ws_err_t load_heads(struct ws_engine *e)
 static void drop_all(struct ws_engine *e)
 {
     struct pending *p, *nx;
+    struct query *wq;
+
+    /* the store workers hand back what they hold first: nothing may be freed under them */
+    while (eng_pool_busy(e->pool)) {
+        while (eng_pool_done(e->pool, &wq))
+            ;
+        ws_kafka_producer_poll(e->producer, 1);
+    }
 
     for (struct query *q = e->queries; q; q = q->next) {
         for (p = q->queue; p; p = nx) {
@@ -216,6 +253,13 @@ static void backoff(struct ws_engine *e, struct pending *p)
     ws_metrics_add(e->metrics, "windowseal_retries_total", NULL, 1);
 }
 
+static const char *stage_name(enum stage s)
+{
+    static const char *const names[] = {"queued", "spooled",    "storing", "stored",
+                                        "head",   "deadletter", "done"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
 /*
  * A transition failed with err: the one place that decides what that means. Returns true when
  * the queue must wait (a retry is scheduled, or the chain stopped), false when the window moved
@@ -225,9 +269,10 @@ static bool failed(struct ws_engine *e, struct query *q, struct pending *p, ws_e
                    const char *why)
 {
     if (p->stage == ST_DEADLETTER || ws_err_retriable(err)) {
-        if (p->stage == ST_QUEUED)
-            ws_log(WS_LOG_WARN, "window_retry", "query=%s batch=%lld attempt=%u reason=\"%s\"",
-                   q->id, (long long)p->n.batch_id, p->attempts + 1, why);
+        if (p->stage != ST_DEADLETTER)
+            ws_log(WS_LOG_WARN, "window_retry",
+                   "query=%s batch=%lld stage=%s attempt=%u reason=\"%s\"", q->id,
+                   (long long)p->n.batch_id, stage_name(p->stage), p->attempts + 1, why);
         backoff(e, p);
         return true;
     }
@@ -302,27 +347,76 @@ static bool step_queued(struct ws_engine *e, struct query *q, struct pending *p,
     return true;
 }
 
-/* Move the head of one query's queue along as far as it goes now. */
+/*
+ * ST_STORED and ST_HEAD: the message in flight, or the next one to send. False: the queue waits
+ * (for the report, a retry, or a stopped chain).
+ */
+static bool step_produce(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                         size_t errlen)
+{
+    bool topic = p->stage == ST_STORED;
+    ws_err_t err;
+
+    if (!p->dv) {
+        err = topic ? eng_topic_submit(e, q, p, errbuf, errlen)
+                    : eng_head_submit(e, q, p, errbuf, errlen);
+        if (err && err != WS_ERR_AGAIN) /* AGAIN: the producer's queue drains as reports come */
+            failed(e, q, p, err, errbuf);
+        else if (!err)
+            WS_TEST_HOOK(topic ? "topic_submitted" : "head_submitted");
+        return false; /* sent: the report comes in a later step */
+    }
+    if (!p->dv->done)
+        return false;
+    err = topic ? eng_topic_done(e, q, p, errbuf, errlen) : eng_head_done(e, q, p, errbuf, errlen);
+    free(p->dv);
+    p->dv = NULL;
+    if (err) {
+        failed(e, q, p, err, errbuf);
+        return false;
+    }
+    p->attempts = 0;
+    p->stage = topic ? ST_HEAD : ST_DONE;
+    return true;
+}
+
+/*
+ * Move the head of one query's queue along as far as it goes now, without waiting on anything:
+ * a window out with a store worker or a message in flight leaves the query where it is and the
+ * loop goes on with the next query. After stop, only windows already past the spool finish.
+ */
 static void advance_query(struct ws_engine *e, struct query *q)
 {
     char errbuf[1024];
     ws_err_t err;
 
-    while (q->queue && !q->stopped && !e->stop) {
+    while (q->queue && !q->stopped) {
         struct pending *p = q->queue;
         int64_t now = ws_clock_ms();
 
         if (p->next_attempt > now)
             return;
-        if (p->stage == ST_QUEUED && !step_queued(e, q, p, now, errbuf, sizeof errbuf))
-            return;
-        if (p->stage == ST_SPOOLED) {
-            if ((err = eng_publish(e, q, p, errbuf, sizeof errbuf)) && failed(e, q, p, err, errbuf))
+        if (e->stop &&
+            (p->stage == ST_QUEUED || p->stage == ST_SPOOLED || p->stage == ST_DEADLETTER))
+            return; /* not started: it stays in the spool / in Kafka for the next run */
+        switch (p->stage) {
+        case ST_QUEUED:
+            if (!step_queued(e, q, p, now, errbuf, sizeof errbuf))
                 return;
-            if (!err)
-                p->stage = ST_DONE;
-        }
-        if (p->stage == ST_DEADLETTER) {
+            continue;
+        case ST_SPOOLED:
+            if (!eng_pool_submit(e->pool, q, p))
+                return; /* every worker busy: its turn comes when one is free */
+            p->stage = ST_STORING;
+            return;
+        case ST_STORING:
+            return; /* the worker hands it back through stored() */
+        case ST_STORED:
+        case ST_HEAD:
+            if (!step_produce(e, q, p, errbuf, sizeof errbuf))
+                return;
+            continue;
+        case ST_DEADLETTER:
             if ((err = eng_deadletter(e, p, errbuf, sizeof errbuf)) && failed(e, q, p, err, errbuf))
                 return;
             /* a refused batch is not waited for again: later ones go on (with a gap) */
@@ -330,10 +424,43 @@ static void advance_query(struct ws_engine *e, struct query *q)
                 p->n.batch_id + 1 > q->no_wait_below)
                 q->no_wait_below = p->n.batch_id + 1;
             p->stage = ST_DONE;
-        }
-        if (p->stage == ST_DONE)
+            continue;
+        case ST_DONE:
             retire(e, q, p);
+            continue;
+        }
     }
+}
+
+/* Windows the store workers finished: ST_STORING -> ST_STORED, or back to ST_SPOOLED. */
+static void stored(struct ws_engine *e)
+{
+    struct pending *p;
+    struct query *q;
+
+    while ((p = eng_pool_done(e->pool, &q))) {
+        assert(p->stage == ST_STORING && q->queue == p);
+        if (p->job_err == WS_OK) {
+            WS_TEST_HOOK("stored");
+            p->stage = ST_STORED;
+            p->attempts = 0;
+            continue;
+        }
+        p->stage = ST_SPOOLED;
+        e->stats.sink_failures++;
+        failed(e, q, p, p->job_err, p->job_why);
+    }
+}
+
+/* Anything past the spool and not done: what a stop waits for, and what makes polls short. */
+static bool in_flight(const struct ws_engine *e)
+{
+    if (eng_pool_busy(e->pool))
+        return true;
+    for (const struct query *q = e->queries; q; q = q->next)
+        if (q->queue && !q->stopped && (q->queue->stage == ST_STORED || q->queue->stage == ST_HEAD))
+            return true;
+    return false;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -370,6 +497,9 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
     ws_err_t err = WS_OK;
     uint64_t gen;
 
+    /* windows in flight: only a short look at the consumer, they need the loop */
+    if (in_flight(e) && timeout_ms > 1)
+        timeout_ms = 1;
     if (!e->stop && !ws_spool_full(e->spool) && e->in_hand < MAX_IN_HAND) {
         err = ws_kafka_consumer_poll(e->consumer, timeout_ms, &m, errbuf, sizeof errbuf);
         gen = ws_kafka_consumer_generation(e->consumer);
@@ -406,24 +536,36 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
                    (unsigned long long)ws_spool_bytes(e->spool), e->in_hand,
                    e->in_hand >= MAX_IN_HAND ? "too many notifications in hand" : "spool full");
         }
-        struct timespec ts = {0, 10 * 1000000};
+        struct timespec ts = {0, (in_flight(e) ? 1 : 10) * 1000000};
         nanosleep(&ts, NULL);
     }
+    ws_kafka_producer_poll(e->producer, 0); /* delivery reports of heads and attestations */
+    stored(e);
     advance_query(e, &e->orphans);
     for (struct query *q = e->queries; q; q = q->next)
         advance_query(e, q);
-    ws_kafka_producer_poll(e->producer, 0);
+    eng_commit(e, false);
     refresh_gauges(e);
     engine_check(e);
     return err;
 }
 
+/* How long a stop waits for the windows already past the spool (they resume from it anyway). */
+#define STOP_GRACE_MS 30000
+
 ws_err_t ws_engine_run(struct ws_engine *e)
 {
     ws_err_t err = WS_OK;
 
-    while (!e->stop && !err)
+    while (!err) {
+        if (e->stop) {
+            if (!e->stop_at)
+                e->stop_at = ws_clock_ms();
+            if (!in_flight(e) || ws_clock_ms() - e->stop_at > STOP_GRACE_MS)
+                break;
+        }
         err = ws_engine_step(e, 100);
+    }
     return err;
 }
 
@@ -434,6 +576,8 @@ void ws_engine_stop(struct ws_engine *e)
 
 bool ws_engine_idle(const struct ws_engine *e)
 {
+    if (eng_pool_busy(e->pool))
+        return false;
     if (e->orphans.queue)
         return false;
     for (const struct query *q = e->queries; q; q = q->next)
@@ -450,6 +594,19 @@ void ws_engine_get_stats(const struct ws_engine *e, struct ws_engine_stats *st)
 const char *ws_engine_keyid(const struct ws_engine *e)
 {
     return e->key.keyid;
+}
+
+/* The producer's topics looked up before the first window needs them (kafka.h says why). */
+static void prepare_topics(struct ws_engine *e)
+{
+    const char *topics[] = {e->cfg->attestations_topic, e->cfg->heads_topic,
+                            e->cfg->deadletter_topic};
+    char errbuf[256];
+
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
+        if (ws_kafka_producer_prepare(e->producer, topics[i], 1000, errbuf, sizeof errbuf))
+            ws_log(WS_LOG_WARN, "topic_prepare_failed", "topic=%s reason=\"%s\"", topics[i],
+                   errbuf);
 }
 
 static enum ws_io_mode io_mode(const char *s)
@@ -510,6 +667,9 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     if ((err = ws_sink_create(&kafka_sink, &sink_ctx, &e->sinks[e->nsinks], errbuf, errlen)))
         goto fail;
     e->nsinks++;
+    if ((err = eng_pool_new(e, (unsigned)cfg->max_windows_in_flight, &e->pool, errbuf, errlen)))
+        goto fail;
+    prepare_topics(e);
     if ((err = ws_metrics_start(cfg->metrics_listen, &e->metrics, errbuf, errlen)))
         goto fail;
     /* counters of what real Spark sends are exported from the start, so rate() sees the first */
@@ -530,7 +690,10 @@ void ws_engine_destroy(struct ws_engine *e)
 
     if (!e)
         return;
+    if (e->consumer)
+        eng_commit(e, true); /* the last offsets done, synchronously */
     drop_all(e);
+    eng_pool_destroy(e->pool);
     for (q = e->queries; q; q = nq) {
         nq = q->next;
         free(q);

@@ -27,6 +27,10 @@ void eng_pending_free(struct pending *p)
     free(p->key);
     free(p->value);
     free(p->envelope);
+    if (p->dv && !p->dv->done)
+        p->dv->abandoned = true; /* its report is still to come: it frees the delivery */
+    else
+        free(p->dv);
     free(p);
 }
 

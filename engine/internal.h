@@ -30,7 +30,10 @@ _Static_assert(MAX_SINKS <= 32, "sinks_done holds one bit per sink");
 /* A notification's stage (the diagram atop engine.c); each arrow is one function. */
 enum stage {
     ST_QUEUED,     /* parsed, in its query's queue, waiting for its turn */
-    ST_SPOOLED,    /* artifacts durable in the spool: being published (sinks_done, head_done) */
+    ST_SPOOLED,    /* artifacts durable in the spool, waiting for a store worker */
+    ST_STORING,    /* a store worker has it: the object stores (sinks_done bits) */
+    ST_STORED,     /* every object store holds it: the attestations topic (dv in flight) */
+    ST_HEAD,       /* every sink holds it: the chain head being acknowledged (dv in flight) */
     ST_DEADLETTER, /* refused: its dead-letter record is being produced */
     ST_DONE,       /* attested, duplicate or dead-lettered: its offset may be committed */
 };
@@ -57,6 +60,9 @@ struct pending {
     bool head_done;
     struct ws_head new_head;
     uint64_t window_records, window_bytes;
+    struct ws_kafka_delivery *dv; /* ST_STORED, ST_HEAD: the message in flight (heap) */
+    ws_err_t job_err;             /* ST_STORING: the store worker's outcome ... */
+    char job_why[512];            /* ... and its reason */
     struct pending *next; /* in its query's queue: by batch id, or in arrival order (orphans) */
 };
 
@@ -74,8 +80,9 @@ struct inflight { /* offsets in hand, per partition of the notifications topic *
     int32_t partition;
     int64_t *offs;
     size_t n, cap;
-    int64_t seen_max; /* highest offset polled */
-    int64_t committed;
+    int64_t seen_max;  /* highest offset polled */
+    int64_t committed; /* last offset sent to the group coordinator */
+    bool dirty;        /* an offset left hand since the last commit */
 };
 
 struct ws_engine {
@@ -101,10 +108,24 @@ struct ws_engine {
     struct ws_metrics *metrics;
     int64_t last_gauges; /* when the gauges were last refreshed */
     struct ws_notif_opts nopts;
+    struct eng_pool *pool; /* the store workers */
+    int64_t stop_at;       /* when stop was first seen: in-flight windows get a bounded time */
 };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Shared between the engine's files                                                            */
+
+/* pool.c: the store workers (engine.max_windows_in_flight threads). */
+struct eng_pool;
+ws_err_t eng_pool_new(struct ws_engine *e, unsigned nworkers, struct eng_pool **out, char *errbuf,
+                      size_t errlen) WS_MUST_CHECK;
+/* Hand p over (ST_STORING); false when every worker is busy. */
+bool eng_pool_submit(struct eng_pool *pl, struct query *q, struct pending *p);
+/* A finished window (its job_err and job_why set), or NULL; never blocks. */
+struct pending *eng_pool_done(struct eng_pool *pl, struct query **q);
+unsigned eng_pool_busy(const struct eng_pool *pl);
+bool eng_pool_full(const struct eng_pool *pl);
+void eng_pool_destroy(struct eng_pool *pl); /* after every window was taken back */
 
 /* commit.c: offsets in hand, per partition; commits up to the lowest one in hand (I1). */
 bool eng_inflight_add(struct ws_engine *e, int32_t partition, int64_t offset);
@@ -113,6 +134,9 @@ void eng_inflight_reset(struct ws_engine *e); /* after a rebalance: nothing in h
 void eng_inflight_free(struct ws_engine *e);
 /* The offset to commit for a partition: the lowest in hand, else one past the highest seen. */
 int64_t eng_inflight_next(const struct inflight *p);
+/* Commit every partition whose offset moved since the last call: once a step, asynchronously
+ * (sync at shutdown). A later commit covers a lost one; none is ever ahead (I1). */
+void eng_commit(struct ws_engine *e, bool sync);
 
 /* intake.c */
 ws_err_t eng_intake(struct ws_engine *e, const struct ws_kafka_msg *m) WS_MUST_CHECK;
@@ -134,8 +158,16 @@ bool eng_extends_chain(const struct query *q, const struct pending *p, const str
                        const struct ws_head *next);
 
 /* publish.c */
-ws_err_t eng_publish(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
-                     size_t errlen) WS_MUST_CHECK;
+ws_err_t eng_store(struct ws_engine *e, struct ws_sink *const *sinks, const struct query *q,
+                   struct pending *p, char *errbuf, size_t errlen) WS_MUST_CHECK;
+ws_err_t eng_topic_submit(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                          size_t errlen) WS_MUST_CHECK;
+ws_err_t eng_topic_done(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                        size_t errlen) WS_MUST_CHECK;
+ws_err_t eng_head_submit(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                         size_t errlen) WS_MUST_CHECK;
+ws_err_t eng_head_done(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                       size_t errlen) WS_MUST_CHECK;
 /* A batch at or behind the chain head: duplicate (ST_DONE) or conflict (ST_DEADLETTER). */
 void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p);
 

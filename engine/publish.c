@@ -2,12 +2,17 @@
  * publish.c — ST_SPOOLED -> ST_DONE: a window into every sink, the checkpoint, the chain head
  * (I1, I3); and what a batch at or behind the chain head is (duplicate or conflict, FORMAT.md §9).
  *
- * Sinks are written in order, object stores first and the attestations topic last (an envelope
- * on the topic means the objects exist); sinks_done remembers which hold the window, so a retry
- * resumes where the last attempt failed. Object stores write once; an existing envelope with
- * other bytes is adopted only if it verifies and holds this chain position (eng_extends_chain),
- * and only before any sink took ours. Then the new chain head is produced and acknowledged, and
- * only then does the query's head move (I3) and the notification become committable (I1).
+ * Three steps, none of which blocks the engine thread:
+ *   eng_store        on a store worker (pool.c): the object stores in order, each followed by
+ *                    the query's checkpoint; sinks_done remembers which hold the window, so a
+ *                    retry resumes where the last attempt failed
+ *   eng_topic_*      the attestations topic last (an envelope on the topic means the objects
+ *                    exist), submitted and completed through the producer's delivery report
+ *   eng_head_*       then the new chain head, likewise; only its acknowledgement moves the
+ *                    query's head (I3) and makes the notification committable (I1)
+ * Object stores write once; an existing envelope with other bytes is adopted only if it
+ * verifies and holds this chain position (eng_extends_chain), and only before any sink took
+ * ours.
  */
 #include "engine/internal.h"
 #include "disk/testhook.h"
@@ -16,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* How long a chain head may wait for Kafka's acknowledgement before the window is retried. */
-#define DELIVERY_WAIT_MS 120000
 
 static void window_metrics(struct ws_engine *e, const struct query *q, const struct pending *p)
 {
@@ -34,22 +36,6 @@ static void window_metrics(struct ws_engine *e, const struct query *q, const str
     ws_metrics_set(e->metrics, "windowseal_chain_length", l, (double)q->head.log.size);
     ws_metrics_observe(e->metrics, "windowseal_window_latency_seconds", NULL,
                        ((double)now.tv_sec * 1e3 + now.tv_nsec / 1e6 - (double)p->timestamp) / 1e3);
-}
-
-/* The query's new chain head, acknowledged by the heads topic (key = query id) (I3). */
-static ws_err_t publish_head(struct ws_engine *e, struct pending *p, char *errbuf, size_t errlen)
-{
-    char *json = NULL;
-    size_t len = 0;
-    ws_err_t err = ws_head_encode(&p->new_head, &json, &len);
-
-    if (err)
-        return ws_fail(err, errbuf, errlen, "chain head: %s", ws_strerror(err));
-    err = ws_kafka_produce_sync(e->producer, e->cfg->heads_topic, -1, p->n.query_id,
-                                strlen(p->n.query_id), json, len, NULL, 0, DELIVERY_WAIT_MS, errbuf,
-                                errlen);
-    free(json);
-    return err;
 }
 
 /*
@@ -118,63 +104,153 @@ static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pen
     return WS_OK;
 }
 
-/* ST_SPOOLED -> ST_DONE: every sink (in order, resuming where a retry left off), then the head. */
-ws_err_t eng_publish(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
-                     size_t errlen)
+static void artifact(const struct query *q, const struct pending *p, char window_id[],
+                     struct ws_artifact *a)
+{
+    ws_window_id(q->id, p->n.batch_id, window_id);
+    *a = (struct ws_artifact){q->id,       p->n.batch_id,   window_id,
+                              p->envelope, p->envelope_len, p->evidence_path};
+}
+
+static void sink_failed(struct ws_engine *e, const struct query *q, const char *window_id,
+                        struct ws_sink *s, ws_err_t err, const char *why)
+{
+    const char *class = ws_err_retriable(err) ? "retriable" : "permanent";
+    char l[160];
+
+    snprintf(l, sizeof l, "sink=\"%s\",class=\"%s\"", ws_sink_label(s), class);
+    ws_metrics_add(e->metrics, "windowseal_sink_failures_total", l, 1);
+    ws_log(WS_LOG_WARN, "sink_failed", "query=%s window=%s sink=%s class=%s reason=\"%s\"", q->id,
+           window_id, ws_sink_label(s), class, why);
+}
+
+static void sink_published(struct ws_engine *e, struct pending *p, size_t i)
+{
+    char l[96];
+
+    p->sinks_done |= 1u << i;
+    WS_TEST_HOOK("sink_published");
+    snprintf(l, sizeof l, "sink=\"%s\"", ws_sink_label(e->sinks[i]));
+    ws_metrics_add(e->metrics, "windowseal_sink_publishes_total", l, 1);
+}
+
+/*
+ * On a store worker (pool.c), with that worker's own sink instances: every object store that
+ * does not hold the window yet, in order, each followed by the query's checkpoint.
+ */
+ws_err_t eng_store(struct ws_engine *e, struct ws_sink *const *sinks, const struct query *q,
+                   struct pending *p, char *errbuf, size_t errlen)
 {
     char window_id[WS_WINDOW_ID_MAX];
-    struct ws_artifact a = {0};
+    struct ws_artifact a;
     ws_err_t err;
 
-    ws_window_id(q->id, p->n.batch_id, window_id);
-    a.query_id = q->id;
-    a.batch_id = p->n.batch_id;
-    a.window_id = window_id;
-    a.envelope = p->envelope;
-    a.envelope_len = p->envelope_len;
-    a.evidence_path = p->evidence_path;
-    for (size_t i = 0; i < e->nsinks; i++) {
+    artifact(q, p, window_id, &a);
+    for (size_t i = 0; i + 1 < e->nsinks; i++) {
         if (p->sinks_done & (1u << i))
             continue;
-        err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
+        err = ws_sink_publish(sinks[i], &a, errbuf, errlen);
         if (err == WS_ERR_EXISTS_DIFFERENT &&
-            try_adopt(e, q, p, e->sinks[i], errbuf, errlen) == WS_OK) {
-            a.envelope = p->envelope;
-            a.envelope_len = p->envelope_len;
-            err = ws_sink_publish(e->sinks[i], &a, errbuf, errlen);
+            try_adopt(e, q, p, sinks[i], errbuf, errlen) == WS_OK) {
+            artifact(q, p, window_id, &a);
+            err = ws_sink_publish(sinks[i], &a, errbuf, errlen);
         }
         if (!err)
-            err = put_checkpoint(e, q, p, e->sinks[i], errbuf, errlen);
+            err = put_checkpoint(e, q, p, sinks[i], errbuf, errlen);
         if (err) {
-            char l[160];
-            snprintf(l, sizeof l, "sink=\"%s\",class=\"%s\"", ws_sink_label(e->sinks[i]),
-                     ws_err_retriable(err) ? "retriable" : "permanent");
-            ws_metrics_add(e->metrics, "windowseal_sink_failures_total", l, 1);
-            e->stats.sink_failures++;
-            ws_log(WS_LOG_WARN, "sink_failed", "query=%s window=%s sink=%s class=%s reason=\"%s\"",
-                   q->id, window_id, ws_sink_label(e->sinks[i]),
-                   ws_err_retriable(err) ? "retriable" : "permanent", errbuf);
+            sink_failed(e, q, window_id, sinks[i], err, errbuf);
             return err;
         }
-        p->sinks_done |= 1u << i;
-        WS_TEST_HOOK("sink_published");
-        {
-            char l[96];
-            snprintf(l, sizeof l, "sink=\"%s\"", ws_sink_label(e->sinks[i]));
-            ws_metrics_add(e->metrics, "windowseal_sink_publishes_total", l, 1);
-        }
+        sink_published(e, p, i);
     }
-    if (!p->head_done) {
-        if ((err = publish_head(e, p, errbuf, errlen)))
-            return err;
-        p->head_done = true;
-        WS_TEST_HOOK("head_published");
+    return WS_OK;
+}
+
+/* A delivery for p's next message; the previous one, if any, is done with. */
+static struct ws_kafka_delivery *new_delivery(struct pending *p)
+{
+    free(p->dv);
+    return p->dv = calloc(1, sizeof *p->dv);
+}
+
+/* ST_STORED: the envelope on its way to the attestations topic (the last sink). */
+ws_err_t eng_topic_submit(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                          size_t errlen)
+{
+    char window_id[WS_WINDOW_ID_MAX];
+    struct ws_artifact a;
+    ws_err_t err;
+
+    if (!new_delivery(p))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
+    artifact(q, p, window_id, &a);
+    if ((err = ws_sink_submit(e->sinks[e->nsinks - 1], &a, p->dv, errbuf, errlen))) {
+        free(p->dv);
+        p->dv = NULL;
     }
+    return err;
+}
+
+/* ST_STORED: the topic's report came; WS_OK: every sink holds the window. */
+ws_err_t eng_topic_done(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                        size_t errlen)
+{
+    struct ws_sink *topic = e->sinks[e->nsinks - 1];
+    char window_id[WS_WINDOW_ID_MAX];
+    ws_err_t err = p->dv->err;
+
+    if (err) {
+        ws_window_id(q->id, p->n.batch_id, window_id);
+        ws_fail(err, errbuf, errlen, "%s: %s", ws_sink_label(topic), p->dv->reason);
+        sink_failed(e, q, window_id, topic, err, errbuf);
+        e->stats.sink_failures++;
+        return err;
+    }
+    sink_published(e, p, e->nsinks - 1);
+    return WS_OK;
+}
+
+/* ST_HEAD: the query's new chain head on its way to the heads topic (key = query id) (I3). */
+ws_err_t eng_head_submit(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                         size_t errlen)
+{
+    char *json = NULL;
+    size_t len = 0;
+    ws_err_t err = ws_head_encode(&p->new_head, &json, &len);
+
+    if (err)
+        return ws_fail(err, errbuf, errlen, "chain head: %s", ws_strerror(err));
+    if (!new_delivery(p)) {
+        free(json);
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
+    }
+    err = ws_kafka_produce(e->producer, e->cfg->heads_topic, -1, q->id, strlen(q->id), json, len,
+                           NULL, 0, p->dv, errbuf, errlen);
+    free(json);
+    if (err) {
+        free(p->dv);
+        p->dv = NULL;
+    }
+    return err;
+}
+
+/* ST_HEAD, its report came: on success the query's head moves (I3) and the window is done. */
+ws_err_t eng_head_done(struct ws_engine *e, struct query *q, struct pending *p, char *errbuf,
+                       size_t errlen)
+{
+    char window_id[WS_WINDOW_ID_MAX];
+
+    if (p->dv->err)
+        return ws_fail(p->dv->err, errbuf, errlen, "heads topic %s: %s", e->cfg->heads_topic,
+                       p->dv->reason);
+    p->head_done = true;
+    WS_TEST_HOOK("head_published");
     q->head = p->new_head;
     q->has_head = true;
     ws_spool_remove(e->spool, q->id, p->n.batch_id);
     e->stats.windows++;
     window_metrics(e, q, p);
+    ws_window_id(q->id, p->n.batch_id, window_id);
     ws_log(WS_LOG_INFO, "window_attested", "query=%s window=%s chain_length=%llu", q->id, window_id,
            (unsigned long long)q->head.log.size);
     return WS_OK;

@@ -247,6 +247,13 @@ bool ws_kafka_consumer_owns(const struct ws_kafka_consumer *c, int32_t partition
 ws_err_t ws_kafka_consumer_commit(struct ws_kafka_consumer *c, int32_t partition,
                                   int64_t next_offset, char *errbuf, size_t errlen)
 {
+    return ws_kafka_consumer_commit_offset(c, partition, next_offset, true, errbuf, errlen);
+}
+
+ws_err_t ws_kafka_consumer_commit_offset(struct ws_kafka_consumer *c, int32_t partition,
+                                         int64_t next_offset, bool sync, char *errbuf,
+                                         size_t errlen)
+{
     rd_kafka_topic_partition_list_t *tpl;
     rd_kafka_resp_err_t kerr;
     ws_err_t err;
@@ -257,8 +264,8 @@ ws_err_t ws_kafka_consumer_commit(struct ws_kafka_consumer *c, int32_t partition
     if (!(tpl = rd_kafka_topic_partition_list_new(1)))
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
     rd_kafka_topic_partition_list_add(tpl, c->topic, partition)->offset = next_offset;
-    kerr = rd_kafka_commit(c->rk, tpl, 0 /* synchronous */);
-    if (!kerr)
+    kerr = rd_kafka_commit(c->rk, tpl, !sync);
+    if (!kerr && sync)
         kerr = tpl->elems[0].err;
     rd_kafka_topic_partition_list_destroy(tpl);
     if (!kerr)

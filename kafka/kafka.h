@@ -204,6 +204,13 @@ bool ws_kafka_consumer_owns(const struct ws_kafka_consumer *c, int32_t partition
  */
 ws_err_t ws_kafka_consumer_commit(struct ws_kafka_consumer *c, int32_t partition,
                                   int64_t next_offset, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/*
+ * The same, synchronous or not: with sync false the commit is only enqueued (librdkafka sends
+ * commits in order; its outcome is not reported — a later commit covers a lost one).
+ */
+ws_err_t ws_kafka_consumer_commit_offset(struct ws_kafka_consumer *c, int32_t partition,
+                                         int64_t next_offset, bool sync, char *errbuf,
+                                         size_t errlen) WS_MUST_CHECK;
 
 /*
  * Messages not yet returned by poll over the assigned partitions (high watermark - position),
@@ -277,6 +284,15 @@ ws_err_t ws_kafka_produce_sync(struct ws_kafka_producer *p, const char *topic, i
 int ws_kafka_producer_poll(struct ws_kafka_producer *p, int timeout_ms);
 /* Wait until every message is delivered (reports served). WS_ERR_TIMEOUT if some remain. */
 ws_err_t ws_kafka_producer_flush(struct ws_kafka_producer *p, int timeout_ms) WS_MUST_CHECK;
+/*
+ * Look a topic up now, so that the first message to it is sent at once: librdkafka 2.0.2's
+ * producer otherwise learns of a topic it has not produced to yet on a once-a-second timer, so
+ * a window's first attestation and first chain head each waited ~1 s (librdkafka issue #3202;
+ * bench_slowstore measured 999.7 ms). A failure is only logged by the caller: the timer still
+ * works.
+ */
+ws_err_t ws_kafka_producer_prepare(struct ws_kafka_producer *p, const char *topic, int timeout_ms,
+                                   char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Embedded broker (librdkafka's mock cluster, one broker)                                        */

@@ -196,6 +196,26 @@ ws_err_t ws_kafka_produce_sync(struct ws_kafka_producer *p, const char *topic, i
     return err;
 }
 
+ws_err_t ws_kafka_producer_prepare(struct ws_kafka_producer *p, const char *topic, int timeout_ms,
+                                   char *errbuf, size_t errlen)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t kerr;
+
+    if (!rkt)
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "topic %s: %s", topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
+    kerr = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms < 0 ? 0 : timeout_ms);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (kerr)
+        return ws_fail(ws_kafka_int_err(kerr), errbuf, errlen, "metadata for %s: %s", topic,
+                       rd_kafka_err2str(kerr));
+    return WS_OK;
+}
+
 int ws_kafka_producer_poll(struct ws_kafka_producer *p, int timeout_ms)
 {
     return rd_kafka_poll(p->rk, timeout_ms < 0 ? 0 : timeout_ms);

@@ -127,8 +127,13 @@ static ws_err_t write_all(int fd, const char *p, size_t n, const char *path, cha
     return WS_OK;
 }
 
-static ws_err_t write_atomic(const char *path, const struct source *src, char *errbuf,
-                             size_t errlen)
+/*
+ * tmp, fsync, rename; then the directory fsync that makes the rename durable, unless sync_dir is
+ * false because the caller renames another file into the same directory next and fsyncs it
+ * once for both (the evidence before its envelope).
+ */
+static ws_err_t write_atomic(const char *path, const struct source *src, bool sync_dir,
+                             char *errbuf, size_t errlen)
 {
     char tmp[PATH_MAX], dir[PATH_MAX], *buf = NULL;
     const char *slash = strrchr(path, '/');
@@ -168,7 +173,7 @@ static ws_err_t write_atomic(const char *path, const struct source *src, char *e
             ws_fail(ws_errno_local(errno), errbuf, errlen, "rename %s: %s", path, strerror(errno));
         goto out_unlink;
     }
-    err = fsync_parent(path, errbuf, errlen);
+    err = sync_dir ? fsync_parent(path, errbuf, errlen) : WS_OK;
     goto out_free;
 out_unlink:
     if (fd >= 0)
@@ -184,7 +189,7 @@ ws_err_t ws_file_write_atomic(const char *path, const void *data, size_t len, ch
 {
     struct source src = {.fd = -1, .mem = data, .size = len};
 
-    return write_atomic(path, &src, errbuf, errlen);
+    return write_atomic(path, &src, true, errbuf, errlen);
 }
 
 /*
@@ -242,13 +247,17 @@ out_close:
     return err;
 }
 
-static ws_err_t put_once(const char *path, const struct source *src, char *errbuf, size_t errlen)
+/* Write once: identical bytes already there are success (*wrote false). */
+static ws_err_t put_once(const char *path, const struct source *src, bool sync_dir, bool *wrote,
+                         char *errbuf, size_t errlen)
 {
     ws_err_t err = compare_existing(path, src, errbuf, errlen);
 
+    *wrote = false;
     if (err != WS_ERR_NOT_FOUND)
         return err;
-    return write_atomic(path, src, errbuf, errlen);
+    *wrote = true;
+    return write_atomic(path, src, sync_dir, errbuf, errlen);
 }
 
 static ws_err_t file_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
@@ -288,6 +297,7 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     struct source env = {.fd = -1, .mem = a->envelope, .size = a->envelope_len};
     char name[256], path[PATH_MAX];
     struct stat st;
+    bool wrote_ev, wrote_env;
     ws_err_t err;
 
     if ((ev.fd = open(a->evidence_path, O_RDONLY | O_CLOEXEC)) < 0)
@@ -300,13 +310,16 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     ev.size = (uint64_t)st.st_size;
     ws_object_name(a->query_id, a->batch_id, ".evidence.lz4", name);
     snprintf(path, sizeof path, "%s%s", f->dir, name);
-    err = put_once(path, &ev, errbuf, errlen);
+    /* one directory fsync for both renames: the envelope's (same directory, renamed second) */
+    err = put_once(path, &ev, false, &wrote_ev, errbuf, errlen);
     close(ev.fd);
     if (err)
         return err;
     ws_object_name(a->query_id, a->batch_id, ".dsse.json", name);
     snprintf(path, sizeof path, "%s%s", f->dir, name);
-    return put_once(path, &env, errbuf, errlen);
+    if ((err = put_once(path, &env, true, &wrote_env, errbuf, errlen)))
+        return err;
+    return wrote_ev && !wrote_env ? fsync_parent(path, errbuf, errlen) : WS_OK;
 }
 
 static ws_err_t file_put(struct ws_sink *s, const char *name, const void *data, size_t len,

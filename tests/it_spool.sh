@@ -206,51 +206,46 @@ check "evidence archives byte-identical between io_uring and plain syscalls" \
 
 # ---------------------------------------------------------------------------------------------
 # (c) resume from the spool: a window spooled but not in every sink is delivered after a
-#     restart without being recomputed. Needs engine.c to call ws_spool_lookup (the lead wires
-#     it); IT_SPOOL_RESUME=1 forces the section for a binary built with that change.
+#     restart without being recomputed (engine/build.c looks the window up in the spool).
 
 SRC=${WS_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
-if [ "${IT_SPOOL_RESUME:-}" = 1 ] || grep -q ws_spool_lookup "$SRC/engine/engine.c" 2>/dev/null; then
-    qid=it-spool-c
-    name=00000000000000000000
-    check "post notification (query $qid)" $PY "$T/post.py" "$BOOT" $qid "$T/warehouse" 0
-    : >"$T/attest/$qid" # a file where the sink wants a directory: every publish fails
-    "$WS" run -c "$T/config.json" 2>"$T/resume1.log" &
-    wpid=$!
-    for _ in $(seq 300); do
-        [ -f "$T/spool/$qid/$name.dsse.json" ] && grep -q sink_failed "$T/resume1.log" && break
-        sleep 0.1
-    done
-    kill -TERM "$wpid" 2>/dev/null
-    wait "$wpid"
-    if [ -f "$T/spool/$qid/$name.dsse.json" ] && [ -f "$T/spool/$qid/$name.evidence.lz4" ]; then
-        ok "resume: window complete in the spool while the sink fails"
-        cp "$T/spool/$qid/$name.dsse.json" "$T/spooled.dsse.json"
-        cp "$T/spool/$qid/$name.evidence.lz4" "$T/spooled.evidence.lz4"
-    else
-        bad "resume: window not in the spool"; tail -20 "$T/resume1.log" | sed 's/^/    | /'
-    fi
-    rm -f "$T/attest/$qid"
-    "$WS" run -c "$T/config.json" 2>"$T/resume2.log" &
-    wpid=$!
-    for _ in $(seq 300); do
-        grep -q window_attested "$T/resume2.log" && break
-        sleep 0.1
-    done
-    kill -TERM "$wpid" 2>/dev/null
-    wait "$wpid"
-    grep -q "window_resumed.*query=$qid" "$T/resume2.log" &&
-        ok "resume: the restarted engine delivered the spooled window (window_resumed)" ||
-        { bad "resume: no window_resumed in the log"; tail -20 "$T/resume2.log" | sed 's/^/    | /'; }
-    check "resume: the sink holds the spooled envelope, byte for byte" \
-        cmp "$T/spooled.dsse.json" "$T/attest/$qid/$name.dsse.json"
-    check "resume: the sink holds the spooled evidence, byte for byte" \
-        cmp "$T/spooled.evidence.lz4" "$T/attest/$qid/$name.evidence.lz4"
-    left=$(find "$T/spool" -type f ! -name .lock | wc -l)
-    [ "$left" = 0 ] && ok "resume: spool cleaned after delivery" || bad "resume: $left files left in the spool"
+qid=it-spool-c
+name=00000000000000000000
+check "post notification (query $qid)" $PY "$T/post.py" "$BOOT" $qid "$T/warehouse" 0
+: >"$T/attest/$qid" # a file where the sink wants a directory: every publish fails
+"$WS" run -c "$T/config.json" 2>"$T/resume1.log" &
+wpid=$!
+for _ in $(seq 300); do
+    [ -f "$T/spool/$qid/$name.dsse.json" ] && grep -q sink_failed "$T/resume1.log" && break
+    sleep 0.1
+done
+kill -TERM "$wpid" 2>/dev/null
+wait "$wpid"
+if [ -f "$T/spool/$qid/$name.dsse.json" ] && [ -f "$T/spool/$qid/$name.evidence.lz4" ]; then
+    ok "resume: window complete in the spool while the sink fails"
+    cp "$T/spool/$qid/$name.dsse.json" "$T/spooled.dsse.json"
+    cp "$T/spool/$qid/$name.evidence.lz4" "$T/spooled.evidence.lz4"
 else
-    echo "skip - resume from the spool: engine.c does not call ws_spool_lookup yet"
+    bad "resume: window not in the spool"; tail -20 "$T/resume1.log" | sed 's/^/    | /'
 fi
+rm -f "$T/attest/$qid"
+"$WS" run -c "$T/config.json" 2>"$T/resume2.log" &
+wpid=$!
+for _ in $(seq 300); do
+    grep -q window_attested "$T/resume2.log" && break
+    sleep 0.1
+done
+kill -TERM "$wpid" 2>/dev/null
+wait "$wpid"
+grep -q "window_resumed.*query=$qid" "$T/resume2.log" &&
+    ok "resume: the restarted engine delivered the spooled window (window_resumed)" ||
+    { bad "resume: no window_resumed in the log"; tail -20 "$T/resume2.log" | sed 's/^/    | /'; }
+check "resume: the sink holds the spooled envelope, byte for byte" \
+    cmp "$T/spooled.dsse.json" "$T/attest/$qid/$name.dsse.json"
+check "resume: the sink holds the spooled evidence, byte for byte" \
+    cmp "$T/spooled.evidence.lz4" "$T/attest/$qid/$name.evidence.lz4"
+left=$(find "$T/spool" -type f ! -name .lock | wc -l)
+[ "$left" = 0 ] && ok "resume: spool cleaned after delivery" || bad "resume: $left files left in the spool"
 
 echo "it_spool: $pass passed, $fail failed"
 [ "$fail" = 0 ]

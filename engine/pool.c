@@ -1,0 +1,194 @@
+/*
+ * pool.c — the store workers: windows go into the object stores on their own threads, so a
+ * store 50 ms away delays its own windows, not the process (Fluent Bit's output workers).
+ *
+ * DESIGN
+ *
+ * N workers (engine.max_windows_in_flight), each with its own instance of every configured
+ * object store: a sink instance is used by one thread only (sinks/sink.h), so an S3 sink's
+ * curl handles and connections belong to its worker and are reused window after window. The
+ * engine thread hands a window over (ST_SPOOLED -> ST_STORING) with eng_pool_submit and takes
+ * it back finished from eng_pool_done; in between the window is the worker's alone — the
+ * engine thread does not touch it, and its query does not move (windows of one query are
+ * stored one after the other, in batch order, so each store's checkpoint only moves forward).
+ *
+ * What a worker may touch: the pending window it was handed, its query's id and current head
+ * (stable while the window is out: only the window's own completion moves them), the engine's
+ * read-only configuration and keys, metrics and logging (both thread-safe). Everything else —
+ * stats, queues, offsets, the producer, the spool's index — stays with the engine thread.
+ *
+ * Handover is one mutex: a FIFO of jobs the workers wait on (condition variable) and a FIFO of
+ * finished jobs the engine thread polls without blocking.
+ */
+#include "engine/internal.h"
+#include "disk/testhook.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct worker {
+    struct eng_pool *pool;
+    pthread_t thread;
+    bool started;
+    struct ws_sink *sinks[MAX_SINKS]; /* object stores only, same order as e->sinks */
+};
+
+struct job {
+    struct query *q;
+    struct pending *p;
+    struct job *next;
+};
+
+struct eng_pool {
+    struct ws_engine *e;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *todo, **todo_tail;
+    struct job *done, **done_tail;
+    unsigned busy; /* handed over and not yet taken back */
+    unsigned nworkers;
+    bool quit;
+    struct worker *w;
+};
+
+static void push(struct job ***tail, struct job *j)
+{
+    j->next = NULL;
+    **tail = j;
+    *tail = &j->next;
+}
+
+static struct job *pop(struct job **head, struct job ***tail)
+{
+    struct job *j = *head;
+
+    if (j && !(*head = j->next))
+        *tail = head;
+    return j;
+}
+
+static void *run(void *arg)
+{
+    struct worker *w = arg;
+    struct eng_pool *pl = w->pool;
+
+    pthread_mutex_lock(&pl->mu);
+    for (;;) {
+        struct job *j;
+
+        while (!pl->todo && !pl->quit)
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        if (!(j = pop(&pl->todo, &pl->todo_tail)))
+            break; /* quit, nothing left */
+        pthread_mutex_unlock(&pl->mu);
+        WS_TEST_HOOK("store_worker");
+        j->p->job_err = eng_store(pl->e, w->sinks, j->q, j->p, j->p->job_why, sizeof j->p->job_why);
+        pthread_mutex_lock(&pl->mu);
+        push(&pl->done_tail, j);
+    }
+    pthread_mutex_unlock(&pl->mu);
+    return NULL;
+}
+
+ws_err_t eng_pool_new(struct ws_engine *e, unsigned nworkers, struct eng_pool **out, char *errbuf,
+                      size_t errlen)
+{
+    struct eng_pool *pl = calloc(1, sizeof *pl);
+    struct ws_sink_ctx ctx = {.producer = e->producer, .topic = e->cfg->attestations_topic};
+    ws_err_t err = WS_OK;
+
+    if (!pl || !(pl->w = calloc(nworkers, sizeof *pl->w))) {
+        free(pl);
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %u store workers",
+                       nworkers);
+    }
+    pl->e = e;
+    pl->todo_tail = &pl->todo;
+    pl->done_tail = &pl->done;
+    pthread_mutex_init(&pl->mu, NULL);
+    pthread_cond_init(&pl->cv, NULL);
+    pl->nworkers = nworkers;
+    *out = pl;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &pl->w[i];
+        w->pool = pl;
+        for (size_t s = 0; s + 1 < e->nsinks; s++) /* the last sink is the topic's */
+            if ((err = ws_sink_create(&e->cfg->sinks[s], &ctx, &w->sinks[s], errbuf, errlen)))
+                return err;
+        if (pthread_create(&w->thread, NULL, run, w) != 0)
+            return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "cannot start store worker %u", i);
+        w->started = true;
+    }
+    return WS_OK;
+}
+
+bool eng_pool_submit(struct eng_pool *pl, struct query *q, struct pending *p)
+{
+    struct job *j;
+
+    if (pl->busy >= pl->nworkers || !(j = calloc(1, sizeof *j)))
+        return false;
+    j->q = q;
+    j->p = p;
+    pthread_mutex_lock(&pl->mu);
+    push(&pl->todo_tail, j);
+    pl->busy++;
+    pthread_cond_signal(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    return true;
+}
+
+struct pending *eng_pool_done(struct eng_pool *pl, struct query **q)
+{
+    struct pending *p = NULL;
+    struct job *j;
+
+    if (!pl || !pl->busy)
+        return NULL;
+    pthread_mutex_lock(&pl->mu);
+    if ((j = pop(&pl->done, &pl->done_tail)))
+        pl->busy--;
+    pthread_mutex_unlock(&pl->mu);
+    if (j) {
+        *q = j->q;
+        p = j->p;
+        free(j);
+    }
+    return p;
+}
+
+unsigned eng_pool_busy(const struct eng_pool *pl)
+{
+    return pl ? pl->busy : 0;
+}
+
+bool eng_pool_full(const struct eng_pool *pl)
+{
+    return !pl || pl->busy >= pl->nworkers;
+}
+
+void eng_pool_destroy(struct eng_pool *pl)
+{
+    if (!pl)
+        return;
+    pthread_mutex_lock(&pl->mu);
+    pl->quit = true;
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    for (unsigned i = 0; i < pl->nworkers; i++) {
+        if (pl->w[i].started)
+            pthread_join(pl->w[i].thread, NULL);
+        for (size_t s = 0; s < MAX_SINKS; s++)
+            ws_sink_destroy(pl->w[i].sinks[s]);
+    }
+    for (struct job *j; (j = pop(&pl->todo, &pl->todo_tail));)
+        free(j);
+    for (struct job *j; (j = pop(&pl->done, &pl->done_tail));)
+        free(j);
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv);
+    free(pl->w);
+    free(pl);
+}
