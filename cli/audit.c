@@ -148,7 +148,7 @@ struct audit {
     const char *keyname;
     bool text;
     struct ws_report *rep;
-    struct timespec started, last_progress;
+    int64_t started, last_progress; /* ws_clock_ms */
 };
 
 struct chain {
@@ -228,14 +228,13 @@ static bool link_check(struct chain *c, const struct ws_verified *v, char *why, 
 
 static void progress(struct audit *a, const char *qid, uint64_t windows, int64_t batch)
 {
-    struct timespec now;
+    int64_t now = ws_clock_ms();
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - a->last_progress.tv_sec >= 5) {
+    if (now - a->last_progress >= 5000) {
         a->last_progress = now;
-        fprintf(stderr, "audit: %s: %llu windows checked (batch %lld), %lds elapsed\n", qid,
+        fprintf(stderr, "audit: %s: %llu windows checked (batch %lld), %llds elapsed\n", qid,
                 (unsigned long long)windows, (long long)batch,
-                (long)(now.tv_sec - a->started.tv_sec));
+                (long long)((now - a->started) / 1000));
     }
 }
 
@@ -566,7 +565,7 @@ int ws_cmd_audit(int argc, char **argv)
     a.keys = keys;
     a.nkeys = npub;
     a.text = !json;
-    clock_gettime(CLOCK_MONOTONIC, &a.started);
+    a.started = ws_clock_ms();
     a.last_progress = a.started;
     n = scandir(dir, &qs, NULL, alphasort);
     if (n < 0) {

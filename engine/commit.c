@@ -10,12 +10,17 @@
  * batched: a step marks the partitions whose lowest offset moved, and eng_commit sends one
  * asynchronous commit per such partition at the end of the step — no window waits for the
  * group coordinator, and a lost commit is covered by the next one (or replayed harmlessly after
- * a crash, I2). At shutdown the last one is synchronous.
+ * a crash, I2) — librdkafka does not report an asynchronous commit's outcome, so every
+ * partition's offset is also sent again every COMMIT_REFRESH_MS. At shutdown the last one is
+ * synchronous, for every partition.
  */
 #include "engine/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* How often an unchanged offset is committed again (a lost asynchronous commit's repair). */
+#define COMMIT_REFRESH_MS 2000
 
 static struct inflight *part_get(struct ws_engine *e, int32_t partition)
 {
@@ -84,18 +89,24 @@ void eng_inflight_done(struct ws_engine *e, int32_t partition, int64_t offset)
 
 void eng_commit(struct ws_engine *e, bool sync)
 {
+    int64_t now = ws_clock_ms();
+    /* an asynchronous commit's outcome is not reported: every partition's offset is sent again
+     * now and then, so a commit the coordinator lost or refused is repaired within that time */
+    bool refresh = sync || now - e->commit_refreshed >= COMMIT_REFRESH_MS;
     char errbuf[256];
 
+    if (refresh)
+        e->commit_refreshed = now;
     for (size_t i = 0; i < e->nparts; i++) {
         struct inflight *p = &e->parts[i];
         int64_t next;
 
-        if (!p->dirty)
+        if (!p->dirty && !refresh)
             continue;
         p->dirty = false;
         next = eng_inflight_next(p);
-        if (next <= p->committed || next <= 0)
-            continue;
+        if (next < p->committed || next <= 0 || (next == p->committed && !refresh))
+            continue; /* never backwards */
         if (ws_kafka_consumer_commit_offset(e->consumer, p->partition, next, sync, errbuf,
                                             sizeof errbuf)) {
             ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"",

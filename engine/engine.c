@@ -578,6 +578,10 @@ bool ws_engine_idle(const struct ws_engine *e)
 {
     if (eng_pool_busy(e->pool))
         return false;
+    for (size_t i = 0; i < e->nparts; i++)
+        if (e->parts[i].committed < eng_inflight_next(&e->parts[i]) &&
+            eng_inflight_next(&e->parts[i]) > 0)
+            return false; /* a commit still to send */
     if (e->orphans.queue)
         return false;
     for (const struct query *q = e->queries; q; q = q->next)

@@ -108,8 +108,9 @@ struct ws_engine {
     struct ws_metrics *metrics;
     int64_t last_gauges; /* when the gauges were last refreshed */
     struct ws_notif_opts nopts;
-    struct eng_pool *pool; /* the store workers */
-    int64_t stop_at;       /* when stop was first seen: in-flight windows get a bounded time */
+    struct eng_pool *pool;    /* the store workers */
+    int64_t stop_at;          /* when stop was first seen: in-flight windows get a bounded time */
+    int64_t commit_refreshed; /* when every partition's offset was last sent again */
 };
 
 /* ------------------------------------------------------------------------------------------ */
