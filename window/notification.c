@@ -367,19 +367,31 @@ static ws_err_t take_batch_id(struct ctx *c, const json_t *root)
     return WS_OK;
 }
 
+ws_err_t notif_reserve(struct ctx *c, void **arr, size_t *cap, size_t used, size_t elem,
+                       size_t first)
+{
+    size_t ncap;
+    void *p;
+
+    if (used < *cap)
+        return WS_OK;
+    ncap = *cap ? 2 * *cap : first;
+    if (!(p = realloc(*arr, ncap * elem)))
+        return FAIL(c, WS_ERR_NOMEM, "out of memory");
+    *arr = p;
+    *cap = ncap;
+    return WS_OK;
+}
+
 /* Appends a Kafka source (its ranges point at it by index). */
 ws_err_t notif_add_input(struct ctx *c, int64_t num_input_rows, bool unresolved)
 {
     struct ws_notification *n = c->n;
+    ws_err_t err =
+        notif_reserve(c, (void **)&n->inputs, &c->cap_inputs, n->ninputs, sizeof *n->inputs, 4);
 
-    if (n->ninputs == c->cap_inputs) {
-        size_t cap = c->cap_inputs ? 2 * c->cap_inputs : 4;
-        void *p = realloc(n->inputs, cap * sizeof *n->inputs);
-        if (!p)
-            return FAIL(c, WS_ERR_NOMEM, "out of memory");
-        n->inputs = p;
-        c->cap_inputs = cap;
-    }
+    if (err)
+        return err;
     n->inputs[n->ninputs++] = (struct ws_notif_input){num_input_rows, unresolved};
     return WS_OK;
 }
@@ -407,14 +419,9 @@ ws_err_t notif_add_source(struct ctx *c, const char *topic, int32_t partition, i
     if (n->nsources >= c->max_sources)
         return FAIL(c, WS_ERR_TOO_LARGE, "notification has more than %zu sources (max_sources)",
                     c->max_sources);
-    if (n->nsources == c->cap_sources) {
-        size_t cap = c->cap_sources ? 2 * c->cap_sources : 16;
-        void *p = realloc(n->sources, cap * sizeof *n->sources);
-        if (!p)
-            return FAIL(c, WS_ERR_NOMEM, "out of memory");
-        n->sources = p;
-        c->cap_sources = cap;
-    }
+    if (notif_reserve(c, (void **)&n->sources, &c->cap_sources, n->nsources, sizeof *n->sources,
+                      16))
+        return WS_ERR_NOMEM;
     s = &n->sources[n->nsources];
     s->topic = strdup(topic);
     if (!s->topic)

@@ -50,6 +50,9 @@ ws_err_t notif_need_int(struct ctx *c, const json_t *v, const char *where, int64
 ws_err_t notif_check_topic(struct ctx *c, const char *t, size_t len, const char *where);
 /* Canonical decimal 0..INT32_MAX: no sign, no leading zero. */
 bool notif_partition_key(const char *k, int32_t *out);
+/* Room for one more element in *arr (used in use, *cap allocated), doubling from first. */
+ws_err_t notif_reserve(struct ctx *c, void **arr, size_t *cap, size_t used, size_t elem,
+                       size_t first);
 /* A Kafka source; the ranges added after it point at it. */
 ws_err_t notif_add_input(struct ctx *c, int64_t num_input_rows, bool unresolved);
 /* One range of the newest Kafka source, validated (negative, inverted, max_sources). */

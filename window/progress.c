@@ -117,14 +117,9 @@ static ws_err_t add_ignored(struct ctx *c, const char *desc)
 {
     struct ws_notification *n = c->n;
 
-    if (n->nignored == c->cap_ignored) {
-        size_t cap = c->cap_ignored ? 2 * c->cap_ignored : 4;
-        void *p = realloc(n->ignored_sources, cap * sizeof *n->ignored_sources);
-        if (!p)
-            return FAIL(c, WS_ERR_NOMEM, "out of memory");
-        n->ignored_sources = p;
-        c->cap_ignored = cap;
-    }
+    if (notif_reserve(c, (void **)&n->ignored_sources, &c->cap_ignored, n->nignored,
+                      sizeof *n->ignored_sources, 4))
+        return WS_ERR_NOMEM;
     n->ignored_sources[n->nignored] = strdup(desc);
     if (!n->ignored_sources[n->nignored])
         return FAIL(c, WS_ERR_NOMEM, "out of memory");
