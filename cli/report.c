@@ -313,9 +313,9 @@ void ws_report_window(struct ws_report *r, enum ws_win_status st, int64_t batch,
         if (have_envelope && !have_evidence)
             capped_append(r, r->noev, json_integer(batch));
         if (st == WS_WIN_BAD || st == WS_WIN_MISSING) {
-            char name[256], wid[200];
+            char name[256], wid[WS_WINDOW_ID_MAX];
             ws_object_name(r->qid, batch, ".dsse.json", name);
-            snprintf(wid, sizeof wid, "%s/%lld", r->qid, (long long)batch);
+            ws_window_id(r->qid, batch, wid);
             capped_append(r, r->problems,
                           json_pack("{sssssIssss}", "file", strchr(name, '/') + 1, "windowId", wid,
                                     "batchId", (json_int_t)batch, "status", status_name(st),

@@ -265,7 +265,7 @@ static ws_err_t check_statement(const json_t *st, const struct ws_key *key, stru
     const json_t *agg = json_object_get(pred, "aggregates");
     const json_t *coll = json_object_get(pred, "collector");
     const char *t, *name, *kid;
-    char expect[256];
+    char expect[WS_WINDOW_ID_MAX];
     int64_t n, rc, by;
     uint64_t scount, sbytes;
     ws_err_t err;
@@ -289,7 +289,7 @@ static ws_err_t check_statement(const json_t *st, const struct ws_key *key, stru
         return FAIL("statement: stream.id missing or not a safe query id");
     if (!int_at(win, "batchId", &v->batch_id) || v->batch_id < 0)
         return FAIL("statement: window.batchId missing or negative");
-    snprintf(expect, sizeof expect, "%s/%lld", v->query_id, (long long)v->batch_id);
+    ws_window_id(v->query_id, v->batch_id, expect);
     if (!copy_str(v->window_id, sizeof v->window_id, str_at(win, "id")) ||
         strcmp(v->window_id, expect) != 0)
         return FAIL("statement: window.id is not %s", expect);
