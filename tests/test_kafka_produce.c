@@ -45,8 +45,8 @@ int main(void)
         return check_report("test_kafka_produce");
 
     /* acknowledged */
-    CHECK_OK(ws_kafka_produce_sync(p, "p", 0, "k", 1, "v1", 2, &h, 1, 10000, errbuf,
-                                   sizeof errbuf));
+    CHECK_OK(
+        ws_kafka_produce_sync(p, "p", 0, "k", 1, "v1", 2, &h, 1, 10000, errbuf, sizeof errbuf));
     /* a permanent refusal reaches the caller with the broker's reason */
     CHECK_OK(ws_kafka_broker_push_errors(b, "Produce", 1, 10 /* MESSAGE_TOO_LARGE */));
     err = ws_kafka_produce_sync(p, "p", 0, "k", 1, "v2", 2, NULL, 0, 10000, errbuf, sizeof errbuf);
@@ -63,8 +63,8 @@ int main(void)
     printf("abandoned after %lld ms: %s\n", (long long)(ws_clock_ms() - t0), errbuf);
     CHECK_OK(ws_kafka_broker_set_down(b, false));
     /* its late report is served (and frees the delivery) while waiting for the next one */
-    CHECK_OK(ws_kafka_produce_sync(p, "p", 0, "k", 1, "v4", 2, NULL, 0, 20000, errbuf,
-                                   sizeof errbuf));
+    CHECK_OK(
+        ws_kafka_produce_sync(p, "p", 0, "k", 1, "v4", 2, NULL, 0, 20000, errbuf, sizeof errbuf));
     CHECK_OK(ws_kafka_producer_flush(p, 10000));
     CHECK_OK(ws_kafka_read_range(r, "p", 0, 0, 3, 10000, count_rec, &n, errbuf, sizeof errbuf));
     CHECK(n == 3); /* v1, v3 (delivered after all), v4; v2 was refused */
