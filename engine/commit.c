@@ -107,8 +107,8 @@ void eng_commit(struct ws_engine *e, bool sync)
         next = eng_inflight_next(p);
         if (next < p->committed || next <= 0 || (next == p->committed && !refresh))
             continue; /* never backwards */
-        if (ws_kafka_consumer_commit_offset(e->consumer, p->partition, next, sync, errbuf,
-                                            sizeof errbuf)) {
+        if (ws_kafka_consumer_commit(e->consumer, p->partition, next, sync, errbuf,
+                                     sizeof errbuf)) {
             ws_log(WS_LOG_WARN, "commit_failed", "partition=%d offset=%lld reason=\"%s\"",
                    p->partition, (long long)next, errbuf);
             p->dirty = true; /* try again next step */

@@ -3,7 +3,8 @@
  *
  * DESIGN. The engine owns durability, so nothing here commits on its own: auto-commit and the
  * automatic offset store are forced off and ws_kafka_consumer_commit() commits one partition's
- * next offset synchronously once a window is in every sink. A member without a committed offset
+ * next offset once a window is in every sink (asynchronously while running, synchronously at
+ * shutdown). A member without a committed offset
  * starts at the earliest notification (FORMAT.md §9).
  *
  * Rebalances run inside ws_kafka_consumer_poll() (librdkafka serves the rebalance callback on
@@ -245,14 +246,7 @@ bool ws_kafka_consumer_owns(const struct ws_kafka_consumer *c, int32_t partition
 }
 
 ws_err_t ws_kafka_consumer_commit(struct ws_kafka_consumer *c, int32_t partition,
-                                  int64_t next_offset, char *errbuf, size_t errlen)
-{
-    return ws_kafka_consumer_commit_offset(c, partition, next_offset, true, errbuf, errlen);
-}
-
-ws_err_t ws_kafka_consumer_commit_offset(struct ws_kafka_consumer *c, int32_t partition,
-                                         int64_t next_offset, bool sync, char *errbuf,
-                                         size_t errlen)
+                                  int64_t next_offset, bool sync, char *errbuf, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *tpl;
     rd_kafka_resp_err_t kerr;

@@ -199,18 +199,14 @@ bool ws_kafka_consumer_owns(const struct ws_kafka_consumer *c, int32_t partition
 
 /*
  * Commit next_offset (the offset of the last processed message + 1) for partition of the
- * subscribed topic, synchronously. Fails with WS_ERR_KAFKA if the broker refused (e.g. the
- * partition moved to another member: check the generation) or WS_ERR_TIMEOUT.
+ * subscribed topic. sync: wait for the coordinator's answer; fails with WS_ERR_KAFKA if it refused
+ * (e.g. the partition moved to another member: check the generation) or WS_ERR_TIMEOUT. Not
+ * sync: the commit is only enqueued (librdkafka sends commits in order; the outcome is not
+ * reported, so the caller repeats it — a later commit covers a lost one).
  */
 ws_err_t ws_kafka_consumer_commit(struct ws_kafka_consumer *c, int32_t partition,
-                                  int64_t next_offset, char *errbuf, size_t errlen) WS_MUST_CHECK;
-/*
- * The same, synchronous or not: with sync false the commit is only enqueued (librdkafka sends
- * commits in order; its outcome is not reported — a later commit covers a lost one).
- */
-ws_err_t ws_kafka_consumer_commit_offset(struct ws_kafka_consumer *c, int32_t partition,
-                                         int64_t next_offset, bool sync, char *errbuf,
-                                         size_t errlen) WS_MUST_CHECK;
+                                  int64_t next_offset, bool sync, char *errbuf,
+                                  size_t errlen) WS_MUST_CHECK;
 
 /*
  * Messages not yet returned by poll over the assigned partitions (high watermark - position),

@@ -148,9 +148,9 @@ int main(void)
     CHECK(now_ms() - t0 < 300 + 300);
 
     /* Commit: partition 0 processed up to offset 3, partition 1 up to offset 6. */
-    CHECK_OK(ws_kafka_consumer_commit(a, 0, 4, errbuf, sizeof(errbuf)));
-    CHECK_OK(ws_kafka_consumer_commit(a, 1, 7, errbuf, sizeof(errbuf)));
-    CHECK(ws_kafka_consumer_commit(a, 0, -1, errbuf, sizeof(errbuf)) == WS_ERR_INVALID);
+    CHECK_OK(ws_kafka_consumer_commit(a, 0, 4, true, errbuf, sizeof(errbuf)));
+    CHECK_OK(ws_kafka_consumer_commit(a, 1, 7, true, errbuf, sizeof(errbuf)));
+    CHECK(ws_kafka_consumer_commit(a, 0, -1, true, errbuf, sizeof(errbuf)) == WS_ERR_INVALID);
     t0 = now_ms();
     ws_kafka_consumer_destroy(a);
     printf("first member left the group in %.0f ms\n", now_ms() - t0);
@@ -168,8 +168,8 @@ int main(void)
     CHECK(sb.cnt[1] == N / NPART - 7 && sb.offs[1][0] == 7);
     poll_until(b, &sb, sb.n + 1, 500); /* and nothing else */
     CHECK(sb.n == (N / NPART - 4) + (N / NPART - 7));
-    CHECK_OK(ws_kafka_consumer_commit(b, 0, N / NPART, errbuf, sizeof(errbuf)));
-    CHECK_OK(ws_kafka_consumer_commit(b, 1, N / NPART, errbuf, sizeof(errbuf)));
+    CHECK_OK(ws_kafka_consumer_commit(b, 0, N / NPART, true, errbuf, sizeof(errbuf)));
+    CHECK_OK(ws_kafka_consumer_commit(b, 1, N / NPART, true, errbuf, sizeof(errbuf)));
 
     /* A third member joins: the partitions are split and b's generation moves on. */
     gen_b = ws_kafka_consumer_generation(b);
