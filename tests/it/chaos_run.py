@@ -294,6 +294,18 @@ def attesters(logs, wid):
         for ln in open(path, errors="replace"))]
 
 
+def attesters_settled(logs, wids, timeout=15):
+    """Attesters per window once every window has one: the engine logs window_attested after
+    the head's delivery report, which can come a little after the attestation is readable on
+    the topic that wait_windows watches."""
+    deadline = time.time() + timeout
+    while True:
+        by = {wid: attesters(logs, wid) for wid in wids}
+        if all(by.values()) or time.time() > deadline:
+            return by
+        time.sleep(0.2)
+
+
 def lane_failover(a):
     group = "chaos-failover"
     b, cfg, att, pub = setup(a, 4, group)  # default session.timeout.ms (6000)
@@ -322,7 +334,9 @@ def lane_failover(a):
         if not L.wait_windows(s, att, 45):
             return
         took = time.time() - t_kill
-        wrong = [w["wid"] for w in new if attesters(logs, w["wid"]) != [sname]]
+        by = attesters_settled(logs, [w["wid"] for w in new])
+        wrong = ["%s by %s" % (wid, "+".join(v) or "no log line") for wid, v in sorted(by.items())
+                 if v != [sname]]
         if wrong:
             L.fail("after the kill of %s, windows attested by someone else than %s: %s"
                    % (vname, sname, wrong[:5]))
@@ -351,7 +365,7 @@ def lane_failover(a):
         post_round()
         L.wait_windows(s, att, 40)
         r3 = s.st["windows"][-10:]
-        by = {w["wid"]: attesters(logs, w["wid"]) for w in r3}
+        by = attesters_settled(logs, [w["wid"] for w in r3])
         n1b = sum(1 for v in by.values() if "e1b" in v)
         if n1b:
             L.ok("after its restart e1b took its share of the group: %d of 10 windows" % n1b)
