@@ -72,6 +72,9 @@ static const struct key keys[] = {
     KEY("engine", "max_windows_in_flight", WS_OPT_INT, max_windows_in_flight, "16", 1, 256, NULL,
         "Windows being written to the object stores at once (one store worker thread each, "
         "with its own connections); windows of one query are stored one after the other."),
+    KEY("engine", "build_workers", WS_OPT_INT, build_workers, "2", 1, 64, NULL,
+        "Windows being built at once (records re-read, hashed, compressed, spooled; one worker "
+        "thread each, with its own Kafka reader), so a big window delays only itself."),
     KEY("notifications", "initial_offsets", WS_OPT_ENUM, initial_offsets, "reject", 0, 0,
         "reject|earliest",
         "Spark batch 0 with startOffset null: reject it, or read from the earliest retained "

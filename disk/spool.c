@@ -29,7 +29,13 @@
  * removes temporary files left by a crash. A second process sharing the directory is warned
  * about and leaves them alone.
  *
- * Thread: the engine's; not thread-safe.
+ * Threads. The engine's build workers write windows concurrently: any thread may use the
+ * spool, one thread per ws_spool_file. What files share — the byte count and its full/paused
+ * state, the staging-block pool, the rings — is under one mutex, held only for bookkeeping,
+ * never across a system call that waits. io_uring rings are not shared between threads
+ * (disk/uring.h), so each open file takes a ring of its own from the spool's free list (made on
+ * first need, kept for the next file): a file's completions are all its own. A ring that cannot
+ * be made (the kernel's limit) leaves that one file on the syscall path: same bytes.
  */
 #include "disk/disk.h"
 #include "config/config.h"
@@ -41,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,13 +58,17 @@
 #define SPOOL_BLOCK (256u << 10)
 #define SPOOL_NBUF 4
 #define SPOOL_RING 16
+#define SPOOL_NRINGS 8 /* rings kept for reuse: one per concurrently open file is enough */
+#define SPOOL_NPOOL (SPOOL_NBUF * 4)
 #define ALIGN 4096
 
 struct ws_spool {
     char *dir;
     enum ws_io_mode mode;
-    bool uring;
-    struct ws_uring ring;
+    bool uring;         /* io_uring chosen for this spool (mode and the kernel's answer at open) */
+    pthread_mutex_t mu; /* guards everything below it */
+    struct ws_uring *rings[SPOOL_NRINGS]; /* idle rings, ready for the next file */
+    unsigned nrings;
     int lock_fd;
     uint64_t max_bytes;
     uint64_t bytes;
@@ -65,7 +76,7 @@ struct ws_spool {
     bool was_full;   /* for logging the transitions once */
     uint64_t pauses; /* times the spool became full */
     uint64_t nospace_errors;
-    uint8_t *pool[SPOOL_NBUF]; /* staging blocks kept for the next file */
+    uint8_t *pool[SPOOL_NPOOL]; /* staging blocks kept for the next file */
     unsigned npool;
 };
 
@@ -80,6 +91,7 @@ struct block {
 
 struct ws_spool_file {
     struct ws_spool *spool;
+    struct ws_uring *ring; /* this file's own, or NULL: plain syscalls */
     int fd;
     uint64_t next_off; /* file offset of the next staged byte's block start */
     struct block blk[SPOOL_NBUF];
@@ -93,9 +105,16 @@ struct ws_spool_file {
     char path[PATH_MAX];
 };
 
+/* Callers hold s->mu. */
+static bool is_full(const struct ws_spool *s)
+{
+    return s->bytes >= s->max_bytes || s->nospace;
+}
+
+/* Callers hold s->mu. */
 static void note_bytes(struct ws_spool *s)
 {
-    bool full = ws_spool_full(s);
+    bool full = is_full(s);
 
     if (full && !s->was_full) {
         s->pauses++;
@@ -111,16 +130,87 @@ static void note_bytes(struct ws_spool *s)
     s->was_full = full;
 }
 
+static void spool_lock(const struct ws_spool *s)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu); /* const readers take it too */
+}
+
+static void spool_unlock(const struct ws_spool *s)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+}
+
 static void bytes_add(struct ws_spool *s, uint64_t n)
 {
+    spool_lock(s);
     s->bytes += n;
     note_bytes(s);
+    spool_unlock(s);
 }
 
 static void bytes_sub(struct ws_spool *s, uint64_t n)
 {
+    spool_lock(s);
     s->bytes -= n < s->bytes ? n : s->bytes;
     note_bytes(s);
+    spool_unlock(s);
+}
+
+/* Room was made (a commit or a removal): a disk-full pause may end. */
+static void room_made(struct ws_spool *s)
+{
+    spool_lock(s);
+    if (s->nospace) {
+        s->nospace = false;
+        note_bytes(s);
+    }
+    spool_unlock(s);
+}
+
+/* A ring for a file being opened: an idle one, or a new one; NULL: syscalls for this file. */
+static struct ws_uring *ring_get(struct ws_spool *s)
+{
+    struct ws_uring *u = NULL;
+
+    if (!s->uring)
+        return NULL;
+    spool_lock(s);
+    if (s->nrings)
+        u = s->rings[--s->nrings];
+    spool_unlock(s);
+    if (u)
+        return u;
+    if (!(u = calloc(1, sizeof *u)))
+        return NULL;
+    if (ws_uring_init(u, SPOOL_RING) != 0) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void ring_free(struct ws_uring *u)
+{
+    if (u) {
+        ws_uring_exit(u);
+        free(u);
+    }
+}
+
+/* Back to the idle list; a ring with requests still in flight is not reused. */
+static void ring_put(struct ws_spool *s, struct ws_uring *u)
+{
+    if (!u)
+        return;
+    if (!u->inflight) {
+        spool_lock(s);
+        if (s->nrings < SPOOL_NRINGS) {
+            s->rings[s->nrings++] = u;
+            u = NULL;
+        }
+        spool_unlock(s);
+    }
+    ring_free(u);
 }
 
 static bool is_tmp_name(const char *name)
@@ -175,6 +265,7 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
         return WS_ERR_NOMEM;
     }
     s->lock_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
     while (n > 1 && s->dir[n - 1] == '/')
         s->dir[--n] = '\0';
     if ((err = ws_mkdirs(s->dir, errbuf, errlen)))
@@ -186,9 +277,15 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
     s->mode = mode;
     s->max_bytes = max_bytes;
     if (mode != WS_IO_OFF) {
-        rc = ws_uring_init(&s->ring, SPOOL_RING);
+        struct ws_uring *u = calloc(1, sizeof *u);
+        rc = u ? ws_uring_init(u, SPOOL_RING) : -ENOMEM;
         if (rc == 0) {
             s->uring = true;
+            s->rings[s->nrings++] = u; /* the first file's */
+            u = NULL;
+        }
+        free(u);
+        if (rc == 0) {
         } else if (mode == WS_IO_ON) {
             err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
                           "spool.io_uring is \"on\" but the kernel refused io_uring "
@@ -218,7 +315,9 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
                "left alone\"",
                s->dir);
     s->bytes = scan_bytes(s->dir, owner, 0);
+    spool_lock(s);
     note_bytes(s);
+    spool_unlock(s);
     *out = s;
     return WS_OK;
 out_close:
@@ -230,12 +329,13 @@ void ws_spool_close(struct ws_spool *s)
 {
     if (!s)
         return;
-    if (s->uring)
-        ws_uring_exit(&s->ring);
+    for (unsigned i = 0; i < s->nrings; i++)
+        ring_free(s->rings[i]);
     for (unsigned i = 0; i < s->npool; i++)
         free(s->pool[i]);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the lock */
+    pthread_mutex_destroy(&s->mu);
     free(s->dir);
     free(s);
 }
@@ -247,23 +347,35 @@ bool ws_spool_uses_io_uring(const struct ws_spool *s)
 
 uint64_t ws_spool_bytes(const struct ws_spool *s)
 {
-    return s->bytes;
+    uint64_t n;
+
+    spool_lock(s);
+    n = s->bytes;
+    spool_unlock(s);
+    return n;
 }
 
 bool ws_spool_full(const struct ws_spool *s)
 {
-    return s->bytes >= s->max_bytes || s->nospace;
+    bool full;
+
+    spool_lock(s);
+    full = is_full(s);
+    spool_unlock(s);
+    return full;
 }
 
 void ws_spool_get_stats(const struct ws_spool *s, struct ws_spool_stats *st)
 {
+    spool_lock(s);
     st->bytes = s->bytes;
     st->max_bytes = s->max_bytes;
-    st->full = ws_spool_full(s);
+    st->full = is_full(s);
     st->disk_full = s->nospace;
     st->io_uring = s->uring;
     st->pauses = s->pauses;
     st->nospace_errors = s->nospace_errors;
+    spool_unlock(s);
 }
 
 void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch_id,
@@ -280,19 +392,28 @@ void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch
 
 static uint8_t *block_get(struct ws_spool *s)
 {
-    void *p;
+    void *p = NULL;
 
+    spool_lock(s);
     if (s->npool)
-        return s->pool[--s->npool];
+        p = s->pool[--s->npool];
+    spool_unlock(s);
+    if (p)
+        return p;
     return posix_memalign(&p, ALIGN, SPOOL_BLOCK) ? NULL : p;
 }
 
 static void block_put(struct ws_spool *s, uint8_t *p)
 {
-    if (p && s->npool < SPOOL_NBUF)
+    if (!p)
+        return;
+    spool_lock(s);
+    if (s->npool < SPOOL_NPOOL) {
         s->pool[s->npool++] = p;
-    else
-        free(p);
+        p = NULL;
+    }
+    spool_unlock(s);
+    free(p);
 }
 
 static void set_sticky(struct ws_spool_file *f, int err)
@@ -304,9 +425,11 @@ static void set_sticky(struct ws_spool_file *f, int err)
     f->sticky = ws_errno_local(err);
     f->sticky_errno = err;
     if (f->sticky == WS_ERR_NOSPACE) {
+        spool_lock(f->spool);
         f->spool->nospace = true;
         f->spool->nospace_errors++;
         note_bytes(f->spool);
+        spool_unlock(f->spool);
     }
 }
 
@@ -333,7 +456,7 @@ static uint64_t tag(struct ws_spool_file *f, unsigned idx)
 static void prep_write(struct ws_spool_file *f, int idx, unsigned flags)
 {
     struct block *b = &f->blk[idx];
-    struct io_uring_sqe *sqe = ws_uring_sqe(&f->spool->ring);
+    struct io_uring_sqe *sqe = ws_uring_sqe(f->ring);
 
     if (!sqe) {
         set_sticky(f, EIO);
@@ -346,19 +469,18 @@ static void prep_write(struct ws_spool_file *f, int idx, unsigned flags)
 }
 
 /*
- * One completion: a block write (done, a short write's rest resubmitted, or a sticky error) or
- * a file's fsync. The completion may belong to another open file of the same spool: the tag
- * says whose it is.
+ * One completion of f's ring: a block write (done, a short write's rest resubmitted, or a
+ * sticky error) or the fsync. The tag names the file too: asserted to be f (rings are per file).
  */
-static void complete(struct ws_spool *s, struct io_uring_cqe *cqe)
+static void complete(struct ws_spool_file *f, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    struct ws_spool_file *f = (struct ws_spool_file *)(uintptr_t)(ud & ~(uint64_t)7);
     unsigned idx = (unsigned)(ud & 7);
     int res = cqe->res;
     struct block *b;
 
-    ws_uring_seen(&s->ring, cqe);
+    assert((struct ws_spool_file *)(uintptr_t)(ud & ~(uint64_t)7) == f);
+    ws_uring_seen(f->ring, cqe);
     if (idx == SPOOL_NBUF) {
         f->sync_res = res;
         f->sync_done = true;
@@ -383,14 +505,14 @@ static void complete(struct ws_spool *s, struct io_uring_cqe *cqe)
 static void reap_one(struct ws_spool_file *f)
 {
     struct io_uring_cqe *cqe;
-    int rc = ws_uring_wait(&f->spool->ring, &cqe);
+    int rc = ws_uring_wait(f->ring, &cqe);
 
     if (rc < 0) {
         set_sticky(f, rc);
         return;
     }
     if (cqe)
-        complete(f->spool, cqe);
+        complete(f, cqe);
 }
 
 static void submit_block(struct ws_spool_file *f, int idx)
@@ -398,13 +520,13 @@ static void submit_block(struct ws_spool_file *f, int idx)
     struct block *b = &f->blk[idx];
 
     b->done = 0;
-    if (!f->spool->uring) {
+    if (!f->ring) {
         pwrite_block(f, b);
         return;
     }
     prep_write(f, idx, 0);
     /* Start it now: the kernel writes this block while the caller compresses the next one. */
-    io_uring_submit(&f->spool->ring.ring);
+    io_uring_submit(&f->ring->ring);
 }
 
 static int free_block(struct ws_spool_file *f)
@@ -424,9 +546,9 @@ static int free_block(struct ws_spool_file *f)
 
 static void drain(struct ws_spool_file *f)
 {
-    if (!f->spool->uring)
+    if (!f->ring)
         return;
-    while (f->spool->ring.inflight)
+    while (f->ring->inflight)
         reap_one(f);
 }
 
@@ -468,6 +590,7 @@ static ws_err_t file_begin(struct ws_spool *s, const char *query_id, int64_t bat
         f->tmp[0] = '\0';
         goto out_free;
     }
+    f->ring = ring_get(s);
     *out = f;
     return WS_OK;
 out_free:
@@ -508,10 +631,15 @@ void ws_spool_check(const struct ws_spool *s)
 {
 #ifndef NDEBUG
     assert(s && s->dir && s->lock_fd >= 0 && s->max_bytes > 0);
-    assert(s->npool <= SPOOL_NBUF);
+    spool_lock(s);
+    assert(s->npool <= SPOOL_NPOOL && s->nrings <= SPOOL_NRINGS);
     for (unsigned i = 0; i < s->npool; i++)
         assert(s->pool[i] != NULL);
-    assert(!s->uring || s->mode != WS_IO_OFF); /* io_uring only where allowed */
+    for (unsigned i = 0; i < s->nrings; i++)
+        assert(s->rings[i] && !s->rings[i]->inflight); /* idle rings hold no request */
+    assert(!s->uring || s->mode != WS_IO_OFF);         /* io_uring only where allowed */
+    assert(s->uring || !s->nrings);
+    spool_unlock(s);
 #else
     (void)s;
 #endif
@@ -563,7 +691,7 @@ static void flush_and_sync(struct ws_spool_file *f)
     drain(f);
     if (b)
         b->done = 0;
-    if (!f->spool->uring) {
+    if (!f->ring) {
         if (b)
             pwrite_block(f, b);
         if (!f->sticky && fsync(f->fd) < 0)
@@ -574,7 +702,7 @@ static void flush_and_sync(struct ws_spool_file *f)
         struct io_uring_sqe *sqe;
         if (b && b->done < b->len)
             prep_write(f, f->cur, IOSQE_IO_LINK);
-        if (f->sticky || !(sqe = ws_uring_sqe(&f->spool->ring))) {
+        if (f->sticky || !(sqe = ws_uring_sqe(f->ring))) {
             set_sticky(f, EIO);
             break;
         }
@@ -582,7 +710,7 @@ static void flush_and_sync(struct ws_spool_file *f)
         io_uring_sqe_set_data64(sqe, tag(f, SPOOL_NBUF));
         f->sync_done = false;
         /* A short final write resubmits its rest unlinked (complete) and cancels the fsync. */
-        while ((!f->sync_done || (b && b->inflight)) && f->spool->ring.inflight && !f->sticky)
+        while ((!f->sync_done || (b && b->inflight)) && f->ring->inflight && !f->sticky)
             reap_one(f);
         drain(f);
         if (f->sticky)
@@ -633,10 +761,7 @@ static ws_err_t file_commit(struct ws_spool_file *f, bool sync_dir, char *errbuf
     bytes_sub(f->spool, old);
     snprintf(dir, sizeof dir, "%s", f->path);
     *strrchr(dir, '/') = '\0';
-    if (f->spool->nospace) {
-        f->spool->nospace = false;
-        note_bytes(f->spool);
-    }
+    room_made(f->spool);
     return sync_dir ? ws_fsync_dir(dir, errbuf, errlen) : WS_OK;
 }
 
@@ -680,6 +805,7 @@ void ws_spool_file_free(struct ws_spool_file *f)
     if (!f)
         return;
     ws_spool_abort(f);
+    ring_put(f->spool, f->ring);
     free(f);
 }
 
@@ -783,8 +909,5 @@ void ws_spool_remove(struct ws_spool *s, const char *query_id, int64_t batch_id)
     WS_TEST_HOOK("spool_remove");
     ws_spool_path(s, query_id, batch_id, ".evidence.lz4", path);
     remove_one(s, path);
-    if (s->nospace) {
-        s->nospace = false; /* room was made: try intake again */
-        note_bytes(s);
-    }
+    room_made(s); /* try intake again */
 }

@@ -7,12 +7,15 @@
  * no atexit, no flush, no destructor runs — the same as `kill -9` at exactly that moment.
  * Anything else in WS_CRASH_AT (or no variable) disables the hook.
  *
- * Thread: the engine's thread only (every point is on it); the counter is not atomic.
+ * Thread: any (points are on the engine thread and on its build and store workers); the hit
+ * counter is under a mutex, so "the N-th pass" counts every thread's passes.
  */
 #include "disk/testhook.h"
 
 #ifdef WS_TEST_HOOKS
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +23,14 @@
 
 void ws_test_hook(const char *point)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static int state; /* 0: not read yet, 1: armed, 2: disarmed */
     static char want[64];
     static unsigned long target, hits;
+    unsigned long hit;
+    bool fire;
 
+    pthread_mutex_lock(&mu);
     if (state == 0) {
         const char *v = getenv("WS_CRASH_AT");
         const char *colon = v ? strchr(v, ':') : NULL;
@@ -39,12 +46,15 @@ void ws_test_hook(const char *point)
                 state = 1;
         }
     }
-    if (state != 1 || strcmp(point, want) != 0 || ++hits < target)
+    fire = state == 1 && strcmp(point, want) == 0 && ++hits >= target;
+    hit = hits;
+    pthread_mutex_unlock(&mu);
+    if (!fire)
         return;
     {
         char line[160];
         int len =
-            snprintf(line, sizeof line, "ws_test_hook: SIGKILL at %s (hit %lu)\n", point, hits);
+            snprintf(line, sizeof line, "ws_test_hook: SIGKILL at %s (hit %lu)\n", point, hit);
         if (len > 0)
             (void)!write(STDERR_FILENO, line,
                          (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);

@@ -14,7 +14,8 @@
  * spool, evidence not yet), sink_published (one sink holds the window, the next does not yet),
  * head_published (every sink and the chain head hold it, the offset is not committed),
  * deadlettered (the dead letter is acknowledged, the offset is not committed); where a window
- * changes hands in the pipeline: store_worker (a store worker took it, no object store written
+ * changes hands in the pipeline: build_worker (a build worker took it, nothing read yet),
+ * store_worker (a store worker took it, no object store written
  * by it yet), stored (every object store holds it, back on the engine thread, the topic not
  * yet), topic_submitted and head_submitted (the message is with the producer, its delivery
  * report not yet served: other windows of other queries are in flight around it).

@@ -11,6 +11,13 @@
  *
  * After a restart the window may already be complete in the spool: it is delivered as it is if
  * it verifies and holds exactly this chain position (eng_extends_chain), else recomputed.
+ *
+ * Thread: a build worker's (pool.c, eng_build_work: one Kafka range reader per worker), so a
+ * big window's fetch and hashing hold up only the windows queued behind it on that worker, not
+ * the engine thread's polling, publishing and commits. It writes only the pending window it
+ * was handed — never its stage — and reads its query's head, which stays put while the window
+ * is out; what the engine thread keeps (stats, the stage) it applies when it takes the window
+ * back (engine.c, built()).
  */
 #include "engine/internal.h"
 #include "disk/testhook.h"
@@ -33,16 +40,16 @@ static ws_err_t on_record(void *opaque, const struct ws_record *r)
     return ws_window_add(c->w, r, c->errbuf, c->errlen);
 }
 
-ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_notification *n, char *errbuf,
-                            size_t errlen)
+ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_kafka_reader *r,
+                            struct ws_notification *n, char *errbuf, size_t errlen)
 {
     for (size_t i = 0; i < n->nsources; i++) {
         int64_t lo, hi;
         ws_err_t err;
         if (n->sources[i].from_offset != WS_OFFSET_UNRESOLVED)
             continue;
-        err = ws_kafka_reader_watermarks(e->reader, n->sources[i].topic, n->sources[i].partition,
-                                         &lo, &hi, (int)e->cfg->fetch_timeout_ms, errbuf, errlen);
+        err = ws_kafka_reader_watermarks(r, n->sources[i].topic, n->sources[i].partition, &lo, &hi,
+                                         (int)e->cfg->fetch_timeout_ms, errbuf, errlen);
         if (err)
             return err;
         if (lo > n->sources[i].until_offset)
@@ -59,11 +66,11 @@ ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_notification *n, char
  * What Spark reported (numInputRows) against what Kafka holds. Where the start was resolved to
  * the low watermark (batch 0, initial_offsets=earliest) the two must agree exactly, or the
  * window is refused: the earliest offsets are then not what Spark read. Elsewhere a mismatch is
- * attested as Kafka holds it (the ranges are Spark's own), logged and counted.
+ * attested as Kafka holds it (the ranges are Spark's own), and flagged for the engine thread
+ * to log and count (built(), engine.c).
  */
-static ws_err_t check_input_rows(struct ws_engine *e, const struct query *q,
-                                 const struct pending *p, const struct ws_window_result *res,
-                                 char *errbuf, size_t errlen)
+static ws_err_t check_input_rows(const struct query *q, struct pending *p,
+                                 const struct ws_window_result *res, char *errbuf, size_t errlen)
 {
     const struct ws_notification *n = &p->n;
 
@@ -82,21 +89,15 @@ static ws_err_t check_input_rows(struct ws_engine *e, const struct query *q,
                            (long long)n->inputs[i].num_input_rows, (unsigned long long)held, q->id,
                            i);
     }
-    if (n->reported_input_rows >= 0 && (uint64_t)n->reported_input_rows != res->leaf_count) {
-        e->stats.input_rows_mismatches++;
-        ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 1);
-        ws_log(WS_LOG_WARN, "input_rows_mismatch",
-               "query=%s batch=%lld reported=%lld records=%llu action=\"attested as Kafka holds "
-               "the ranges\"",
-               q->id, (long long)n->batch_id, (long long)n->reported_input_rows,
-               (unsigned long long)res->leaf_count);
-    }
+    p->rows_mismatch =
+        n->reported_input_rows >= 0 && (uint64_t)n->reported_input_rows != res->leaf_count;
     return WS_OK;
 }
 
 /* Fetch and hash the records of every source, in window-stream order; fills res. */
-static ws_err_t fetch_window(struct ws_engine *e, struct pending *p, struct ws_window *w,
-                             struct ws_window_result *res, char *errbuf, size_t errlen)
+static ws_err_t fetch_window(struct ws_engine *e, struct ws_kafka_reader *r, struct pending *p,
+                             struct ws_window *w, struct ws_window_result *res, char *errbuf,
+                             size_t errlen)
 {
     struct fetch_ctx ctx = {w, errbuf, errlen};
     struct ws_kafka_range *rg;
@@ -112,8 +113,8 @@ static ws_err_t fetch_window(struct ws_engine *e, struct pending *p, struct ws_w
         const struct ws_notif_source *s = &p->n.sources[i];
         rg[i] = (struct ws_kafka_range){s->topic, s->partition, s->from_offset, s->until_offset};
     }
-    err = ws_kafka_read_ranges(e->reader, rg, p->n.nsources, (int)e->cfg->fetch_timeout_ms,
-                               on_record, &ctx, errbuf, errlen);
+    err = ws_kafka_read_ranges(r, rg, p->n.nsources, (int)e->cfg->fetch_timeout_ms, on_record, &ctx,
+                               errbuf, errlen);
     free(rg);
     if (err)
         return err;
@@ -141,10 +142,9 @@ static void head_next(const struct query *q, const struct pending *p,
     ws_notification_sources_digest(&p->n, h->last_sources_digest);
 }
 
-/* -> ST_SPOOLED: envelope and evidence durable in the spool, nothing published yet. */
+/* Envelope and evidence durable in the spool, nothing published yet: ready for ST_SPOOLED. */
 static void spooled(struct pending *p, uint64_t records, uint64_t bytes)
 {
-    p->stage = ST_SPOOLED;
     p->sinks_done = 0;
     p->head_done = false;
     p->window_records = records;
@@ -153,9 +153,9 @@ static void spooled(struct pending *p, uint64_t records, uint64_t bytes)
 
 /* Statement + envelope for a finished window. */
 static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
-                     const struct ws_window_result *res, const struct ws_gap *gap, char *errbuf,
-                     size_t errlen)
+                     const struct ws_window_result *res, char *errbuf, size_t errlen)
 {
+    const struct ws_gap *gap = p->has_gap ? &p->gap : NULL;
     struct ws_statement_in in = {0};
     struct ws_output_set outs = {0};
     struct ws_head *h = &p->new_head;
@@ -259,16 +259,15 @@ static ws_err_t resume_from_spool(struct ws_engine *e, struct query *q, struct p
     p->envelope_len = sw->envelope_len;
     snprintf(p->evidence_path, sizeof p->evidence_path, "%s", sw->evidence_path);
     spooled(p, v.leaf_count, v.bytes);
-    e->stats.records += v.leaf_count;
-    e->stats.bytes += v.bytes;
+    p->resumed = true;
     ws_log(WS_LOG_INFO, "window_resumed", "query=%s batch=%lld source=spool", q->id,
            (long long)p->n.batch_id);
     return WS_OK;
 }
 
-/* ST_QUEUED -> ST_SPOOLED; on failure the scheduler's retry policy decides. */
-ws_err_t eng_build(struct ws_engine *e, struct query *q, struct pending *p,
-                   const struct ws_gap *gap, char *errbuf, size_t errlen)
+/* ST_BUILDING, on a build worker: artifacts spooled, or an error for the retry policy. */
+ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct query *q,
+                   struct pending *p, char *errbuf, size_t errlen)
 {
     struct ws_spool_file *sf = NULL;
     struct ws_evidence_writer *ew = NULL;
@@ -290,7 +289,9 @@ ws_err_t eng_build(struct ws_engine *e, struct query *q, struct pending *p,
                "query=%s batch=%lld reason=\"%s\" action=\"recomputing\"", q->id,
                (long long)p->n.batch_id, errbuf);
     }
-    if ((err = eng_resolve_starts(e, &p->n, errbuf, errlen)))
+    p->rows_mismatch = false;
+    p->resumed = false;
+    if ((err = eng_resolve_starts(e, r, &p->n, errbuf, errlen)))
         return err;
     if ((err = ws_spool_begin(e->spool, q->id, p->n.batch_id, &sf, errbuf, errlen)))
         return err;
@@ -308,8 +309,8 @@ ws_err_t eng_build(struct ws_engine *e, struct query *q, struct pending *p,
             goto out;
         }
     }
-    if ((err = fetch_window(e, p, w, &res, errbuf, errlen)) ||
-        (err = check_input_rows(e, q, p, &res, errbuf, errlen)))
+    if ((err = fetch_window(e, r, p, w, &res, errbuf, errlen)) ||
+        (err = check_input_rows(q, p, &res, errbuf, errlen)))
         goto out;
     if ((err = ws_evidence_finish(ew))) {
         ws_fail(err, errbuf, errlen, "evidence: %s", ws_strerror(err));
@@ -318,15 +319,13 @@ ws_err_t eng_build(struct ws_engine *e, struct query *q, struct pending *p,
     if ((err = ws_spool_commit(sf, &path, errbuf, errlen)))
         goto out;
     snprintf(p->evidence_path, sizeof p->evidence_path, "%s", path);
-    if ((err = seal(e, q, p, &res, gap, errbuf, errlen)))
+    if ((err = seal(e, q, p, &res, errbuf, errlen)))
         goto out;
     WS_TEST_HOOK("spool_envelope");
     if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope, p->envelope_len,
                                      errbuf, errlen)))
         goto out;
     spooled(p, res.leaf_count, res.bytes);
-    e->stats.records += res.leaf_count;
-    e->stats.bytes += res.bytes;
 out:
     ws_window_destroy(w);
     ws_evidence_writer_destroy(ew);
@@ -337,3 +336,29 @@ out:
     }
     return err;
 }
+
+/* The build workers' vtable (pool.c): each worker reads Kafka with a range reader of its own. */
+static ws_err_t build_open(struct ws_engine *e, void **ctx, char *errbuf, size_t errlen)
+{
+    const struct ws_config *cfg = e->cfg;
+    struct ws_kafka_conf kc = {cfg->bootstrap, cfg->group_id, (const char *const *)cfg->kafka_props,
+                               cfg->nkafka_props};
+
+    if (!(*ctx = ws_kafka_reader_new(&kc, errbuf, errlen)))
+        return WS_ERR_CONFIG;
+    return WS_OK;
+}
+
+static ws_err_t build_run(struct ws_engine *e, void *ctx, struct query *q, struct pending *p,
+                          char *errbuf, size_t errlen)
+{
+    WS_TEST_HOOK("build_worker");
+    return eng_build(e, ctx, q, p, errbuf, errlen);
+}
+
+static void build_close(void *ctx)
+{
+    ws_kafka_reader_destroy(ctx);
+}
+
+const struct eng_work eng_build_work = {"build", build_open, build_run, build_close};

@@ -10,11 +10,12 @@
  *     │                                   │      duplicate -> ST_DONE, conflict -> ST_DEADLETTER
  *     │                                   ├─ batch > head+1: held gap_wait_ms, then with a gap
  *     │                                   ▼
+ *     │                 ST_BUILDING ──eng_pool_submit (pool.c)──► a build worker runs
  *     │                 eng_build (build.c): records re-read (window-stream order), streamed
  *     │                 through stream digest, Merkle tree and LZ4 into the spool; fsync,
  *     │                 rename; statement, signature, envelope spooled
  *     │                                   │  not retained / unknown topic: ST_DEADLETTER
- *     │                                   ▼
+ *     │                                   ▼ built(), back on this thread
  *     │                 ST_SPOOLED ──eng_pool_submit (pool.c)──► ST_STORING: a store worker
  *     │                 runs eng_store (publish.c): every object store + checkpoint (sinks_done)
  *     │                                   ▼ stored(), back on this thread
@@ -28,10 +29,12 @@
  *
  * Nothing here waits on a round trip: a window out with a store worker or with a message in
  * flight leaves its query where it is, and the loop goes on with the other queries (windows of
- * different queries proceed concurrently, up to engine.max_windows_in_flight in the object
- * stores at once; within a query they stay in batch order, one past the spool at a time, each
- * linked to the one before). Commits are batched, one asynchronous commit per moved partition
- * at the end of a step (commit.c). Building a window (fetch, hash, spool) still runs here.
+ * different queries proceed concurrently, up to engine.build_workers being built and
+ * engine.max_windows_in_flight in the object stores at once; within a query they stay in batch
+ * order, one past its turn at a time, each linked to the one before). Commits are batched, one
+ * asynchronous commit per moved partition at the end of a step (commit.c). This thread only
+ * polls, schedules, produces and commits: fetching, hashing and spooling run on the build
+ * workers, object-store requests on the store workers.
  *
  * A failed arrow goes to one place, failed() below: retriable -> backoff, the window waits;
  * permanent while building -> dead-letter; permanent while publishing -> the query's chain
@@ -58,8 +61,9 @@
  * heads are reloaded: with the eager protocol, fetching restarts from the committed offsets, so
  * the dropped notifications come again and I2 makes reprocessing harmless.
  *
- * Thread: everything here runs on the caller's thread, except eng_store on the store workers
- * (pool.c says what they may touch); ws_engine_stop may be called from a signal handler. After
+ * Thread: everything here runs on the caller's thread, except eng_build on the build workers
+ * and eng_store on the store workers (pool.c says what they may touch); ws_engine_stop may be
+ * called from a signal handler. After
  * a stop, windows already past the spool are finished (bounded by STOP_GRACE_MS); the rest wait
  * in the spool or in Kafka for the next run.
  */
@@ -96,7 +100,8 @@ static bool check_queue(const struct ws_engine *e, const struct query *q, size_t
                 return false; /* I5: queued batches wait in batch order */
             prev_queued = p;
             break;
-        case ST_STORING: /* a store worker's now: its fields are not ours to read */
+        case ST_BUILDING: /* a worker's now: its fields are not ours to read */
+        case ST_STORING:
             if (p != q->queue)
                 return false;
             break;
@@ -212,9 +217,9 @@ static void drop_all(struct ws_engine *e)
     struct pending *p, *nx;
     struct query *wq;
 
-    /* the store workers hand back what they hold first: nothing may be freed under them */
-    while (eng_pool_busy(e->pool)) {
-        while (eng_pool_done(e->pool, &wq))
+    /* the workers hand back what they hold first: nothing may be freed under them */
+    while (eng_pool_busy(e->pool) || eng_pool_busy(e->builders)) {
+        while (eng_pool_done(e->pool, &wq) || eng_pool_done(e->builders, &wq))
             ;
         ws_kafka_producer_poll(e->producer, 1);
     }
@@ -255,8 +260,8 @@ static void backoff(struct ws_engine *e, struct pending *p)
 
 static const char *stage_name(enum stage s)
 {
-    static const char *const names[] = {"queued", "spooled",    "storing", "stored",
-                                        "head",   "deadletter", "done"};
+    static const char *const names[] = {"queued", "building", "spooled",    "storing",
+                                        "stored", "head",     "deadletter", "done"};
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
@@ -322,29 +327,19 @@ static bool its_turn(struct ws_engine *e, struct query *q, struct pending *p, in
     return true;
 }
 
-/* ST_QUEUED -> ST_SPOOLED | ST_DONE | ST_DEADLETTER; false: the queue waits. */
-static bool step_queued(struct ws_engine *e, struct query *q, struct pending *p, int64_t now,
-                        char *errbuf, size_t errlen)
+/* ST_QUEUED -> ST_BUILDING | ST_DONE | ST_DEADLETTER; false: the queue waits. */
+static bool step_queued(struct ws_engine *e, struct query *q, struct pending *p, int64_t now)
 {
-    struct ws_gap gap;
-    bool has_gap;
-    ws_err_t err;
-
     if (q->has_head && p->n.batch_id <= q->head.last_batch) {
         eng_old_batch(e, q, p);
         return true;
     }
-    if (!its_turn(e, q, p, now, &gap, &has_gap))
+    if (!its_turn(e, q, p, now, &p->gap, &p->has_gap))
         return false;
-    err = eng_build(e, q, p, has_gap ? &gap : NULL, errbuf, errlen);
-    if (err)
-        return !failed(e, q, p, err, errbuf);
-    p->attempts = 0;
-    if (has_gap) {
-        e->stats.gaps++;
-        ws_metrics_add(e->metrics, "windowseal_gaps_total", NULL, 1);
-    }
-    return true;
+    if (!eng_pool_submit(e->builders, q, p))
+        return false; /* every build worker busy: its turn comes when one is free */
+    p->stage = ST_BUILDING;
+    return false; /* the worker hands it back through built() */
 }
 
 /*
@@ -401,9 +396,11 @@ static void advance_query(struct ws_engine *e, struct query *q)
             return; /* not started: it stays in the spool / in Kafka for the next run */
         switch (p->stage) {
         case ST_QUEUED:
-            if (!step_queued(e, q, p, now, errbuf, sizeof errbuf))
+            if (!step_queued(e, q, p, now))
                 return;
             continue;
+        case ST_BUILDING:
+            return; /* the worker hands it back through built() */
         case ST_SPOOLED:
             if (!eng_pool_submit(e->pool, q, p))
                 return; /* every worker busy: its turn comes when one is free */
@@ -432,6 +429,45 @@ static void advance_query(struct ws_engine *e, struct query *q)
     }
 }
 
+/* What the engine thread keeps of a window built on a worker: stats, counters, its stage. */
+static void build_finished(struct ws_engine *e, struct query *q, struct pending *p)
+{
+    p->stage = ST_SPOOLED;
+    p->attempts = 0;
+    e->stats.records += p->window_records;
+    e->stats.bytes += p->window_bytes;
+    if (p->has_gap) {
+        e->stats.gaps++;
+        ws_metrics_add(e->metrics, "windowseal_gaps_total", NULL, 1);
+    }
+    if (p->rows_mismatch) {
+        e->stats.input_rows_mismatches++;
+        ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 1);
+        ws_log(WS_LOG_WARN, "input_rows_mismatch",
+               "query=%s batch=%lld reported=%lld records=%llu action=\"attested as Kafka holds "
+               "the ranges\"",
+               q->id, (long long)p->n.batch_id, (long long)p->n.reported_input_rows,
+               (unsigned long long)p->window_records);
+    }
+}
+
+/* Windows the build workers finished: ST_BUILDING -> ST_SPOOLED, or back to ST_QUEUED. */
+static void built(struct ws_engine *e)
+{
+    struct pending *p;
+    struct query *q;
+
+    while ((p = eng_pool_done(e->builders, &q))) {
+        assert(p->stage == ST_BUILDING && q->queue == p);
+        if (p->job_err == WS_OK) {
+            build_finished(e, q, p);
+            continue;
+        }
+        p->stage = ST_QUEUED;
+        failed(e, q, p, p->job_err, p->job_why);
+    }
+}
+
 /* Windows the store workers finished: ST_STORING -> ST_STORED, or back to ST_SPOOLED. */
 static void stored(struct ws_engine *e)
 {
@@ -455,7 +491,7 @@ static void stored(struct ws_engine *e)
 /* Anything past the spool and not done: what a stop waits for, and what makes polls short. */
 static bool in_flight(const struct ws_engine *e)
 {
-    if (eng_pool_busy(e->pool))
+    if (eng_pool_busy(e->pool) || eng_pool_busy(e->builders))
         return true;
     for (const struct query *q = e->queries; q; q = q->next)
         if (q->queue && !q->stopped && (q->queue->stage == ST_STORED || q->queue->stage == ST_HEAD))
@@ -540,6 +576,7 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     ws_kafka_producer_poll(e->producer, 0); /* delivery reports of heads and attestations */
+    built(e);
     stored(e);
     advance_query(e, &e->orphans);
     for (struct query *q = e->queries; q; q = q->next)
@@ -576,7 +613,7 @@ void ws_engine_stop(struct ws_engine *e)
 
 bool ws_engine_idle(const struct ws_engine *e)
 {
-    if (eng_pool_busy(e->pool))
+    if (eng_pool_busy(e->pool) || eng_pool_busy(e->builders))
         return false;
     for (size_t i = 0; i < e->nparts; i++)
         if (e->parts[i].committed < eng_inflight_next(&e->parts[i]) &&
@@ -672,7 +709,10 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     if ((err = ws_sink_create(&kafka_sink, &sink_ctx, &e->sinks[e->nsinks], errbuf, errlen)))
         goto fail;
     e->nsinks++;
-    if ((err = eng_pool_new(e, (unsigned)cfg->max_windows_in_flight, &e->pool, errbuf, errlen)))
+    if ((err = eng_pool_new(e, &eng_store_work, (unsigned)cfg->max_windows_in_flight, &e->pool,
+                            errbuf, errlen)) ||
+        (err = eng_pool_new(e, &eng_build_work, (unsigned)cfg->build_workers, &e->builders, errbuf,
+                            errlen)))
         goto fail;
     prepare_topics(e);
     if ((err = ws_metrics_start(cfg->metrics_listen, &e->metrics, errbuf, errlen)))
@@ -698,6 +738,7 @@ void ws_engine_destroy(struct ws_engine *e)
     if (e->consumer)
         eng_commit(e, true); /* the last offsets done, synchronously */
     drop_all(e);
+    eng_pool_destroy(e->builders);
     eng_pool_destroy(e->pool);
     for (q = e->queries; q; q = nq) {
         nq = q->next;

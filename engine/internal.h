@@ -5,7 +5,8 @@
  * Files of the engine, one room each (engine.c's design note draws the stages):
  *   engine.c   the loop: scheduling, the one retry policy, chain heads, invariants, public API
  *   intake.c   received -> queued | idle | dead-letter; producing dead letters (I4)
- *   build.c    queued -> spooled: records re-read, hashed, spooled, sealed (I2)
+ *   build.c    queued -> spooled: records re-read, hashed, spooled, sealed (I2), on a build worker
+ *   pool.c     the worker threads (build and store) and the handover to and from them
  *   publish.c  spooled -> done: sinks, checkpoint, chain head (I1, I3); duplicates, conflicts
  *   commit.c   offsets in hand and commits (I1)
  */
@@ -30,6 +31,7 @@ _Static_assert(MAX_SINKS <= 32, "sinks_done holds one bit per sink");
 /* A notification's stage (the diagram atop engine.c); each arrow is one function. */
 enum stage {
     ST_QUEUED,     /* parsed, in its query's queue, waiting for its turn */
+    ST_BUILDING,   /* a build worker has it: records re-read, hashed, spooled, sealed */
     ST_SPOOLED,    /* artifacts durable in the spool, waiting for a store worker */
     ST_STORING,    /* a store worker has it: the object stores (sinks_done bits) */
     ST_STORED,     /* every object store holds it: the attestations topic (dv in flight) */
@@ -52,6 +54,12 @@ struct pending {
     int64_t held_since;   /* first time it was found ahead of its chain */
     int64_t next_attempt; /* monotonic ms */
     unsigned attempts;
+    /* ST_BUILDING: the worker's input (the gap, if batches before it were given up on) ... */
+    bool has_gap;
+    struct ws_gap gap;
+    /* ... and what it found, applied by the engine thread when it takes the window back */
+    bool rows_mismatch; /* numInputRows differs from the records Kafka holds */
+    bool resumed;       /* delivered from the spool as it was before a restart */
     /* ST_SPOOLED: artifacts made, being published */
     char *envelope;
     size_t envelope_len;
@@ -61,7 +69,7 @@ struct pending {
     struct ws_head new_head;
     uint64_t window_records, window_bytes;
     struct ws_kafka_delivery *dv; /* ST_STORED, ST_HEAD: the message in flight (heap) */
-    ws_err_t job_err;             /* ST_STORING: the store worker's outcome ... */
+    ws_err_t job_err;             /* ST_BUILDING, ST_STORING: the worker's outcome ... */
     char job_why[512];            /* ... and its reason */
     struct pending *next; /* in its query's queue: by batch id, or in arrival order (orphans) */
 };
@@ -108,19 +116,34 @@ struct ws_engine {
     struct ws_metrics *metrics;
     int64_t last_gauges; /* when the gauges were last refreshed */
     struct ws_notif_opts nopts;
-    struct eng_pool *pool;    /* the store workers */
-    int64_t stop_at;          /* when stop was first seen: in-flight windows get a bounded time */
-    int64_t commit_refreshed; /* when every partition's offset was last sent again */
+    struct eng_pool *builders; /* the build workers */
+    struct eng_pool *pool;     /* the store workers */
+    int64_t stop_at;           /* when stop was first seen: in-flight windows get a bounded time */
+    int64_t commit_refreshed;  /* when every partition's offset was last sent again */
 };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Shared between the engine's files                                                            */
 
-/* pool.c: the store workers (engine.max_windows_in_flight threads). */
+/*
+ * pool.c: worker threads. What a worker owns and does, as a const vtable beside its stage:
+ * open makes one worker's resources (*ctx), run takes one window (on the worker's thread; the
+ * outcome goes to p->job_err and p->job_why), close frees what open made.
+ */
+struct eng_work {
+    const char *name; /* "build", "store": for messages */
+    ws_err_t (*open)(struct ws_engine *e, void **ctx, char *errbuf, size_t errlen);
+    ws_err_t (*run)(struct ws_engine *e, void *ctx, struct query *q, struct pending *p,
+                    char *errbuf, size_t errlen);
+    void (*close)(void *ctx);
+};
+extern const struct eng_work eng_build_work; /* build.c: a Kafka range reader each */
+extern const struct eng_work eng_store_work; /* publish.c: every object store's sink each */
+
 struct eng_pool;
-ws_err_t eng_pool_new(struct ws_engine *e, unsigned nworkers, struct eng_pool **out, char *errbuf,
-                      size_t errlen) WS_MUST_CHECK;
-/* Hand p over (ST_STORING); false when every worker is busy. */
+ws_err_t eng_pool_new(struct ws_engine *e, const struct eng_work *work, unsigned nworkers,
+                      struct eng_pool **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* Hand p over (ST_BUILDING, ST_STORING); false when every worker is busy. */
 bool eng_pool_submit(struct eng_pool *pl, struct query *q, struct pending *p);
 /* A finished window (its job_err and job_why set), or NULL; never blocks. */
 struct pending *eng_pool_done(struct eng_pool *pl, struct query **q);
@@ -148,12 +171,12 @@ void eng_to_deadletter(struct pending *p, ws_err_t err, const char *reason);
 ws_err_t eng_deadletter(struct ws_engine *e, struct pending *p, char *errbuf,
                         size_t errlen) WS_MUST_CHECK;
 
-/* build.c */
-ws_err_t eng_build(struct ws_engine *e, struct query *q, struct pending *p,
-                   const struct ws_gap *gap, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* build.c (eng_build_work runs it on a build worker) */
+ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct query *q,
+                   struct pending *p, char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* Batch 0 started at the low watermark (initial_offsets=earliest): its fromOffsets resolved. */
-ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_notification *n, char *errbuf,
-                            size_t errlen) WS_MUST_CHECK;
+ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_kafka_reader *r,
+                            struct ws_notification *n, char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* Does a verified statement hold the window at this chain position (next: the head after it)? */
 bool eng_extends_chain(const struct query *q, const struct pending *p, const struct ws_verified *v,
                        const struct ws_head *next);

@@ -1,28 +1,38 @@
 /*
- * pool.c — the store workers: windows go into the object stores on their own threads, so a
- * store 50 ms away delays its own windows, not the process (Fluent Bit's output workers).
+ * pool.c — the engine's worker threads: windows are built (records re-read, hashed, spooled,
+ * sealed) and stored (every object store) off the engine thread, so a big window or a store
+ * 50 ms away delays its own windows, not the process (Fluent Bit's output workers).
  *
  * DESIGN
  *
- * N workers (engine.max_windows_in_flight), each with its own instance of every configured
- * object store: a sink instance is used by one thread only (sinks/sink.h), so an S3 sink's
- * curl handles and connections belong to its worker and are reused window after window. The
- * engine thread hands a window over (ST_SPOOLED -> ST_STORING) with eng_pool_submit and takes
- * it back finished from eng_pool_done; in between the window is the worker's alone — the
- * engine thread does not touch it, and its query does not move (windows of one query are
- * stored one after the other, in batch order, so each store's checkpoint only moves forward).
+ * One pool type, two pools (engine.c): the build workers (engine.build_workers, each with its
+ * own Kafka range reader) and the store workers (engine.max_windows_in_flight, each with its
+ * own instance of every configured object store). What a worker owns and does is a const
+ * vtable (struct eng_work: open its resources, run one window, close), defined beside the
+ * stage it runs (build.c, publish.c); this file only moves windows between threads. A sink
+ * instance or a reader is used by one thread only (sinks/sink.h, kafka/kafka.h), so an S3
+ * sink's curl handles and connections belong to its worker and are reused window after window.
  *
- * What a worker may touch: the pending window it was handed, its query's id and current head
- * (stable while the window is out: only the window's own completion moves them), the engine's
- * read-only configuration and keys, metrics and logging (both thread-safe). Everything else —
- * stats, queues, offsets, the producer, the spool's index — stays with the engine thread.
+ * The engine thread hands a window over with eng_pool_submit and takes it back finished from
+ * eng_pool_done; in between the window is the worker's alone — the engine thread reads neither
+ * its stage-dependent fields nor writes any of them, and its query does not move (within a
+ * query one window is past its turn at a time, in batch order, so each store's checkpoint
+ * only moves forward and each window links to the head before it).
  *
- * Handover is one mutex: a FIFO of jobs the workers wait on (condition variable) and a FIFO of
- * finished jobs the engine thread polls without blocking.
+ * What a worker may touch: the pending window it was handed (never its stage or queue link:
+ * the engine thread reads those), its query's id and current head (stable while the window is
+ * out: only the window's own completion moves them), the engine's read-only configuration and
+ * keys, the spool (thread-safe: disk/spool.c), metrics and logging (both thread-safe).
+ * Everything else — stats, queues, offsets, the producer — stays with the engine thread, which
+ * applies a finished window's results when it takes it back.
+ *
+ * Handover is one mutex per pool: a FIFO of jobs the workers wait on (condition variable) and a
+ * FIFO of finished jobs the engine thread polls without blocking.
  */
 #include "engine/internal.h"
 #include "disk/testhook.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +42,7 @@ struct worker {
     struct eng_pool *pool;
     pthread_t thread;
     bool started;
-    struct ws_sink *sinks[MAX_SINKS]; /* object stores only, same order as e->sinks */
+    void *ctx; /* what work->open made for this worker: sinks, a reader */
 };
 
 struct job {
@@ -43,6 +53,7 @@ struct job {
 
 struct eng_pool {
     struct ws_engine *e;
+    const struct eng_work *work;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct job *todo, **todo_tail;
@@ -83,8 +94,9 @@ static void *run(void *arg)
         if (!(j = pop(&pl->todo, &pl->todo_tail)))
             break; /* quit, nothing left */
         pthread_mutex_unlock(&pl->mu);
-        WS_TEST_HOOK("store_worker");
-        j->p->job_err = eng_store(pl->e, w->sinks, j->q, j->p, j->p->job_why, sizeof j->p->job_why);
+        j->p->job_why[0] = '\0';
+        j->p->job_err =
+            pl->work->run(pl->e, w->ctx, j->q, j->p, j->p->job_why, sizeof j->p->job_why);
         pthread_mutex_lock(&pl->mu);
         push(&pl->done_tail, j);
     }
@@ -92,19 +104,20 @@ static void *run(void *arg)
     return NULL;
 }
 
-ws_err_t eng_pool_new(struct ws_engine *e, unsigned nworkers, struct eng_pool **out, char *errbuf,
-                      size_t errlen)
+ws_err_t eng_pool_new(struct ws_engine *e, const struct eng_work *work, unsigned nworkers,
+                      struct eng_pool **out, char *errbuf, size_t errlen)
 {
     struct eng_pool *pl = calloc(1, sizeof *pl);
-    struct ws_sink_ctx ctx = {.producer = e->producer, .topic = e->cfg->attestations_topic};
     ws_err_t err = WS_OK;
 
+    assert(nworkers >= 1);
     if (!pl || !(pl->w = calloc(nworkers, sizeof *pl->w))) {
         free(pl);
-        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %u store workers",
-                       nworkers);
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %u %s workers", nworkers,
+                       work->name);
     }
     pl->e = e;
+    pl->work = work;
     pl->todo_tail = &pl->todo;
     pl->done_tail = &pl->done;
     pthread_mutex_init(&pl->mu, NULL);
@@ -114,11 +127,11 @@ ws_err_t eng_pool_new(struct ws_engine *e, unsigned nworkers, struct eng_pool **
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &pl->w[i];
         w->pool = pl;
-        for (size_t s = 0; s + 1 < e->nsinks; s++) /* the last sink is the topic's */
-            if ((err = ws_sink_create(&e->cfg->sinks[s], &ctx, &w->sinks[s], errbuf, errlen)))
-                return err;
+        if ((err = work->open(e, &w->ctx, errbuf, errlen)))
+            return err;
         if (pthread_create(&w->thread, NULL, run, w) != 0)
-            return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "cannot start store worker %u", i);
+            return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "cannot start %s worker %u", work->name,
+                           i);
         w->started = true;
     }
     return WS_OK;
@@ -180,8 +193,8 @@ void eng_pool_destroy(struct eng_pool *pl)
     for (unsigned i = 0; i < pl->nworkers; i++) {
         if (pl->w[i].started)
             pthread_join(pl->w[i].thread, NULL);
-        for (size_t s = 0; s < MAX_SINKS; s++)
-            ws_sink_destroy(pl->w[i].sinks[s]);
+        if (pl->w[i].ctx)
+            pl->work->close(pl->w[i].ctx);
     }
     for (struct job *j; (j = pop(&pl->todo, &pl->todo_tail));)
         free(j);

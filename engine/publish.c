@@ -166,6 +166,45 @@ ws_err_t eng_store(struct ws_engine *e, struct ws_sink *const *sinks, const stru
     return WS_OK;
 }
 
+/* The store workers' vtable (pool.c): each worker has its own instance of every object store. */
+struct store_ctx {
+    struct ws_sink *sinks[MAX_SINKS]; /* object stores only, same order as e->sinks */
+};
+
+static ws_err_t store_open(struct ws_engine *e, void **ctx, char *errbuf, size_t errlen)
+{
+    struct ws_sink_ctx sc = {.producer = e->producer, .topic = e->cfg->attestations_topic};
+    struct store_ctx *c = calloc(1, sizeof *c);
+    ws_err_t err;
+
+    if (!(*ctx = c))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for a store worker");
+    for (size_t s = 0; s + 1 < e->nsinks; s++) /* the last sink is the topic's */
+        if ((err = ws_sink_create(&e->cfg->sinks[s], &sc, &c->sinks[s], errbuf, errlen)))
+            return err;
+    return WS_OK;
+}
+
+static ws_err_t store_run(struct ws_engine *e, void *ctx, struct query *q, struct pending *p,
+                          char *errbuf, size_t errlen)
+{
+    struct store_ctx *c = ctx;
+
+    WS_TEST_HOOK("store_worker");
+    return eng_store(e, c->sinks, q, p, errbuf, errlen);
+}
+
+static void store_close(void *ctx)
+{
+    struct store_ctx *c = ctx;
+
+    for (size_t s = 0; s < MAX_SINKS; s++)
+        ws_sink_destroy(c->sinks[s]);
+    free(c);
+}
+
+const struct eng_work eng_store_work = {"store", store_open, store_run, store_close};
+
 /* A delivery for p's next message; the previous one, if any, is done with. */
 static struct ws_kafka_delivery *new_delivery(struct pending *p)
 {
@@ -290,7 +329,7 @@ void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p)
     ws_err_t err;
 
     /* a batch 0 resolved to the low watermark was attested with the offsets it resolved to */
-    if (eng_resolve_starts(e, &p->n, reason, sizeof reason))
+    if (eng_resolve_starts(e, e->reader, &p->n, reason, sizeof reason))
         ws_log(WS_LOG_WARN, "resolve_failed", "query=%s batch=%lld reason=\"%s\"", q->id,
                (long long)p->n.batch_id, reason);
     ws_notification_sources_digest(&p->n, mine);

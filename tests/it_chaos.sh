@@ -151,7 +151,7 @@ echo "# lanes start in parallel (limit $LIMIT s)"
 lane kill-a kill --name a --seed 11 --kills 10 \
     --hooks fetch_record:2,spool_write:1,spool_rename:1,spool_envelope:2,sink_published:1,head_published:2,store_worker:3,topic_submitted:2
 lane kill-b kill --name b --seed 22 --kills 10 \
-    --hooks fetch_record:5,spool_write:3,spool_remove:1,sink_published:2,deadlettered:1,spool_rename:2,stored:2,head_submitted:3
+    --hooks fetch_record:5,spool_write:3,spool_remove:1,sink_published:2,deadlettered:1,spool_rename:2,stored:2,head_submitted:3,build_worker:4
 lane failover failover
 lane hostile hostile --max-hwm-mb 256
 lane s3 s3 --s3rver "$S3RVER"

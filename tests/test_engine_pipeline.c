@@ -4,7 +4,8 @@
  * in flight at once with fewer store workers than windows, the broker down while they are, then
  * transient Produce errors on the topic and head deliveries. Every window attested exactly once,
  * every chain intact, every window on the attestations and heads topics, the committed offset
- * never ahead, nothing dead-lettered.
+ * never ahead, nothing dead-lettered. Scenario 6: a build that waits for its records holds one
+ * build worker only — other queries' windows are attested meanwhile.
  */
 #include "engine_rig.h"
 
@@ -306,6 +307,89 @@ out:
     rig_rmdir(&r);
 }
 
+/*
+ * (6) a slow build does not hold up other queries: one window's records are not in Kafka yet,
+ * so its build waits (up to engine.fetch_timeout_ms) on a build worker; the windows of four
+ * other queries posted after it are built on the other worker and attested meanwhile, while
+ * the committed offset stays below the waiting one (I1). Then its records come and it is
+ * attested too.
+ */
+static void scenario_slow_build(void)
+{
+    static const char *const extra[] = {"engine.build_workers=2", "engine.fetch_timeout_ms=8000",
+                                        NULL};
+    static const char held[] = "{\"queryId\":\"held\",\"batchId\":0,\"sources\":[{\"topic\":"
+                               "\"slow\",\"partition\":0,\"fromOffset\":0,\"untilOffset\":3}]}";
+    struct ws_kafka_broker *b = NULL;
+    struct ws_engine_stats st;
+    struct rig r = {0};
+    char errbuf[512] = "", path[256];
+    int64_t c;
+    double t0;
+
+    if (!rig_dir(&r) || !(b = ws_kafka_broker_new(NULL, 1, errbuf, sizeof errbuf))) {
+        CHECK(0, "setup: %s", errbuf);
+        rig_rmdir(&r);
+        return;
+    }
+    CHECK(ws_kafka_broker_create_topic(b, "data", 2, errbuf, sizeof errbuf) == WS_OK, "%s", errbuf);
+    CHECK(ws_kafka_broker_create_topic(b, "slow", 1, errbuf, sizeof errbuf) == WS_OK, "%s", errbuf);
+    CHECK(ws_kafka_broker_create_topic(b, "windowseal.batches", 1, errbuf, sizeof errbuf) == WS_OK,
+          "%s", errbuf);
+    if (!rig_start(&r, ws_kafka_broker_bootstrap(b), extra)) {
+        CHECK(0, "rig_start");
+        goto out;
+    }
+    CHECK(r.cfg->build_workers == 2 && r.cfg->fetch_timeout_ms == 8000, "config not applied");
+    /* the held window: offset 0 of the notifications topic, its 3 records not produced yet */
+    snprintf(r.qid[0], sizeof r.qid[0], "held");
+    r.batch_id[0] = 0;
+    r.expect[0] = 3;
+    r.batches = 1;
+    produce_sync(&r, "windowseal.batches", 0, "held", held, strlen(held));
+    post_round(&r, 4, 0); /* offsets 1..4: cw-00..cw-03, batch 0 each */
+    t0 = now_ms();
+    CHECK(run_steps(&r, 4, 7000, true, false),
+          "slow build: %llu of 4 other windows attested "
+          "while one build waits",
+          (unsigned long long)finished(&r));
+    ws_engine_get_stats(r.e, &st);
+    att_path(&r, 0, ".dsse.json", path, sizeof path);
+    CHECK(st.windows == 4 && !exists(path),
+          "slow build: %llu windows attested, the held one %s (its records are not in Kafka)",
+          (unsigned long long)st.windows, exists(path) ? "too" : "not");
+    for (int64_t at = 1; at < r.batches; at++)
+        CHECK(attested_file(&r, at), "slow build: %s/%lld not in the file sink", r.qid[at],
+              (long long)r.batch_id[at]);
+    c = committed(&r);
+    CHECK(c <= 0, "slow build: committed offset %lld while offset 0 is still being built (I1)",
+          (long long)c);
+    note("slow build: 4 windows of other queries attested %.2f s after posting, while the held "
+         "window's build waited for its records; committed offset %lld",
+         (now_ms() - t0) / 1e3, (long long)c);
+    /* its records arrive: the waiting build (or its retry) completes */
+    for (int i = 0; i < 3; i++)
+        produce_sync(&r, "slow", 0, NULL, "rec", 3);
+    CHECK(ws_kafka_producer_flush(r.p, 20000) == WS_OK, "slow records not delivered");
+    CHECK(run_steps(&r, 5, 20000, true, true),
+          "slow build: the held window not attested 20 s "
+          "after its records came (%llu finished)",
+          (unsigned long long)finished(&r));
+    CHECK(exists(path), "slow build: %s missing", path);
+    c = wait_committed(&r, 5, 5000);
+    CHECK(c == 5, "slow build: committed offset %lld after every window, want 5", (long long)c);
+    ws_engine_get_stats(r.e, &st);
+    CHECK(st.windows == 5 && st.deadlettered == 0 &&
+              (int64_t)st.records == 3 + r.expect[1] + r.expect[2] + r.expect[3] + r.expect[4],
+          "slow build: %llu windows, %llu dead letters, %llu records",
+          (unsigned long long)st.windows, (unsigned long long)st.deadlettered,
+          (unsigned long long)st.records);
+out:
+    rig_stop(&r);
+    ws_kafka_broker_destroy(b);
+    rig_rmdir(&r);
+}
+
 int main(void)
 {
     unsigned faults = 0;
@@ -313,6 +397,7 @@ int main(void)
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     scenario_concurrent(&faults);
+    scenario_slow_build();
     note("%u faults injected in %.0f s", faults, (now_ms() - t0) / 1e3);
     if (failures) {
         printf("test_engine_pipeline: %u checks passed, %u failed\n", checks, failures);

@@ -350,12 +350,17 @@ def sanitizer_reports(paths):
 # Waiting and checking
 
 
-def wait_windows(stream, att, timeout, extra_ok=""):
-    """Until every posted window's envelope is in the file sink."""
+def wait_windows(stream, att, timeout, extra_ok="", logs=None):
+    """Until every posted window's envelope is in the file sink — and, with logs, until the
+    engine logged it attested: that line comes after the topic's and the head's delivery
+    reports, a moment after the file sink holds the window, so a lane that counts
+    window_attested lines next passes the logs."""
     t0 = time.time()
     while True:
+        done = set(attested_wids(logs)) if logs else None
         missing = [w["wid"] for w in stream.st["windows"]
-                   if not os.path.exists(wsit.env_path(att, w["qid"], w["batch"], ".dsse.json"))]
+                   if not os.path.exists(wsit.env_path(att, w["qid"], w["batch"], ".dsse.json"))
+                   or (done is not None and w["wid"] not in done)]
         if not missing:
             ok("all %d posted windows attested after %.1f s%s"
                % (len(stream.st["windows"]), time.time() - t0, extra_ok))

@@ -297,7 +297,7 @@ def attesters(logs, wid):
 def attesters_settled(logs, wids, timeout=15):
     """Attesters per window once every window has one: the engine logs window_attested after
     the head's delivery report, which can come a little after the attestation is readable on
-    the topic that wait_windows watches."""
+    the file sink that wait_windows watches."""
     deadline = time.time() + timeout
     while True:
         by = {wid: attesters(logs, wid) for wid in wids}
@@ -670,7 +670,7 @@ def lane_s3(a):
     try:
         e = L.Engine(a.ws, cfg, log)
         post(2)
-        L.wait_windows(s, att, 40, " (store up)")
+        L.wait_windows(s, att, 40, " (store up)", logs=[log])
         # 1. every request answered 500 for 4 s, kill -9 in the middle
         proxy.mode = "500"
         n0 = attested_count(e)
@@ -696,7 +696,7 @@ def lane_s3(a):
         e = L.Engine(a.ws, cfg, log)
         post(1)
         L.wait_windows(s, att, 40, " (restarted after the kill, store failing a quarter of "
-                                   "the requests)")
+                                   "the requests)", logs=[log])
         faults += proxy.count["500"] - c500
         # 3. down 10 s: connections refused
         proxy.mode = "up"
@@ -758,7 +758,7 @@ def lane_disk(a):
         e = L.Engine(a.ws, cfg, log)
         s.post_batch(p, "Q0")
         s.save()
-        L.wait_windows(s, att, 40, " (spool with room)")
+        L.wait_windows(s, att, 40, " (spool with room)", logs=[log])
         st = os.statvfs(mnt)
         free = st.f_bavail * st.f_frsize
         filler = os.path.join(mnt, "filler")
