@@ -27,8 +27,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Windows of at least this many records are hashed on the build worker's hasher thread while
+ * it fetches the rest (hasher.c); smaller ones on the build worker itself, where a handover
+ * would cost more than it saves (a 1 k-record window hashes in ~0.3 ms).
+ */
+#define HASHER_MIN_RECORDS 8192
+
 struct fetch_ctx {
     struct ws_window *w;
+    struct eng_hasher *h; /* NULL: this thread hashes */
     char *errbuf;
     size_t errlen;
 };
@@ -37,6 +45,8 @@ static ws_err_t on_record(void *opaque, const struct ws_record *r)
 {
     struct fetch_ctx *c = opaque;
     WS_TEST_HOOK("fetch_record");
+    if (c->h)
+        return eng_hasher_add(c->h, r, c->errbuf, c->errlen);
     return ws_window_add(c->w, r, c->errbuf, c->errlen);
 }
 
@@ -95,13 +105,14 @@ static ws_err_t check_input_rows(const struct query *q, struct pending *p,
 }
 
 /* Fetch and hash the records of every source, in window-stream order; fills res. */
-static ws_err_t fetch_window(struct ws_engine *e, struct ws_kafka_reader *r, struct pending *p,
-                             struct ws_window *w, struct ws_window_result *res, char *errbuf,
-                             size_t errlen)
+static ws_err_t fetch_window(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_hasher *h,
+                             struct pending *p, struct ws_window *w, struct ws_window_result *res,
+                             char *errbuf, size_t errlen)
 {
-    struct fetch_ctx ctx = {w, errbuf, errlen};
+    struct fetch_ctx ctx = {w, NULL, errbuf, errlen};
     struct ws_kafka_range *rg;
-    ws_err_t err;
+    uint64_t records = 0;
+    ws_err_t err, herr;
 
     /*
      * Sources are sorted by (topic, partition): one read fetches every range concurrently and
@@ -112,10 +123,21 @@ static ws_err_t fetch_window(struct ws_engine *e, struct ws_kafka_reader *r, str
     for (size_t i = 0; i < p->n.nsources; i++) {
         const struct ws_notif_source *s = &p->n.sources[i];
         rg[i] = (struct ws_kafka_range){s->topic, s->partition, s->from_offset, s->until_offset};
+        records += (uint64_t)(s->until_offset - s->from_offset);
+    }
+    if (h && records >= HASHER_MIN_RECORDS) {
+        ctx.h = h;
+        eng_hasher_begin(h, w);
     }
     err = ws_kafka_read_ranges(r, rg, p->n.nsources, (int)e->cfg->fetch_timeout_ms, on_record, &ctx,
                                errbuf, errlen);
     free(rg);
+    if (ctx.h) { /* always: the hasher lets go of w; the read's error, if any, comes first */
+        char why[512];
+        herr = eng_hasher_finish(h, why, sizeof why);
+        if (!err && herr)
+            err = ws_fail(herr, errbuf, errlen, "%s", why);
+    }
     if (err)
         return err;
     if ((err = ws_window_finish(w, res)))
@@ -266,8 +288,8 @@ static ws_err_t resume_from_spool(struct ws_engine *e, struct query *q, struct p
 }
 
 /* ST_BUILDING, on a build worker: artifacts spooled, or an error for the retry policy. */
-ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct query *q,
-                   struct pending *p, char *errbuf, size_t errlen)
+ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_hasher *h,
+                   struct query *q, struct pending *p, char *errbuf, size_t errlen)
 {
     struct ws_spool_file *sf = NULL;
     struct ws_evidence_writer *ew = NULL;
@@ -309,7 +331,7 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct query 
             goto out;
         }
     }
-    if ((err = fetch_window(e, r, p, w, &res, errbuf, errlen)) ||
+    if ((err = fetch_window(e, r, h, p, w, &res, errbuf, errlen)) ||
         (err = check_input_rows(q, p, &res, errbuf, errlen)))
         goto out;
     if ((err = ws_evidence_finish(ew))) {
@@ -337,28 +359,45 @@ out:
     return err;
 }
 
-/* The build workers' vtable (pool.c): each worker reads Kafka with a range reader of its own. */
+/*
+ * The build workers' vtable (pool.c): each worker reads Kafka with a range reader of its own
+ * and hashes big windows on a hasher thread of its own.
+ */
+struct build_ctx {
+    struct ws_kafka_reader *reader;
+    struct eng_hasher *hasher;
+};
+
+static void build_close(void *ctx)
+{
+    struct build_ctx *c = ctx;
+
+    eng_hasher_destroy(c->hasher);
+    ws_kafka_reader_destroy(c->reader);
+    free(c);
+}
+
 static ws_err_t build_open(struct ws_engine *e, void **ctx, char *errbuf, size_t errlen)
 {
     const struct ws_config *cfg = e->cfg;
     struct ws_kafka_conf kc = {cfg->bootstrap, cfg->group_id, (const char *const *)cfg->kafka_props,
                                cfg->nkafka_props};
+    struct build_ctx *c = calloc(1, sizeof *c);
 
-    if (!(*ctx = ws_kafka_reader_new(&kc, errbuf, errlen)))
+    if (!(*ctx = c))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for a build worker");
+    if (!(c->reader = ws_kafka_reader_new(&kc, errbuf, errlen)))
         return WS_ERR_CONFIG;
-    return WS_OK;
+    return eng_hasher_new(&c->hasher, errbuf, errlen);
 }
 
 static ws_err_t build_run(struct ws_engine *e, void *ctx, struct query *q, struct pending *p,
                           char *errbuf, size_t errlen)
 {
-    WS_TEST_HOOK("build_worker");
-    return eng_build(e, ctx, q, p, errbuf, errlen);
-}
+    struct build_ctx *c = ctx;
 
-static void build_close(void *ctx)
-{
-    ws_kafka_reader_destroy(ctx);
+    WS_TEST_HOOK("build_worker");
+    return eng_build(e, c->reader, c->hasher, q, p, errbuf, errlen);
 }
 
 const struct eng_work eng_build_work = {"build", build_open, build_run, build_close};

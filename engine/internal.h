@@ -7,6 +7,7 @@
  *   intake.c   received -> queued | idle | dead-letter; producing dead letters (I4)
  *   build.c    queued -> spooled: records re-read, hashed, spooled, sealed (I2), on a build worker
  *   pool.c     the worker threads (build and store) and the handover to and from them
+ *   hasher.c   a build worker's hashing thread: a big window fetched and hashed at once
  *   publish.c  spooled -> done: sinks, checkpoint, chain head (I1, I3); duplicates, conflicts
  *   commit.c   offsets in hand and commits (I1)
  */
@@ -171,9 +172,19 @@ void eng_to_deadletter(struct pending *p, ws_err_t err, const char *reason);
 ws_err_t eng_deadletter(struct ws_engine *e, struct pending *p, char *errbuf,
                         size_t errlen) WS_MUST_CHECK;
 
-/* build.c (eng_build_work runs it on a build worker) */
-ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct query *q,
-                   struct pending *p, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* hasher.c: a build worker's hashing thread; records go in in window-stream order. */
+struct eng_hasher;
+ws_err_t eng_hasher_new(struct eng_hasher **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
+void eng_hasher_destroy(struct eng_hasher *h);
+void eng_hasher_begin(struct eng_hasher *h, struct ws_window *w); /* records go to w */
+ws_err_t eng_hasher_add(struct eng_hasher *h, const struct ws_record *r, char *errbuf,
+                        size_t errlen) WS_MUST_CHECK;
+/* Every record added is in the window (or the first error): call once per begin. */
+ws_err_t eng_hasher_finish(struct eng_hasher *h, char *errbuf, size_t errlen) WS_MUST_CHECK;
+
+/* build.c (eng_build_work runs it on a build worker); h NULL: hashed on the calling thread */
+ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_hasher *h,
+                   struct query *q, struct pending *p, char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* Batch 0 started at the low watermark (initial_offsets=earliest): its fromOffsets resolved. */
 ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_kafka_reader *r,
                             struct ws_notification *n, char *errbuf, size_t errlen) WS_MUST_CHECK;

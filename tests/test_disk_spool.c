@@ -5,6 +5,8 @@
  * and fed in chunks of awkward sizes; the io_uring and plain-syscall backends are each compared
  * with it and with each other. Covered:
  *   - both backends write byte-identical files (raw stream, LZ4 evidence, envelope);
+ *   - several threads writing and removing windows of one spool at once (the engine's build
+ *     workers): every file exactly its input, the byte count exact afterwards;
  *   - nothing is visible under the final name before commit, nothing at all after abort;
  *   - the byte count, the bound (ws_spool_full) and the resume lookup;
  *   - temporary files of a crashed run are removed at open;
@@ -20,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -519,6 +522,87 @@ static bool test_tmpfs(bool have_uring)
     return true;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Concurrent writers: one spool, one thread per file (what the build workers do)               */
+
+#define CW_THREADS 4
+#define CW_WINDOWS 6
+
+struct cw_arg {
+    struct ws_spool *s;
+    int id;
+    unsigned bad;  /* failures seen on this thread (CHECK counts are main-thread only) */
+    uint64_t kept; /* bytes of the windows it keeps */
+    char qid[32];
+};
+
+static void *cw_run(void *opaque)
+{
+    struct cw_arg *a = opaque;
+    char errbuf[512], path[PATH_MAX];
+
+    snprintf(a->qid, sizeof a->qid, "cw-%d", a->id);
+    for (int64_t b = 0; b < CW_WINDOWS; b++) {
+        size_t len = 300000 + (size_t)(a->id * 77777 + b * 131071) % 1200000, got = 0;
+        uint8_t *data = malloc(len), *back;
+        struct ws_spool_file *f = NULL;
+        const char *committed;
+        uint64_t x = (uint64_t)(a->id * 100 + b + 1) * 0x9E3779B97F4A7C15ull;
+
+        for (size_t i = 0; data && i < len; i++) { /* make_data's PRNG is not per thread */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            data[i] = i % 4096 < 2048 ? (uint8_t)(x >> 24) : (uint8_t)(i / 4096);
+        }
+        if (!data || ws_spool_begin(a->s, a->qid, b, &f, errbuf, sizeof errbuf) ||
+            feed(f, data, len) || ws_spool_commit(f, &committed, errbuf, sizeof errbuf) ||
+            ws_spool_put_envelope(a->s, a->qid, b, "{}", 2, errbuf, sizeof errbuf))
+            a->bad++;
+        ws_spool_file_free(f);
+        ws_spool_path(a->s, a->qid, b, ".evidence.lz4", path);
+        back = slurp(path, &got);
+        if (!back || got != len || memcmp(back, data, len) != 0)
+            a->bad++;
+        free(back);
+        free(data);
+        if (b % 2) /* delivered: removed, as the engine does once the head is acknowledged */
+            ws_spool_remove(a->s, a->qid, b);
+        else
+            a->kept += len + 2;
+    }
+    return NULL;
+}
+
+static void test_concurrent(enum ws_io_mode mode)
+{
+    struct cw_arg a[CW_THREADS];
+    pthread_t t[CW_THREADS];
+    struct ws_spool *s = NULL;
+    char dir[PATH_MAX], errbuf[512];
+    uint64_t kept = 0;
+    unsigned bad = 0;
+
+    snprintf(dir, sizeof dir, "%s/concurrent-%d", base, (int)mode);
+    CHECK(ws_spool_open(dir, mode, 1ull << 40, &s, errbuf, sizeof errbuf) == WS_OK);
+    if (!s)
+        return;
+    for (int i = 0; i < CW_THREADS; i++) {
+        a[i] = (struct cw_arg){.s = s, .id = i};
+        CHECK(pthread_create(&t[i], NULL, cw_run, &a[i]) == 0);
+    }
+    for (int i = 0; i < CW_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        bad += a[i].bad;
+        kept += a[i].kept;
+    }
+    CHECK(bad == 0);
+    CHECK(count_files(dir, ".evidence.lz4") == CW_THREADS * CW_WINDOWS / 2);
+    CHECK(count_files(dir, ".dsse.json") == CW_THREADS * CW_WINDOWS / 2);
+    CHECK(count_files(dir, ".tmp") == 0);
+    CHECK(ws_spool_bytes(s) == kept); /* every write and removal of every thread counted once */
+    ws_spool_check(s);
+    ws_spool_close(s);
+}
+
 int main(void)
 {
     bool have_uring, mounted;
@@ -539,6 +623,9 @@ int main(void)
     }
     test_sizes(WS_IO_OFF);
     test_abort_bound_lookup(WS_IO_OFF);
+    if (have_uring)
+        test_concurrent(WS_IO_ON);
+    test_concurrent(WS_IO_OFF);
     test_refused();
     mounted = test_tmpfs(have_uring);
     rm_rf(base);
