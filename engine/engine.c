@@ -27,7 +27,7 @@
  *   ST_DONE ──retire (here)──► out of hand: its partition committed up to the lowest offset
  *   still in hand (commit.c), the spool entry removed.
  *
- * Nothing here waits on a round trip: a window out with a store worker or with a message in
+ * Nothing here waits on a round trip: a window out with a worker or with a message in
  * flight leaves its query where it is, and the loop goes on with the other queries (windows of
  * different queries proceed concurrently, up to engine.build_workers being built and
  * engine.max_windows_in_flight in the object stores at once; within a query they stay in batch
@@ -533,9 +533,14 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
     ws_err_t err = WS_OK;
     uint64_t gen;
 
-    /* windows in flight: only a short look at the consumer, they need the loop */
-    if (in_flight(e) && timeout_ms > 1)
-        timeout_ms = 1;
+    /*
+     * The wait on the notifications is the loop's one wait: a worker's finished window and the
+     * producer's delivery reports end it (ws_kafka_consumer_wake), so a window moves on the
+     * moment its last step completes. Retry and gap timers are served at the timeout; while
+     * windows are in flight it is short, in case a wake came between two checks.
+     */
+    if (in_flight(e) && timeout_ms > 10)
+        timeout_ms = 10;
     if (!e->stop && !ws_spool_full(e->spool) && e->in_hand < MAX_IN_HAND) {
         err = ws_kafka_consumer_poll(e->consumer, timeout_ms, &m, errbuf, sizeof errbuf);
         gen = ws_kafka_consumer_generation(e->consumer);
@@ -655,6 +660,13 @@ static enum ws_io_mode io_mode(const char *s)
     return !strcmp(s, "on") ? WS_IO_ON : !strcmp(s, "off") ? WS_IO_OFF : WS_IO_AUTO;
 }
 
+/* The producer's reports wait to be served: end the loop's wait on the notifications. */
+static void wake(void *opaque)
+{
+    struct ws_engine *e = opaque;
+    ws_kafka_consumer_wake(e->consumer);
+}
+
 ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char *errbuf,
                        size_t errlen)
 {
@@ -715,6 +727,7 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
                             errlen)))
         goto fail;
     prepare_topics(e);
+    ws_kafka_producer_set_wake(e->producer, wake, e);
     if ((err = ws_metrics_start(cfg->metrics_listen, &e->metrics, errbuf, errlen)))
         goto fail;
     /* counters of what real Spark sends are exported from the start, so rate() sees the first */
@@ -735,6 +748,8 @@ void ws_engine_destroy(struct ws_engine *e)
 
     if (!e)
         return;
+    if (e->producer)
+        ws_kafka_producer_set_wake(e->producer, NULL, NULL); /* the consumer goes first */
     if (e->consumer)
         eng_commit(e, true); /* the last offsets done, synchronously */
     drop_all(e);

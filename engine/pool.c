@@ -27,7 +27,9 @@
  * applies a finished window's results when it takes it back.
  *
  * Handover is one mutex per pool: a FIFO of jobs the workers wait on (condition variable) and a
- * FIFO of finished jobs the engine thread polls without blocking.
+ * FIFO of finished jobs the engine thread polls without blocking; a finished job also wakes the
+ * engine thread's wait on the notifications consumer (ws_kafka_consumer_wake), so it is taken
+ * back at once rather than at the next poll timeout.
  */
 #include "engine/internal.h"
 #include "disk/testhook.h"
@@ -99,6 +101,9 @@ static void *run(void *arg)
             pl->work->run(pl->e, w->ctx, j->q, j->p, j->p->job_why, sizeof j->p->job_why);
         pthread_mutex_lock(&pl->mu);
         push(&pl->done_tail, j);
+        /* the engine thread may be waiting on the notifications: it takes the window back now */
+        if (pl->e->consumer)
+            ws_kafka_consumer_wake(pl->e->consumer);
     }
     pthread_mutex_unlock(&pl->mu);
     return NULL;

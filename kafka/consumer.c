@@ -28,8 +28,10 @@
 
 struct ws_kafka_consumer {
     rd_kafka_t *rk;
+    rd_kafka_queue_t *q; /* the consumer queue: ws_kafka_consumer_wake yields it */
     char *topic;
     _Atomic uint64_t generation;
+    _Atomic bool woken;                     /* a wake since the last poll returned */
     rd_kafka_topic_partition_list_t *owned; /* current assignment, NULL when none */
 };
 
@@ -123,6 +125,7 @@ struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf
     kc = NULL; /* owned by c->rk now */
     /* Serve the group's events on the consumer queue, i.e. inside consumer_poll. */
     rd_kafka_poll_set_consumer(c->rk);
+    c->q = rd_kafka_queue_get_consumer(c->rk);
     if (!(sub = rd_kafka_topic_partition_list_new(1))) {
         ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
         goto out_destroy_rk;
@@ -153,12 +156,20 @@ void ws_kafka_consumer_destroy(struct ws_kafka_consumer *c)
     if (!c)
         return;
     /* Leave the group now rather than after session.timeout.ms: the others rebalance at once. */
+    if (c->q)
+        rd_kafka_queue_destroy(c->q);
     rd_kafka_consumer_close(c->rk);
     rd_kafka_destroy(c->rk);
     if (c->owned)
         rd_kafka_topic_partition_list_destroy(c->owned);
     free(c->topic);
     free(c);
+}
+
+void ws_kafka_consumer_wake(struct ws_kafka_consumer *c)
+{
+    atomic_store(&c->woken, true);
+    rd_kafka_queue_yield(c->q);
 }
 
 ws_err_t ws_kafka_consumer_poll(struct ws_kafka_consumer *c, int timeout_ms,
@@ -170,9 +181,11 @@ ws_err_t ws_kafka_consumer_poll(struct ws_kafka_consumer *c, int timeout_ms,
 
     memset(out, 0, sizeof(*out));
     for (;;) {
-        m = rd_kafka_consumer_poll(c->rk, ws_kafka_int_left(deadline, 1000));
+        /* a wake before the call: don't block (the queue's yield flag says so too) */
+        m = rd_kafka_consumer_poll(c->rk,
+                                   atomic_load(&c->woken) ? 0 : ws_kafka_int_left(deadline, 1000));
         if (!m) {
-            if (ws_kafka_int_left(deadline, 1) == 0)
+            if (atomic_exchange(&c->woken, false) || ws_kafka_int_left(deadline, 1) == 0)
                 return WS_ERR_TIMEOUT;
             continue;
         }

@@ -188,6 +188,12 @@ ws_err_t ws_kafka_consumer_poll(struct ws_kafka_consumer *c, int timeout_ms,
                                 struct ws_kafka_msg *out, char *errbuf,
                                 size_t errlen) WS_MUST_CHECK;
 void ws_kafka_msg_release(struct ws_kafka_msg *m);
+/*
+ * Make a ws_kafka_consumer_poll that is blocked, or the next one, return WS_ERR_TIMEOUT at once:
+ * how the engine's other event sources (its workers, the producer's reports) end its wait on
+ * the notifications. Any thread; a wake is never lost, several may be merged into one.
+ */
+void ws_kafka_consumer_wake(struct ws_kafka_consumer *c);
 
 /*
  * Bumped (from 0) every time this member's assignment changes: partitions assigned, revoked or
@@ -278,6 +284,13 @@ ws_err_t ws_kafka_produce_sync(struct ws_kafka_producer *p, const char *topic, i
                                char *errbuf, size_t errlen) WS_MUST_CHECK;
 /* Serve delivery reports, waiting up to timeout_ms for one. Returns how many were served. */
 int ws_kafka_producer_poll(struct ws_kafka_producer *p, int timeout_ms);
+/*
+ * fn(opaque) is called from one of librdkafka's threads when a delivery report (or another
+ * event) waits to be served by ws_kafka_producer_poll and none did before: the caller's loop
+ * can sleep on something else and still serve reports at once. fn must be quick and
+ * thread-safe (the engine's wakes its consumer poll). NULL turns it off.
+ */
+void ws_kafka_producer_set_wake(struct ws_kafka_producer *p, void (*fn)(void *), void *opaque);
 /* Wait until every message is delivered (reports served). WS_ERR_TIMEOUT if some remain. */
 ws_err_t ws_kafka_producer_flush(struct ws_kafka_producer *p, int timeout_ms) WS_MUST_CHECK;
 /*

@@ -23,7 +23,30 @@ struct ws_kafka_producer {
     rd_kafka_t *rk;
     ws_kafka_dr_fn dr;
     void *app_opaque;
+    rd_kafka_queue_t *main_q; /* set_wake: the queue whose first event calls wake */
+    void (*wake)(void *);
+    void *wake_opaque;
 };
+
+static void on_main_event(rd_kafka_t *rk, void *opaque)
+{
+    struct ws_kafka_producer *p = opaque;
+    (void)rk;
+    p->wake(p->wake_opaque);
+}
+
+void ws_kafka_producer_set_wake(struct ws_kafka_producer *p, void (*fn)(void *), void *opaque)
+{
+    if (!p->main_q)
+        p->main_q = rd_kafka_queue_get_main(p->rk);
+    if (!fn) {
+        rd_kafka_queue_cb_event_enable(p->main_q, NULL, NULL);
+        return;
+    }
+    p->wake = fn;
+    p->wake_opaque = opaque;
+    rd_kafka_queue_cb_event_enable(p->main_q, on_main_event, p);
+}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -91,6 +114,10 @@ void ws_kafka_producer_destroy(struct ws_kafka_producer *p)
 {
     if (!p)
         return;
+    if (p->main_q) {
+        rd_kafka_queue_cb_event_enable(p->main_q, NULL, NULL);
+        rd_kafka_queue_destroy(p->main_q);
+    }
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     /* Serve the purged messages' reports (WS_ERR_STOPPED) before the handle goes away. */
     rd_kafka_flush(p->rk, 1000);

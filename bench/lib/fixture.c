@@ -129,8 +129,9 @@ void bench_topic(struct bench *B, const char *name, int partitions)
 struct ws_engine *bench_engine(struct bench *B, const char *tag, const char *sinks_json,
                                const char *props_json, struct ws_config **cfgp)
 {
-    char errbuf[1024], set[10][1200];
-    const char *sets[10];
+    char errbuf[1024], set[16][1200];
+    const char *sets[16];
+    const char *more = getenv("WS_BENCH_SET"); /* "key=value;key=value": experiments only */
     struct ws_engine *e;
     size_t n = 0;
 
@@ -144,6 +145,11 @@ struct ws_engine *bench_engine(struct bench *B, const char *tag, const char *sin
     snprintf(set[n++], sizeof set[0], "engine.gap_wait_ms=0");
     if (props_json)
         snprintf(set[n++], sizeof set[0], "kafka.properties=%s", props_json);
+    while (more && *more && n < sizeof set / sizeof set[0]) {
+        size_t len = strcspn(more, ";");
+        snprintf(set[n++], sizeof set[0], "%.*s", (int)len, more);
+        more += len + (more[len] == ';');
+    }
     for (size_t i = 0; i < n; i++)
         sets[i] = set[i];
     if (ws_config_load(NULL, sets, n, ws_sink_types(), cfgp, errbuf, sizeof errbuf))
