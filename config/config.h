@@ -99,6 +99,7 @@ struct ws_config {
     int64_t retry_max_ms;
     int64_t max_windows_in_flight;
     int64_t build_workers;
+    char *hash_lanes; /* auto | one | shani | avx512 */
     char *initial_offsets; /* reject | earliest */
     int64_t notification_max_bytes;
     char **allowed_roots; /* outputs.allowed_roots */

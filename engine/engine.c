@@ -660,6 +660,20 @@ static enum ws_io_mode io_mode(const char *s)
     return !strcmp(s, "on") ? WS_IO_ON : !strcmp(s, "off") ? WS_IO_OFF : WS_IO_AUTO;
 }
 
+/* engine.hash_lanes: the SHA-256 engine of the window hashes, chosen once and logged. */
+static void choose_lanes(const char *want)
+{
+    enum ws_sha256_lanes e = !strcmp(want, "one")      ? WS_LANES_ONE
+                             : !strcmp(want, "shani")  ? WS_LANES_SHANI
+                             : !strcmp(want, "avx512") ? WS_LANES_AVX512
+                                                       : WS_LANES_AUTO;
+    char line[512];
+
+    (void)ws_window_lanes_force(e);
+    ws_window_lanes_describe(line, sizeof line);
+    ws_log(WS_LOG_INFO, "hash_lanes", "setting=%s detail=\"%s\"", want, line);
+}
+
 /* The producer's reports wait to be served: end the loop's wait on the notifications. */
 static void wake(void *opaque)
 {
@@ -680,6 +694,7 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     if (!e)
         return WS_ERR_NOMEM;
     e->cfg = cfg;
+    choose_lanes(cfg->hash_lanes);
     e->nopts.max_bytes = (size_t)cfg->notification_max_bytes;
     e->nopts.allow_unresolved_start = strcmp(cfg->initial_offsets, "earliest") == 0;
     e->nopts.check_key = true;

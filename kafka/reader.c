@@ -17,8 +17,25 @@
  * transaction markers, a last offset that is a control record) cannot make a read hang (the EOF
  * event at the high watermark ends it), and records reach the callback in window order while
  * later partitions are already fetched. Ranges are assigned ahead of the one being delivered
- * only while they (and its rest) hold at most AHEAD_RECORDS offsets: the fetcher stays ahead of
+ * only while they (and its rest) hold at most AHEAD_RECORDS records: the fetcher stays ahead of
  * the caller, but memory does not grow with the window.
+ *
+ * Memory (issue 15). librdkafka fetches an assigned partition ahead of the caller until its
+ * queue holds queued.min.messages records or queued.max.messages.kbytes bytes, whatever the
+ * range's end (it does not know it). Both are per partition (QUEUE_RECORDS, QUEUE_KBYTES; they
+ * were 1000000 and 64 MiB), so they cap what one range costs however long it is, and the ahead
+ * rule counts each range as at most that cap (held()): a read holds about AHEAD_RECORDS
+ * records, plus one fetch reply per partition, for any window. Before, the ahead rule bounded
+ * only the ranges after the current one: that one was fetched to its end, so a 10 M-record
+ * window over 64 partitions (156 k records a range) held ~10x the 16 k records of a 1 M one
+ * (massif, bench_e2e memory 200 k: 4.6 MB of librdkafka messages + 3.4 MB of fetch buffers at
+ * the engine's peak, the read-ahead alone). A capped partition stops fetching, and librdkafka
+ * 2.0.2 looks at it again only when its broker thread wakes (another fetch reply, an op) or
+ * after a fixed 1 s (2.1 made it fetch.queue.backoff.ms): with the caps alone a 1 M-record
+ * window took 8.4 s instead of 1.4 s at 1 MiB a queue and timed out at 512 KiB. So when a
+ * queue last seen at a cap runs empty before its range is done, the read seeks the partition
+ * to the next offset it needs: a seek is an op that wakes that thread, and with the queue
+ * empty it discards nothing (restart()). Ranges shorter than the cap never take that path.
  *
  * Queues: each partition's messages wait in its own fetch queue (rd_kafka_queue_get_partition +
  * rd_kafka_queue_forward(NULL)). The split is made before the partition is first assigned, so
@@ -27,10 +44,9 @@
  * split, a partition's records never reach rd_kafka_consumer_poll again); the consumer queue is
  * only polled for client events, and a record found there fails the read instead of being lost.
  *
- * librdkafka 2.0.2 pitfalls measured on this project: the fetcher pauses (a fixed 1 s before
- * 2.1's fetch.queue.backoff.ms) once its queue holds queued.min.messages (or
- * queued.max.messages.kbytes, 64 MiB) while the application lags, so the count is raised to
- * 1000000. fetch.wait.max.ms is 1: a broker answers requests on one connection in order, and
+ * librdkafka 2.0.2 pitfalls measured on this project: the fetcher parks a partition whose queue
+ * is at queued.min.messages or queued.max.messages.kbytes for up to 1 s (Memory, above).
+ * fetch.wait.max.ms is 1: a broker answers requests on one connection in order, and
  * after a read stops the fetcher's next long-poll at the log end is already in flight, so the
  * next read's ListOffsets waited behind it for fetch.wait.max.ms (10 ms per read with 10). The
  * mock broker also needs TCP_NODELAY on its side (see broker.c), or each read costs ~40 ms more.
@@ -57,11 +73,18 @@
 #define POLL_SLICE_MS 100   /* longest single wait, so deadlines are kept */
 #define WMARK_RETRY_MS 20   /* pause between watermark queries while a range is incomplete */
 #define BATCH 256           /* messages taken from a partition queue at once */
-#define AHEAD_RECORDS 16384 /* offsets a read fetches ahead of the caller, across ranges */
+#define AHEAD_RECORDS 16384 /* records a read fetches ahead of the caller, across ranges */
 #define AHEAD_PARTS 64      /* partitions fetched ahead of the one being delivered */
+#define QUEUE_RECORDS 16384 /* queued.min.messages: one partition's fetch-ahead, in records */
+#define QUEUE_KBYTES 16384  /* queued.max.messages.kbytes: the same in bytes, for ~1 KiB records */
+#define CAP_NEAR 0.9        /* a queue this close to either cap counts as capped */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct ws_kafka_reader {
     rd_kafka_t *rk;
+    int64_t qmin;   /* queued.min.messages in effect (a user's kafka.properties may set it) */
+    int64_t qbytes; /* queued.max.messages.kbytes in effect, in bytes */
     struct ws_header *hdrs; /* scratch for one record's headers, grown on demand */
     size_t hcap;
     char last_error[256]; /* last client-level error (error_cb), quoted in timeouts */
@@ -73,6 +96,20 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
     snprintf(r->last_error, sizeof(r->last_error), "%s: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* An integer property of kc as librdkafka holds it; def if unreadable. */
+static int64_t conf_int(const rd_kafka_conf_t *kc, const char *name, int64_t def)
+{
+    char buf[32];
+    size_t n = sizeof(buf);
+    char *end;
+    long long v;
+
+    if (rd_kafka_conf_get(kc, name, buf, &n) != RD_KAFKA_CONF_OK)
+        return def;
+    v = strtoll(buf, &end, 10);
+    return end == buf || v <= 0 ? def : (int64_t)v;
 }
 
 static void sleep_ms(int ms)
@@ -89,7 +126,8 @@ struct ws_kafka_reader *ws_kafka_reader_new(const struct ws_kafka_conf *conf, ch
     /* clang-format off */
     static const char *const defaults[] = {
         "fetch.wait.max.ms", "1",
-        "queued.min.messages", "1000000",
+        "queued.min.messages", STR(QUEUE_RECORDS),
+        "queued.max.messages.kbytes", STR(QUEUE_KBYTES),
         "fetch.error.backoff.ms", "100",
         "isolation.level", "read_uncommitted",
         "socket.nagle.disable", "true",
@@ -113,6 +151,8 @@ struct ws_kafka_reader *ws_kafka_reader_new(const struct ws_kafka_conf *conf, ch
         ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
         goto out_destroy_conf;
     }
+    r->qmin = conf_int(kc, "queued.min.messages", QUEUE_RECORDS);
+    r->qbytes = conf_int(kc, "queued.max.messages.kbytes", QUEUE_KBYTES) * 1024;
     rd_kafka_conf_set_error_cb(kc, on_error);
     rd_kafka_conf_set_opaque(kc, r);
     if (!(r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why)))) {
@@ -404,6 +444,9 @@ struct slot {
     const struct ws_kafka_range *g;
     rd_kafka_queue_t *q; /* the partition's own fetch queue, split off the consumer queue */
     bool assigned;
+    bool capped;          /* its queue was last seen at a cap: the fetcher may be parked */
+    uint64_t taken, size; /* records taken and their key + value bytes: the average size */
+    size_t left;          /* queue length after the last take */
 };
 
 /* Assign (add) or unassign slots [a, b) incrementally: the other partitions keep fetching. */
@@ -437,24 +480,32 @@ static ws_err_t reassign(struct ws_kafka_reader *r, struct slot *s, size_t a, si
     return err;
 }
 
+/* What librdkafka holds of a range at most: the range, or one partition queue's cap. */
+static uint64_t held(const struct ws_kafka_reader *r, uint64_t offsets)
+{
+    return offsets < (uint64_t)r->qmin ? offsets : (uint64_t)r->qmin;
+}
+
 /*
  * Keep the ranges after cur fetching while what they and the rest of cur hold stays within
  * AHEAD_RECORDS (at most AHEAD_PARTS partitions ahead): the fetcher works ahead of the caller,
- * but memory does not grow with the window. left: offsets of cur not yet passed.
+ * but memory does not grow with the window. A range counts as what its queue can hold (held()),
+ * so the next partition is fetched ahead even when ranges are longer than AHEAD_RECORDS: no
+ * cold start at every partition boundary. left: offsets of cur not yet passed.
  */
 static ws_err_t top_up(struct ws_kafka_reader *r, struct slot *s, size_t n, size_t cur,
                        uint64_t left, size_t *next, char *errbuf, size_t errlen)
 {
-    uint64_t ahead = left;
+    uint64_t ahead = held(r, left);
     size_t j = *next, k;
     ws_err_t err;
 
     for (k = cur + 1; k < j; k++)
-        ahead += span(s[k].g);
-    while (j < n &&
-           (j <= cur || (j - cur <= AHEAD_PARTS && ahead + span(s[j].g) <= AHEAD_RECORDS))) {
+        ahead += held(r, span(s[k].g));
+    while (j < n && (j <= cur ||
+                     (j - cur <= AHEAD_PARTS && ahead + held(r, span(s[j].g)) <= AHEAD_RECORDS))) {
         if (j > cur)
-            ahead += span(s[j].g);
+            ahead += held(r, span(s[j].g));
         j++;
     }
     if ((err = reassign(r, s, *next, j, true, errbuf, errlen)))
@@ -527,6 +578,46 @@ static ws_err_t take(struct ws_kafka_reader *r, const struct ws_kafka_range *g,
     return err;
 }
 
+/*
+ * Is slot s's queue, holding qlen records, at one of librdkafka's caps? The byte cap is judged
+ * from the average size of the records taken so far (librdkafka counts key + value bytes). A
+ * wrong guess costs time, never records: a missed cap waits for librdkafka's 1 s wake-up, a
+ * false one a seek that re-fetches what was in flight.
+ */
+static bool at_cap(const struct ws_kafka_reader *r, const struct slot *s, size_t qlen)
+{
+    if ((double)qlen >= CAP_NEAR * (double)r->qmin)
+        return true;
+    return s->taken > 0 &&
+           (double)qlen * ((double)s->size / (double)s->taken) >= CAP_NEAR * (double)r->qbytes;
+}
+
+/*
+ * The queue of a capped partition is empty: wake its fetcher by seeking to the next offset the
+ * read needs (asynchronous; an op for the partition's broker thread, which re-decides what to
+ * fetch). The seek's version barrier drops only what is in flight for the old position; the
+ * queue holds nothing to lose, and what comes back starts at next.
+ */
+static ws_err_t restart(struct ws_kafka_reader *r, const struct ws_kafka_range *g, int64_t next,
+                        char *errbuf, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *tpl;
+    rd_kafka_error_t *e;
+    ws_err_t err = WS_OK;
+
+    if (!(tpl = rd_kafka_topic_partition_list_new(1)))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
+    rd_kafka_topic_partition_list_add(tpl, g->topic, g->partition)->offset = next;
+    if ((e = rd_kafka_seek_partitions(r->rk, tpl, 0))) {
+        err = ws_fail(ws_kafka_int_err(rd_kafka_error_code(e)), errbuf, errlen,
+                      "seek %s[%d]@%lld: %s", g->topic, (int)g->partition, (long long)next,
+                      rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(tpl);
+    return err;
+}
+
 /* Deliver slot i's range from its partition queue, topping up the ranges fetched ahead. */
 static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_t i, size_t *next,
                       int64_t deadline, ws_kafka_record_fn fn, void *opaque, char *errbuf,
@@ -545,6 +636,20 @@ static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_
             break;
         /* Take what is there; only wait (for one message) when the queue is empty. */
         got = rd_kafka_consume_batch_queue(s[i].q, 0, batch, BATCH);
+        if (got > 0) {
+            size_t qlen = (size_t)got + rd_kafka_queue_length(s[i].q);
+
+            if (at_cap(r, &s[i], qlen))
+                s[i].capped = true;
+            else if (qlen > s[i].left) /* it grew since the last take: the fetcher runs */
+                s[i].capped = false;
+            s[i].left = qlen - (size_t)got;
+        }
+        if (got == 0 && s[i].capped) {
+            s[i].capped = false; /* once per fill: a seek must not chase its own fetch */
+            if ((err = restart(r, g, last + 1, errbuf, errlen)))
+                break;
+        }
         if (got == 0) {
             int wait = ws_kafka_int_left(deadline, POLL_SLICE_MS);
 
@@ -567,6 +672,10 @@ static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_
             break;
         }
         for (k = 0; k < got; k++) {
+            if (!batch[k]->err) {
+                s[i].taken++;
+                s[i].size += batch[k]->len + batch[k]->key_len;
+            }
             if (!done && !err)
                 err = take(r, g, batch[k], &last, &done, fn, opaque, errbuf, errlen);
             rd_kafka_message_destroy(batch[k]);

@@ -6,6 +6,8 @@
  * ws_merkle fed the encodings; per-source counts, bytes and the timestamp range are tallied by
  * the test. Then order violations, out-of-range and undeclared records, a failing stream output
  * and re-feeding the evidence through ws_window_add_encoded are checked against the same values.
+ * All of it runs once per hashing engine this CPU has (ws_window_lanes_force: one lane, SHA-NI,
+ * AVX-512), then with the engine the start-up measurement chose: every path, the same values.
  */
 #include "window/window.h"
 
@@ -511,11 +513,26 @@ static void test_big_records(void)
 
 int main(void)
 {
-    test_sources();
-    test_empty();
-    test_window();
-    test_many_sources();
-    test_big_records();
+    static const enum ws_sha256_lanes engines[] = {WS_LANES_ONE, WS_LANES_SHANI, WS_LANES_AVX512,
+                                                   WS_LANES_AUTO};
+
+    for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+        if (engines[i] != WS_LANES_AUTO && !ws_sha256_lanes_supported(engines[i])) {
+            printf("test_window_accum: %s not on this CPU, skipped\n",
+                   ws_sha256_lanes_name(engines[i]));
+            continue;
+        }
+        ws_window_lanes_force(engines[i]);
+        for (size_t k = 0; k < NSRC; k++) /* tallies are per pass; the records are the same */
+            sources[k].count = sources[k].bytes = 0;
+        rng = 0x9e3779b97f4a7c15ull;
+        test_sources();
+        test_empty();
+        test_window();
+        test_many_sources();
+        test_big_records();
+    }
+    ws_window_lanes_force(WS_LANES_AUTO);
     if (failures) {
         fprintf(stderr, "test_window_accum: %lu of %lu checks FAILED\n", failures, checks);
         return 1;

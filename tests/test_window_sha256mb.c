@@ -3,18 +3,22 @@
  *
  * The reference is ws_sha256 (OpenSSL) of the message with its prefix byte concatenated by hand.
  * Covered: FIPS 180-2 vectors; every length 0..300 with and without a prefix (all padding cases,
- * one to six blocks, unaligned data); many random batches of random lengths and job counts
- * (every lane count, lanes ending at different steps); block jobs for a streaming digest riding
- * along with message jobs, checked through ws_sha256_state_final against a one-shot digest; and
- * all of it again with the lanes switched off (the OpenSSL fallback). On a CPU without SHA-NI
- * both passes test the fallback, and the program says so.
+ * one to six blocks, unaligned data); runs of 16 alike jobs at every length and prefix (the
+ * AVX-512 uniform batches), followed by mixed ones; many random batches of random lengths and
+ * job counts (every lane count, lanes ending at different steps); block jobs for a streaming digest riding
+ * along with message jobs, checked through ws_sha256_state_final against a one-shot digest; all
+ * of it on every engine the CPU has (one lane, SHA-NI x3, AVX-512 x16), on the default
+ * ws_sha256_mb_run, and again with the lanes switched off (the OpenSSL fallback). The program
+ * names the engines it tested; an engine the CPU lacks is skipped and said so.
  *
  * The window accumulator's multi-lane mode (window/accum.c: leaves in groups, subtrees climbing
  * in a pipeline, the stream digest as a lane, batch compaction) is checked against references
  * built here from flat SHA-256: the stream digest over the frames the window wrote out, and the
  * RFC 6962 root by ws_merkle_add_leaf per encoding; windows of random sizes (0..2500 records,
  * so every group alignment and the end-of-window drain happen) with small values and occasional
- * 20-70 KiB ones (which force the batch buffer to compact, sync and grow), with lanes on and off.
+ * 20-70 KiB ones (which force the batch buffer to compact, sync and grow), on every engine
+ * (ws_window_lanes_force: group sizes 8 and 64), with the measured choice, and with lanes off.
+ * Last, the lane calibration: the chosen engine is supported and the fastest it measured.
  */
 #include "window/window.h"
 
@@ -42,6 +46,17 @@ static uint32_t rnd(void)
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return (uint32_t)(rng >> 11);
+}
+
+/* Engine of the pass: WS_LANES_AUTO means ws_sha256_mb_run's own choice. */
+static enum ws_sha256_lanes engine = WS_LANES_AUTO;
+
+static void run(struct ws_sha256_job *j, size_t n)
+{
+    if (engine == WS_LANES_AUTO)
+        ws_sha256_mb_run(j, n);
+    else
+        ws_sha256_mb_run_on(engine, j, n);
 }
 
 static void ref(int prefix, const uint8_t *data, size_t len, uint8_t out[WS_HASH_LEN])
@@ -73,7 +88,7 @@ static void fips_vectors(void)
     for (int i = 0; i < 3; i++)
         j[i] =
             (struct ws_sha256_job){(const uint8_t *)v[i].msg, strlen(v[i].msg), -1, out[i], NULL};
-    ws_sha256_mb_run(j, 3);
+    run(j, 3);
     for (int i = 0; i < 3; i++) {
         ws_hex_encode(out[i], WS_HASH_LEN, hex);
         CHECK(strcmp(hex, v[i].hex) == 0);
@@ -94,8 +109,36 @@ static void all_lengths(void)
             size_t n = 0;
             for (; n < 7 && len <= 300; n++, len++) /* odd offsets: unaligned data */
                 j[n] = (struct ws_sha256_job){data + (len % 5), len, prefix, out[n], NULL};
-            ws_sha256_mb_run(j, n);
+            run(j, n);
             for (size_t k = 0; k < n; k++) {
+                ref(prefix, j[k].data, j[k].len, want);
+                CHECK(memcmp(out[k], want, WS_HASH_LEN) == 0);
+            }
+        }
+    }
+}
+
+/*
+ * Runs of 16 alike jobs (same prefix, same length: AVX-512's uniform batches) for every length
+ * 0..300 and prefix, 16 + 16 + 5 of them so a uniform run is followed by a mixed tail.
+ */
+static void uniform_batches(void)
+{
+    enum { NJ = 37 };
+    static uint8_t data[NJ][301 + 8];
+    struct ws_sha256_job j[NJ];
+    uint8_t out[NJ][WS_HASH_LEN], want[WS_HASH_LEN];
+
+    for (size_t k = 0; k < NJ; k++)
+        for (size_t i = 0; i < sizeof(data[k]); i++)
+            data[k][i] = (uint8_t)rnd();
+    for (int prefix = -1; prefix <= 1; prefix++) {
+        for (size_t len = 0; len <= 300; len++) {
+            for (size_t k = 0; k < NJ; k++) /* the tail: other lengths */
+                j[k] = (struct ws_sha256_job){data[k] + (k % 7), k < 32 ? len : (len + k) % 301,
+                                              prefix, out[k], NULL};
+            run(j, NJ);
+            for (size_t k = 0; k < NJ; k++) {
                 ref(prefix, j[k].data, j[k].len, want);
                 CHECK(memcmp(out[k], want, WS_HASH_LEN) == 0);
             }
@@ -119,7 +162,7 @@ static void random_batches(int rounds)
                 data[k][i] = (uint8_t)rnd();
             j[k] = (struct ws_sha256_job){data[k], len, (int)(rnd() % 3) - 1, out[k], NULL};
         }
-        ws_sha256_mb_run(j, n);
+        run(j, n);
         for (size_t k = 0; k < n; k++) {
             ref(j[k].prefix, j[k].data, j[k].len, want);
             CHECK(memcmp(out[k], want, WS_HASH_LEN) == 0);
@@ -160,7 +203,7 @@ static void streaming(int rounds)
             memmove(&j[at + 1], &j[at], (n - at) * sizeof(j[0]));
             j[at] = (struct ws_sha256_job){s + done, (avail - done) / 64 * 64, -1, NULL, st};
             n++;
-            ws_sha256_mb_run(j, n);
+            run(j, n);
             done += (avail - done) / 64 * 64;
             for (size_t k = 0, m = 0; k < n; k++) {
                 if (!j[k].out)
@@ -212,7 +255,10 @@ static void windows(int rounds)
         ws_merkle_init(&m);
         CHECK(ws_window_add_source(w, "t", 0, 0, (int64_t)n) == WS_OK);
         for (size_t i = 0; i < n && ok; i++) {
-            size_t vl = big_every && i % big_every == 0 ? 20000 + rnd() % 50000 : rnd() % 300;
+            /* every third window of one record size: leaves in AVX-512's uniform batches */
+            size_t vl = big_every && i % big_every == 0 ? 20000 + rnd() % 50000
+                        : r % 3 == 0                    ? 100
+                                                        : rnd() % 300;
             struct ws_record rec = {.topic = "t",
                                     .topic_len = 1,
                                     .offset = (int64_t)i,
@@ -238,26 +284,70 @@ static void windows(int rounds)
     }
 }
 
+/* The calibration's choice is an engine this CPU runs, and the fastest it measured. */
+static void lanes_choice(void)
+{
+    struct ws_window_lanes_info in;
+    char line[256];
+
+    ws_window_lanes(&in);
+    CHECK(ws_sha256_lanes_supported(in.chosen));
+    CHECK(in.measured == ws_sha256_mb_available());
+    for (int e = 0; e < WS_LANES_COUNT; e++) {
+        CHECK((in.rate[e] > 0) == (in.measured && ws_sha256_lanes_supported(e)));
+        CHECK(in.rate[e] <= in.rate[in.chosen]);
+    }
+    CHECK(ws_window_lanes_describe(line, sizeof(line)) == in.chosen);
+    CHECK(strstr(line, ws_sha256_lanes_name(in.chosen)) != NULL);
+    printf("%s\n", line);
+    /* an override wins, an unsupported one falls back to one lane, AUTO restores */
+    CHECK(ws_window_lanes_force(WS_LANES_ONE) == WS_LANES_AUTO);
+    ws_window_lanes(&in);
+    CHECK(in.chosen == WS_LANES_ONE && !in.measured);
+    ws_window_lanes_force(WS_LANES_AVX512);
+    ws_window_lanes(&in);
+    CHECK(in.chosen ==
+          (ws_sha256_lanes_supported(WS_LANES_AVX512) ? WS_LANES_AVX512 : WS_LANES_ONE));
+    CHECK(ws_window_lanes_force(WS_LANES_AUTO) == WS_LANES_AVX512);
+}
+
 int main(void)
 {
-    bool lanes = ws_sha256_mb_available();
+    static const enum ws_sha256_lanes passes[] = {WS_LANES_ONE, WS_LANES_SHANI, WS_LANES_AVX512,
+                                                  WS_LANES_AUTO, WS_LANES_AUTO};
+    char tested[128] = "";
 
-    for (int pass = 0; pass < 2; pass++) {
-        /* pass 0: lanes as the CPU allows; pass 1: forced OpenSSL fallback */
-        ws_sha256_mb_enable(pass == 0);
-        CHECK(!ws_sha256_mb_available() || pass == 0);
+    for (size_t pass = 0; pass < sizeof(passes) / sizeof(passes[0]); pass++) {
+        bool off = pass == sizeof(passes) / sizeof(passes[0]) - 1;
+        engine = passes[pass];
+        /* the last pass: lanes switched off, so every path is the OpenSSL fallback */
+        ws_sha256_mb_enable(!off);
+        CHECK(!ws_sha256_mb_available() || !off);
+        if (engine != WS_LANES_AUTO && !ws_sha256_lanes_supported(engine)) {
+            printf("test_window_sha256mb: %s not on this CPU, skipped\n",
+                   ws_sha256_lanes_name(engine));
+            continue;
+        }
+        if (engine != WS_LANES_AUTO)
+            snprintf(tested + strlen(tested), sizeof(tested) - strlen(tested), "%s%s",
+                     tested[0] ? ", " : "", ws_sha256_lanes_name(engine));
+        ws_window_lanes_force(engine);
         fips_vectors();
         all_lengths();
+        uniform_batches();
         random_batches(2000);
         streaming(200);
         windows(40);
+        ws_window_lanes_force(WS_LANES_AUTO);
     }
     ws_sha256_mb_enable(true);
+    lanes_choice();
     if (failures) {
         fprintf(stderr, "test_window_sha256mb: %lu of %lu checks failed\n", failures, checks);
         return 1;
     }
-    printf("test_window_sha256mb: %lu checks passed (SHA-NI lanes %s)\n", checks,
-           lanes ? "tested" : "not available on this CPU: fallback tested twice");
+    printf("test_window_sha256mb: %lu checks passed (engines: %s; default, measured choice and "
+           "lanes off too)\n",
+           checks, tested);
     return 0;
 }

@@ -23,30 +23,51 @@
  * digest). A rejected record is encoded past the batch's end and never counted: it changes no
  * state, so the caller may report it and carry on or abandon the window.
  *
- * Multi-lane hashing (when ws_sha256_mb_available(), decided at ws_window_new): the hashes are
- * independent chains run side by side in SHA-NI lanes (sha256_mb.c) instead of one after the
- * other. Leaves are collected in groups of GROUP records (their frames stay in the batch
- * buffer); a group that starts at a leaf index divisible by GROUP is a perfect subtree, so its
- * root can be built level by level and pushed into the compact range as one entry. Each lane run
- * takes, side by side: the stream digest's complete 64-byte blocks so far (one block job on a
- * raw state: a single chain, so it is the long lane), the new group's leaves, and one level of
- * every older group still climbing (a software pipeline: level 1 of the previous group, level 2
- * of the one before...). Unaligned or short groups (after a drain) fall back to adding leaf
- * hashes one by one. Buffered work is bounded: GROUP frames plus under 64 stream bytes, and
- * GROUP-1 + GROUP/2 + ... hashes; everything is drained before the buffer is reused and at
- * finish. Results are byte-identical to the one-lane path (tests/test_window_accum.c runs both).
+ * Multi-lane hashing (the engine decided at ws_window_new, see "Lane choice" below): the hashes
+ * are independent chains run side by side in lanes (sha256_mb.c) instead of one after the
+ * other. Leaves are collected in groups of 1 << glog records (8 for SHA-NI's three lanes, 64
+ * for AVX-512's sixteen; their frames stay in the batch buffer); a group that starts at a leaf
+ * index divisible by its size is a perfect subtree, so its root can be built level by level and
+ * pushed into the compact range as one entry. Each lane run takes, side by side: the new
+ * group's leaves and one level of every older group still climbing (a software pipeline: level
+ * 1 of the previous group, level 2 of the one before...), and the stream digest's complete
+ * 64-byte blocks so far (one block job on a raw state: a single chain; under SHA-NI it is one
+ * more lane, the long one; under AVX-512 it goes to OpenSSL's multi-block routine just before
+ * the lanes, since one chain in one of sixteen lanes leaves the rest idle). Unaligned or short
+ * groups (after a drain) fall back to adding leaf hashes one by one. Buffered work is bounded:
+ * one group of frames plus under 64 stream bytes, and the climbing levels' hashes; everything
+ * is drained before the buffer is reused and at finish. Results are byte-identical on every
+ * engine (tests/test_window_accum.c and tests/test_window_sha256mb.c run each one).
+ *
+ * Lane choice: which engine is fastest depends on the CPU model (SHA-NI lanes win on AMD Zen;
+ * on Intel Emerald Rapids SHA-NI is throughput-bound and AVX-512 lanes win), so the first
+ * window of the process calibrates: a synthetic 512-record window (100-byte values) on every
+ * engine the CPU has, three rounds in rotating order, best round each, thread CPU time; ~2 ms. An
+ * engine whose root or digest differs from one lane's is never taken. ws_window_lanes_force
+ * overrides the choice, ws_sha256_mb_enable(false) turns lanes off; ws_window_lanes_describe
+ * gives the one line for the log.
  */
 #include "window/window.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Frames are hashed into the stream digest in batches of this size: one SHA-256 update per
  * 154-byte frame measured 10-30 ns per record slower than 16 KiB updates (bench_merkle). */
 #define BATCH (16 * 1024)
-/* Leaves per lane group: a perfect subtree of height GROUP_LOG. */
-#define GROUP_LOG 3
-#define GROUP (1u << GROUP_LOG)
+/*
+ * Leaves per lane group: a perfect subtree of height glog, per engine. A run should fill the
+ * lanes: SHA-NI's three take 8 leaves, 7 climbing nodes and the stream; AVX-512's sixteen take
+ * 64 leaves and 63 climbing nodes (~20 steps, 99.4% of lane slots busy, measured), the stream
+ * going to OpenSSL just before them, since its one chain would leave 15 of 16 lanes idle.
+ */
+#define GROUP_LOG_MAX 6
+#define GROUP_MAX (1u << GROUP_LOG_MAX)
+#define GROUP(w) (1u << (w)->glog)
 
 struct ws_window {
     ws_write_fn out;
@@ -74,17 +95,186 @@ struct ws_window {
 
     /* multi-lane mode only */
     bool mb;
-    uint32_t sstate[8]; /* stream digest state over buf's bytes before sdone */
-    uint64_t stotal;    /* bytes in the stream digest's state */
-    size_t sdone;       /* buf[0..sdone) is in sstate; buf[sdone..pending) is not */
-    size_t leaf_off[GROUP], leaf_len[GROUP]; /* frames of the leaves not hashed yet */
+    enum ws_sha256_lanes lanes; /* engine for leaves and nodes */
+    enum ws_sha256_lanes slane; /* the stream's blocks: = lanes (one more lane), or apart */
+    unsigned glog;              /* leaves per group: 1 << glog */
+    uint32_t sstate[8];         /* stream digest state over buf's bytes before sdone */
+    uint64_t stotal;            /* bytes in the stream digest's state */
+    size_t sdone;               /* buf[0..sdone) is in sstate; buf[sdone..pending) is not */
+    size_t leaf_off[GROUP_MAX], leaf_len[GROUP_MAX]; /* frames of the leaves not hashed yet */
     unsigned nleaf;
-    uint8_t lvl[GROUP_LOG + 1][GROUP][WS_HASH_LEN]; /* hashes climbing: lvl[l] = level l */
-    unsigned nlvl[GROUP_LOG + 1];
+    uint8_t lvl[GROUP_LOG_MAX + 1][GROUP_MAX][WS_HASH_LEN]; /* hashes climbing: lvl[l] = level l */
+    unsigned nlvl[GROUP_LOG_MAX + 1];
     uint64_t climbing; /* leaves represented in lvl[] */
 };
 
-struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
+/* ------------------------------------------------------------------------------------------ */
+/* Lane choice: measured once per process                                                        */
+
+/*
+ * The calibration window: 512 records of 100-byte values (150-byte encodings, as the bench's
+ * hashing row), 8 AVX-512 groups, run on each engine in turn (a different order each round),
+ * three rounds, best round kept.
+ * About 0.2 ms a pass here, ~2 ms for three engines x three rounds (ws_window_lanes_describe
+ * reports it). Thread CPU time, not wall time: a pass preempted on a busy machine must not lose.
+ */
+#define CAL_RECORDS 512
+#define CAL_ROUNDS 3
+#define CAL_VALUE 100
+
+static pthread_once_t cal_once = PTHREAD_ONCE_INIT;
+static struct ws_window_lanes_info cal; /* written once, under cal_once */
+static atomic_int forced = WS_LANES_AUTO;
+
+static struct ws_window *window_new(ws_write_fn stream_out, void *opaque, enum ws_sha256_lanes e);
+
+static double seconds(clockid_t clk)
+{
+    struct timespec t;
+
+    clock_gettime(clk, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* One calibration window on engine e: CPU seconds, or -1 if anything failed. */
+static double cal_pass(enum ws_sha256_lanes e, const uint8_t *value, uint8_t root[WS_HASH_LEN],
+                       uint8_t digest[WS_HASH_LEN])
+{
+    struct ws_window *w = window_new(NULL, NULL, e);
+    struct ws_window_result res;
+    double t;
+    char key[8];
+    bool ok;
+
+    if (!w)
+        return -1;
+    ok = ws_window_add_source(w, "lanes0", 0, 0, CAL_RECORDS) == WS_OK;
+    t = seconds(CLOCK_THREAD_CPUTIME_ID);
+    for (int64_t i = 0; ok && i < CAL_RECORDS; i++) {
+        struct ws_record r = {.topic = "lanes0",
+                              .topic_len = 6,
+                              .offset = i,
+                              .timestamp = 1700000000000 + i,
+                              .ts_type = 1,
+                              .key = key,
+                              .key_len = sizeof(key),
+                              .value = value + (i * 37) % CAL_VALUE,
+                              .value_len = CAL_VALUE};
+        memcpy(key, &i, sizeof(key));
+        ok = ws_window_add(w, &r, NULL, 0) == WS_OK;
+    }
+    ok = ok && ws_window_finish(w, &res) == WS_OK;
+    t = seconds(CLOCK_THREAD_CPUTIME_ID) - t;
+    if (ok) {
+        memcpy(root, res.root, WS_HASH_LEN);
+        memcpy(digest, res.stream_digest, WS_HASH_LEN);
+    }
+    ws_window_destroy(w);
+    return ok ? t : -1;
+}
+
+static void calibrate(void)
+{
+    uint8_t value[2 * CAL_VALUE], root[WS_LANES_COUNT][WS_HASH_LEN];
+    uint8_t digest[WS_LANES_COUNT][WS_HASH_LEN];
+    double best[WS_LANES_COUNT] = {0}, t0 = seconds(CLOCK_MONOTONIC);
+    bool agree[WS_LANES_COUNT] = {false};
+
+    for (size_t i = 0; i < sizeof(value); i++)
+        value[i] = (uint8_t)((i * 2654435761u) >> 13);
+    for (int round = 0; round < CAL_ROUNDS; round++) {
+        /* each round in another order, so no engine always follows the same neighbour (whose
+         * after-effects, e.g. a busy sibling thread's SHA unit, it would otherwise inherit) */
+        for (int k = 0; k < WS_LANES_COUNT; k++) {
+            int e = (round + k) % WS_LANES_COUNT;
+            uint8_t r[WS_HASH_LEN], d[WS_HASH_LEN];
+            double t;
+            if (!ws_sha256_lanes_supported((enum ws_sha256_lanes)e))
+                continue;
+            t = cal_pass((enum ws_sha256_lanes)e, value, r, d);
+            if (t <= 0)
+                continue;
+            if (best[e] == 0 || t < best[e])
+                best[e] = t;
+            memcpy(root[e], r, WS_HASH_LEN);
+            memcpy(digest[e], d, WS_HASH_LEN);
+        }
+    }
+    /* An engine whose root or digest differs from the one-lane reference is never chosen:
+     * the choice can only change the speed. */
+    cal.chosen = WS_LANES_ONE;
+    for (int e = 0; e < WS_LANES_COUNT; e++) {
+        agree[e] = best[e] > 0 && best[WS_LANES_ONE] > 0 &&
+                   memcmp(root[e], root[WS_LANES_ONE], WS_HASH_LEN) == 0 &&
+                   memcmp(digest[e], digest[WS_LANES_ONE], WS_HASH_LEN) == 0;
+        cal.rate[e] = agree[e] ? CAL_RECORDS / best[e] : 0;
+        if (agree[e] && cal.rate[e] > cal.rate[cal.chosen])
+            cal.chosen = (enum ws_sha256_lanes)e;
+    }
+    cal.measured = true;
+    cal.calib_ms = (seconds(CLOCK_MONOTONIC) - t0) * 1e3;
+}
+
+/* The engine for a new window: lanes off, else the override, else the measured fastest. */
+static enum ws_sha256_lanes lanes_now(void)
+{
+    int f = atomic_load(&forced);
+
+    if (!ws_sha256_mb_available())
+        return WS_LANES_ONE;
+    if (f != WS_LANES_AUTO)
+        return (enum ws_sha256_lanes)f;
+    pthread_once(&cal_once, calibrate);
+    return cal.chosen;
+}
+
+void ws_window_lanes(struct ws_window_lanes_info *info)
+{
+    enum ws_sha256_lanes now = lanes_now();
+
+    memset(info, 0, sizeof(*info));
+    if (ws_sha256_mb_available()) {
+        pthread_once(&cal_once, calibrate);
+        *info = cal;
+    }
+    info->measured = info->measured && now == cal.chosen && atomic_load(&forced) == WS_LANES_AUTO;
+    info->chosen = ws_sha256_lanes_supported(now) ? now : WS_LANES_ONE;
+}
+
+enum ws_sha256_lanes ws_window_lanes_describe(char *buf, size_t len)
+{
+    struct ws_window_lanes_info in;
+    size_t n;
+    int k;
+
+    ws_window_lanes(&in);
+    if (!buf || !len)
+        return in.chosen;
+    k = snprintf(buf, len, "hash lanes: %s (%s", ws_sha256_lanes_name(in.chosen),
+                 in.measured                             ? "fastest measured"
+                 : atomic_load(&forced) != WS_LANES_AUTO ? "forced"
+                 : ws_sha256_mb_available()              ? "measured choice overridden"
+                                                         : "lanes off or none on this CPU");
+    for (int e = 0; e < WS_LANES_COUNT; e++) {
+        n = k < 0 ? len : (size_t)k;
+        if (n < len && in.rate[e] > 0)
+            k += snprintf(buf + n, len - n, "; %s %.2f M rec/s",
+                          ws_sha256_lanes_name((enum ws_sha256_lanes)e), in.rate[e] / 1e6);
+    }
+    n = k < 0 ? len : (size_t)k;
+    if (n < len)
+        snprintf(buf + n, len - n, in.rate[0] > 0 ? "; calibration %.1f ms)" : ")", in.calib_ms);
+    return in.chosen;
+}
+
+enum ws_sha256_lanes ws_window_lanes_force(enum ws_sha256_lanes e)
+{
+    if ((unsigned)e > WS_LANES_AUTO)
+        e = WS_LANES_AUTO;
+    return (enum ws_sha256_lanes)atomic_exchange(&forced, (int)e);
+}
+
+static struct ws_window *window_new(ws_write_fn stream_out, void *opaque, enum ws_sha256_lanes e)
 {
     struct ws_window *w = calloc(1, sizeof(*w));
 
@@ -92,11 +282,22 @@ struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
         return NULL;
     w->out = stream_out;
     w->opaque = opaque;
-    w->mb = ws_sha256_mb_available();
+    w->lanes = ws_sha256_lanes_supported(e) ? e : WS_LANES_ONE;
+    w->mb = w->lanes != WS_LANES_ONE;
+    w->glog = w->lanes == WS_LANES_AVX512 ? 6 : 3;
+    /* Under AVX-512 the stream's one chain would hold a lane while the others run dry: it goes
+     * apart, to OpenSSL's multi-block routine (SHA-NI inside where the CPU has it; measured a
+     * little faster than our one SHA-NI lane, which reloads the state every block). */
+    w->slane = w->lanes == WS_LANES_AVX512 ? WS_LANES_ONE : w->lanes;
     ws_sha256_state_init(w->sstate);
     ws_sha256_init(&w->stream);
     ws_merkle_init(&w->tree);
     return w;
+}
+
+struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
+{
+    return window_new(stream_out, opaque, lanes_now());
 }
 
 void ws_window_destroy(struct ws_window *w)
@@ -245,12 +446,12 @@ check_range:
 /* ------------------------------------------------------------------------------------------ */
 /* Multi-lane mode                                                                                */
 
-/* Push a perfect subtree of GROUP leaves; the tree's size is a multiple of GROUP. */
-static void tree_push_group(struct ws_merkle *m, const uint8_t h[WS_HASH_LEN])
+/* Push a perfect subtree of 1 << glog leaves; the tree's size is a multiple of that. */
+static void tree_push_group(struct ws_merkle *m, unsigned glog, const uint8_t h[WS_HASH_LEN])
 {
     memcpy(m->range[m->nrange++], h, WS_HASH_LEN);
-    m->size += GROUP;
-    for (uint64_t s = m->size >> GROUP_LOG; (s & 1) == 0; s >>= 1) {
+    m->size += (uint64_t)1 << glog;
+    for (uint64_t s = m->size >> glog; (s & 1) == 0; s >>= 1) {
         m->nrange--;
         ws_merkle_node_hash(m->range[m->nrange - 1], m->range[m->nrange], m->range[m->nrange - 1]);
     }
@@ -263,30 +464,46 @@ static void tree_push_group(struct ws_merkle *m, const uint8_t h[WS_HASH_LEN])
  */
 static void lane_run(struct ws_window *w, bool leaves_too, uint8_t (*leaf_out)[WS_HASH_LEN])
 {
-    struct ws_sha256_job jobs[1 + GROUP + GROUP];
-    uint8_t up[GROUP_LOG + 1][GROUP / 2][WS_HASH_LEN];
-    unsigned nup[GROUP_LOG + 1] = {0};
+    struct ws_sha256_job jobs[1 + GROUP_MAX + GROUP_MAX];
+    uint8_t up[GROUP_LOG_MAX + 1][GROUP_MAX / 2][WS_HASH_LEN];
+    unsigned nup[GROUP_LOG_MAX + 1] = {0};
     size_t n = 0, blocks = (w->pending - w->sdone) / 64;
 
-    if (blocks) /* first: the longest chain should start at once */
+    if (blocks) { /* first: the longest chain should start at once */
         jobs[n++] = (struct ws_sha256_job){w->buf + w->sdone, blocks * 64, -1, NULL, w->sstate};
-    for (unsigned l = 0; l < GROUP_LOG; l++) {
-        for (unsigned i = 0; 2 * i + 1 < w->nlvl[l]; i++)
-            jobs[n++] =
-                (struct ws_sha256_job){w->lvl[l][2 * i], 2 * WS_HASH_LEN, 0x01, up[l + 1][i], NULL};
-        nup[l + 1] = w->nlvl[l] / 2;
+        if (w->slane != w->lanes) { /* on its own lane, before the others */
+            ws_sha256_mb_run_on(w->slane, jobs, 1);
+            n = 0;
+        }
     }
-    if (leaves_too)
-        for (unsigned i = 0; i < w->nleaf; i++)
-            jobs[n++] = (struct ws_sha256_job){w->buf + w->leaf_off[i], w->leaf_len[i], 0x00,
-                                               leaf_out[i], NULL};
-    ws_sha256_mb_run(jobs, n);
+    /*
+     * Order: the two widest levels, the leaves, the narrow levels. Results do not depend on it;
+     * AVX-512 takes leading runs of 16 alike jobs the short way (run_batch16 in sha256_mb.c),
+     * and this order makes the 32 + 16 nodes of levels 0-1 and, at one record size, the 64
+     * leaves such runs.
+     */
+    for (unsigned pass = 0; pass < 3; pass++) {
+        if (pass == 1) {
+            if (leaves_too)
+                for (unsigned i = 0; i < w->nleaf; i++)
+                    jobs[n++] = (struct ws_sha256_job){w->buf + w->leaf_off[i], w->leaf_len[i],
+                                                       0x00, leaf_out[i], NULL};
+            continue;
+        }
+        for (unsigned l = pass ? 2 : 0; l < (pass ? w->glog : 2) && l < w->glog; l++) {
+            for (unsigned i = 0; 2 * i + 1 < w->nlvl[l]; i++)
+                jobs[n++] = (struct ws_sha256_job){w->lvl[l][2 * i], 2 * WS_HASH_LEN, 0x01,
+                                                   up[l + 1][i], NULL};
+            nup[l + 1] = w->nlvl[l] / 2;
+        }
+    }
+    ws_sha256_mb_run_on(w->lanes, jobs, n);
     w->sdone += blocks * 64;
     w->stotal += blocks * 64;
-    for (unsigned l = GROUP_LOG; l >= 1; l--) {
-        if (l == GROUP_LOG && nup[l]) {
-            tree_push_group(&w->tree, up[l][0]);
-            w->climbing -= GROUP;
+    for (unsigned l = w->glog; l >= 1; l--) {
+        if (l == w->glog && nup[l]) {
+            tree_push_group(&w->tree, w->glog, up[l][0]);
+            w->climbing -= GROUP(w);
             nup[l] = 0;
         }
         memcpy(w->lvl[l], up[l], (size_t)nup[l] * WS_HASH_LEN);
@@ -315,16 +532,16 @@ static uint64_t leaf_pos(const struct ws_window *w)
  */
 static void hash_leaves(struct ws_window *w)
 {
-    uint8_t out[GROUP][WS_HASH_LEN];
+    uint8_t out[GROUP_MAX][WS_HASH_LEN];
     unsigned n = w->nleaf;
 
     if (n == 0)
         return;
-    if (n == GROUP && leaf_pos(w) % GROUP == 0) {
+    if (n == GROUP(w) && leaf_pos(w) % GROUP(w) == 0) {
         lane_run(w, true, out); /* not into lvl[0]: this run still reads it */
-        memcpy(w->lvl[0], out, sizeof(out));
-        w->nlvl[0] = GROUP;
-        w->climbing += GROUP;
+        memcpy(w->lvl[0], out, (size_t)GROUP(w) * WS_HASH_LEN);
+        w->nlvl[0] = GROUP(w);
+        w->climbing += GROUP(w);
     } else {
         drain_groups(w);
         lane_run(w, true, out);
@@ -337,7 +554,7 @@ static void hash_leaves(struct ws_window *w)
 /* Leaves wanted before the next hash_leaves: a full group, or up to the next aligned index. */
 static unsigned leaves_wanted(const struct ws_window *w)
 {
-    return GROUP - (unsigned)(leaf_pos(w) % GROUP);
+    return GROUP(w) - (unsigned)(leaf_pos(w) % GROUP(w));
 }
 
 /* Everything buffered into the digests: afterwards only the stream's tail (< 64 bytes) waits. */

@@ -3,25 +3,38 @@
  *
  * Why: a window hashes one leaf per record (SHA-256(0x00 || encoding), 3 blocks at 100-byte
  * values), a node per record amortised, and its stream digest. One SHA-256 is a chain of 64
- * dependent rounds, and with SHA-NI a single stream is bound by the latency of SHA256RNDS2, not
- * its throughput: the execution units sit mostly idle. Interleaving the rounds of four
- * independent messages (four "lanes") fills them, so four blocks cost little more than one.
+ * dependent rounds; where the CPU's SHA unit is latency-bound, one stream leaves it mostly idle,
+ * and where it is throughput-bound, wide vector units can still run many messages at once.
+ * Either way independent messages ("lanes") side by side beat one after the other.
  *
  * Shape: a job is either a whole message (optionally preceded by one prefix byte, the RFC 6962
  * domain separator, so leaves and nodes need no concatenation copy) or a run of full 64-byte
  * blocks advancing a caller-held state (a streaming digest riding along as one more lane).
- * ws_sha256_mb_run() keeps four lanes busy: each lane takes the next job when its own ends, and
- * each step compresses one block in every busy lane (x4, x2 or x1 code, whichever fits, so an
- * idle lane costs nothing). Blocks that are plain message bytes are read in place; the first,
- * last and prefixed blocks are assembled in a 64-byte lane buffer.
+ * A run keeps its lanes busy: each lane takes the next job when its own ends, and each step
+ * compresses one block in every busy lane (SHA-NI: x3, x2 or x1 code, whichever fits, so an
+ * idle lane costs nothing; AVX-512: always all 16, idle lanes hash a dummy block). Blocks that
+ * are plain message bytes are read in place; SHA-NI assembles the prefixed first block and the
+ * padded last ones in a 64-byte lane buffer, AVX-512 builds them in a register (masked loads).
  *
- * Selection: SHA-NI needs the SHA and SSE4.1 CPUID bits (checked once, at first use). Without
- * them every job goes through OpenSSL one at a time (ws_sha256_* for messages, SHA256_Transform
- * for block jobs): same results, no speed-up. ws_sha256_mb_enable(false) forces that path, for
- * tests and for benches that compare the two.
+ * Engines (enum ws_sha256_lanes): WS_LANES_ONE, every job through OpenSSL one at a time
+ * (ws_sha256_* for messages, SHA256_Update's multi-block routine for block jobs: same
+ * results, no speed-up);
+ * WS_LANES_SHANI, three SHA-NI lanes interleaved (needs the SHA, SSSE3 and SSE4.1 CPUID bits);
+ * WS_LANES_AVX512, sixteen lanes, one per 32-bit element of a zmm register, the rounds written
+ * out in AVX-512F/BW (needs those CPUID bits, BMI2, and the OS saving zmm state). Which is
+ * fastest depends on the CPU, not on the ISA: on Zen 5 SHA256RNDS2 is latency-bound, so three
+ * SHA-NI lanes made the window 1.5x faster; on an Intel Xeon (Emerald Rapids, 2.1 GHz VM) it is
+ * throughput-bound, so SHA-NI lanes gain little (55-58 ns a block for 1, 2 or 3 lanes), while
+ * sixteen AVX-512 lanes compress a block in 27-30 ns (bound by VPRORD, which only port 0
+ * runs). The window accumulator (accum.c) measures its own work on each engine once per process
+ * and takes the fastest; ws_sha256_mb_run_on() lets it and the tests pick one.
+ * ws_sha256_mb_enable(false) forces WS_LANES_ONE everywhere, for tests and benches.
  *
- * The round code follows the published SHA-NI sequence (Intel's 2013 white paper): state kept as
- * ABEF/CDGH, four rounds per SHA256RNDS2 pair, message schedule with SHA256MSG1/MSG2.
+ * SHA-NI rounds follow the published sequence (Intel's 2013 white paper): state kept as
+ * ABEF/CDGH, four rounds per SHA256RNDS2 pair, message schedule with SHA256MSG1/MSG2. AVX-512
+ * rounds are FIPS 180-4 as written, with VPRORD for the rotations and VPTERNLOGD for the
+ * three-input functions (Ch, Maj, the sigma XORs); the 16 blocks are transposed into 16 word
+ * vectors on entry (unpack + shuffle, 64 shuffles per 16 blocks).
  */
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "window/window.h"
@@ -46,6 +59,9 @@ static const uint32_t K[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
+/* Fewer jobs than this leave most of the 16 AVX-512 lanes idle: one at a time is faster. */
+#define X16_MIN_JOBS 8
+
 static const uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
@@ -61,10 +77,12 @@ static void blocks_openssl(uint32_t state[8], const uint8_t *data, size_t nblock
 {
     SHA256_CTX c;
 
+    /* Whole blocks through SHA256_Update go to OpenSSL's multi-block routine in one call (the
+     * state stays in registers across blocks; SHA256_Transform per block reloads it). Its byte
+     * counters are never used: the caller pads and finishes (ws_sha256_state_final). */
     SHA256_Init(&c);
     memcpy(c.h, state, 8 * sizeof(uint32_t));
-    for (size_t i = 0; i < nblocks; i++)
-        SHA256_Transform(&c, data + 64 * i);
+    SHA256_Update(&c, data, 64 * nblocks);
     memcpy(state, c.h, 8 * sizeof(uint32_t));
 }
 
@@ -213,16 +231,18 @@ static TGT void state_store(const struct lane_state *s, uint32_t h[8])
     _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(u, t, 8));    /* HGFE */
 }
 
+/* A lane's job and where it is in it; the state itself lives in the engine's own layout. */
 struct lane {
     struct ws_sha256_job *job; /* NULL: idle */
-    struct lane_state st;
-    uint64_t total;   /* message bytes including the prefix */
-    size_t plen;      /* 0 or 1 */
-    size_t blk, nblk; /* next block, block count */
+    uint64_t total;            /* message bytes including the prefix */
+    size_t plen;               /* 0 or 1 */
+    size_t blk, nblk;          /* next block, block count */
     _Alignas(16) uint8_t buf[64];
 };
 
-static void lane_start(struct lane *ln, struct ws_sha256_job *j)
+/* Take job j; returns the state the job starts from (the IV, or the block job's own). */
+static inline __attribute__((always_inline)) const uint32_t *lane_start(struct lane *ln,
+                                                                        struct ws_sha256_job *j)
 {
     ln->job = j;
     ln->blk = 0;
@@ -230,16 +250,22 @@ static void lane_start(struct lane *ln, struct ws_sha256_job *j)
         ln->plen = j->prefix >= 0 ? 1 : 0;
         ln->total = (uint64_t)j->len + ln->plen;
         ln->nblk = (size_t)((ln->total + 9 + 63) / 64);
-        state_load(&ln->st, IV);
-    } else {
-        ln->plen = 0;
-        ln->nblk = j->len / 64;
-        state_load(&ln->st, j->state);
+        return IV;
     }
+    ln->plen = 0;
+    ln->nblk = j->len / 64;
+    return j->state;
 }
 
-/* Block ln->blk of the lane's padded message: in place when it is plain data, else built. */
-static const uint8_t *lane_block(struct lane *ln)
+/*
+ * Block ln->blk of the lane's padded message: in place when it is plain data (with a prefix
+ * byte, block k >= 1 is data[64k - 1, 64k + 63), still in place), else built in ln->buf.
+ * (AVX-512 builds its blocks in registers instead: lane_row.) Always inlined, as are
+ * lane_start and lane_end, which the AVX-512 run also calls: an out-of-line copy compiled for
+ * baseline x86-64 runs legacy SSE moves, which with dirty zmm state pay a transition penalty
+ * (measured: a third of the AVX-512 run's time when lane_block was out of line).
+ */
+static inline __attribute__((always_inline)) const uint8_t *lane_block(struct lane *ln)
 {
     const struct ws_sha256_job *j = ln->job;
     uint64_t v0 = (uint64_t)ln->blk * 64; /* first virtual byte: prefix || data || padding */
@@ -247,8 +273,13 @@ static const uint8_t *lane_block(struct lane *ln)
 
     if (!j->out)
         return j->data + v0;
-    if (ln->plen == 0 && v0 + 64 <= j->len)
-        return j->data + v0;
+    if (v0 + 64 <= ln->total) {
+        if (v0 >= ln->plen)
+            return j->data + v0 - ln->plen;
+        ln->buf[0] = (uint8_t)j->prefix; /* block 0 of a prefixed message */
+        memcpy(ln->buf + 1, j->data, 63);
+        return ln->buf;
+    }
     if (v0 < ln->plen)
         ln->buf[n++] = (uint8_t)j->prefix;
     if (v0 + n < ln->total) {
@@ -270,17 +301,16 @@ static const uint8_t *lane_block(struct lane *ln)
     return ln->buf;
 }
 
-static void lane_end(struct lane *ln)
+/* The job is done with final state h: its digest, or its state advanced. */
+static inline __attribute__((always_inline)) void lane_end(struct lane *ln, const uint32_t h[8])
 {
     struct ws_sha256_job *j = ln->job;
-    uint32_t h[8];
 
-    state_store(&ln->st, h);
     if (j->out) {
         for (int i = 0; i < 8; i++)
             put_be32(j->out + 4 * i, h[i]);
     } else {
-        memcpy(j->state, h, sizeof(h));
+        memcpy(j->state, h, 8 * sizeof(uint32_t));
     }
     ln->job = NULL;
 }
@@ -288,6 +318,8 @@ static void lane_end(struct lane *ln)
 static void run_ni(struct ws_sha256_job *jobs, size_t n)
 {
     struct lane lanes[LANES];
+    struct lane_state ls[LANES];
+    uint32_t h[8];
     size_t next = 0;
 
     for (int l = 0; l < LANES; l++)
@@ -300,12 +332,14 @@ static void run_ni(struct ws_sha256_job *jobs, size_t n)
         for (int l = 0; l < LANES; l++) {
             struct lane *ln = &lanes[l];
             while (!ln->job && next < n) {
-                lane_start(ln, &jobs[next++]);
+                const uint32_t *h0 = lane_start(ln, &jobs[next++]);
                 if (ln->nblk == 0) /* an empty block job */
-                    lane_end(ln);
+                    lane_end(ln, h0);
+                else
+                    state_load(&ls[l], h0);
             }
             if (ln->job) {
-                st[busy] = &ln->st;
+                st[busy] = &ls[l];
                 blk[busy++] = lane_block(ln);
             }
         }
@@ -324,10 +358,268 @@ static void run_ni(struct ws_sha256_job *jobs, size_t n)
         }
         for (int l = 0; l < LANES; l++) {
             struct lane *ln = &lanes[l];
-            if (ln->job && ++ln->blk == ln->nblk)
-                lane_end(ln);
+            if (ln->job && ++ln->blk == ln->nblk) {
+                state_store(&ls[l], h);
+                lane_end(ln, h);
+            }
         }
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* AVX-512 lanes                                                                                */
+
+#define TGT512 __attribute__((target("avx512f,avx512bw,bmi2")))
+#define X16 16
+
+/*
+ * 16 x 16 transpose of 32-bit words: on entry r[i] holds block i's 16 words, on exit r[t] holds
+ * word t of every block (lane i in element i).
+ */
+static inline __attribute__((always_inline)) TGT512 void transpose16(__m512i r[16])
+{
+    __m512i t[16];
+
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+}
+
+/* One block in each of the 16 lanes (row[l]: lane l's block); st[k]: word k of every state. */
+static TGT512 __attribute__((noinline)) void compress_x16(__m512i st[8], const __m512i row[X16])
+{
+    const __m512i bswap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+    __m512i w[16], a, b, c, d, e, f, g, h;
+
+    for (int i = 0; i < 16; i++)
+        w[i] = row[i];
+    transpose16(w);
+    for (int i = 0; i < 16; i++)
+        w[i] = _mm512_shuffle_epi8(w[i], bswap);
+    a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+#pragma GCC unroll 64
+    for (int t = 0; t < 64; t++) {
+        __m512i wt, s1, ch, t1, s0, mj;
+        if (t < 16) {
+            wt = w[t];
+        } else {
+            __m512i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
+            __m512i g0 =
+                _mm512_ternarylogic_epi32(_mm512_ror_epi32(w15, 7), _mm512_ror_epi32(w15, 18),
+                                          _mm512_srli_epi32(w15, 3), 0x96);
+            __m512i g1 =
+                _mm512_ternarylogic_epi32(_mm512_ror_epi32(w2, 17), _mm512_ror_epi32(w2, 19),
+                                          _mm512_srli_epi32(w2, 10), 0x96);
+            wt = _mm512_add_epi32(_mm512_add_epi32(w[t & 15], g0),
+                                  _mm512_add_epi32(w[(t - 7) & 15], g1));
+            w[t & 15] = wt;
+        }
+        /* 0x96: x ^ y ^ z; 0xca: Ch = e ? f : g; 0xe8: Maj */
+        s1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(e, 6), _mm512_ror_epi32(e, 11),
+                                       _mm512_ror_epi32(e, 25), 0x96);
+        ch = _mm512_ternarylogic_epi32(e, f, g, 0xca);
+        t1 = _mm512_add_epi32(
+            _mm512_add_epi32(h, s1),
+            _mm512_add_epi32(ch, _mm512_add_epi32(wt, _mm512_set1_epi32((int)K[t]))));
+        s0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(a, 2), _mm512_ror_epi32(a, 13),
+                                       _mm512_ror_epi32(a, 22), 0x96);
+        mj = _mm512_ternarylogic_epi32(a, b, c, 0xe8);
+        h = g, g = f, f = e, e = _mm512_add_epi32(d, t1);
+        d = c, c = b, b = a, a = _mm512_add_epi32(t1, _mm512_add_epi32(s0, mj));
+    }
+    st[0] = _mm512_add_epi32(st[0], a), st[1] = _mm512_add_epi32(st[1], b);
+    st[2] = _mm512_add_epi32(st[2], c), st[3] = _mm512_add_epi32(st[3], d);
+    st[4] = _mm512_add_epi32(st[4], e), st[5] = _mm512_add_epi32(st[5], f);
+    st[6] = _mm512_add_epi32(st[6], g), st[7] = _mm512_add_epi32(st[7], h);
+}
+
+/*
+ * Block ln->blk of the lane's padded message as one zmm value: a masked load takes the message
+ * bytes (masked-off bytes are never read, so neither the byte before data nor the bytes after
+ * its end are touched), then the prefix, the 0x80 and the bit length go in by masked moves.
+ * lane_block's byte-wise assembly in a lane buffer, read back by a 64-byte load, measured a
+ * quarter of the AVX-512 run's time (stores of several sizes do not forward to one load).
+ */
+static inline __attribute__((always_inline)) TGT512 __m512i lane_row(const struct lane *ln)
+{
+    /* Branch-free: 16 lanes at different phases of different jobs made every test here a coin
+     * flip for the predictor. A block job has plen 0 and fin 0: all 64 bytes, no padding. */
+    const struct ws_sha256_job *j = ln->job;
+    uint64_t v0 = (uint64_t)ln->blk * 64; /* first virtual byte: prefix || data || padding */
+    uint64_t total = j->out ? ln->total : v0 + 64, rem = total > v0 ? total - v0 : 0;
+    unsigned lo = v0 < ln->plen, hi = rem >= 64 ? 64 : (unsigned)rem;
+    uint64_t m = _bzhi_u64(~0ULL, hi) & ~(uint64_t)lo;
+    uint64_t m80 = total >= v0 && rem < 64 ? 1ULL << rem : 0;
+    __mmask8 mlen = j->out && ln->blk == ln->nblk - 1 ? 0x80 : 0;
+    __m512i row;
+
+    /* byte i of the block is data[v0 + i - plen]: the address may be one before data or past
+     * its end, but only bytes under m are read, and those are inside */
+    row = _mm512_maskz_loadu_epi8(m, (const void *)((uintptr_t)j->data + v0 - ln->plen));
+    row = _mm512_mask_set1_epi8(row, lo, (char)j->prefix);
+    row = _mm512_mask_set1_epi8(row, m80, (char)0x80);
+    return _mm512_mask_set1_epi64(row, mlen, (long long)__builtin_bswap64(ln->total * 8));
+}
+
+/* 16 message jobs with the same prefix (or none) and length: their lanes start, pad and end
+ * together. */
+static bool uniform16(const struct ws_sha256_job *j)
+{
+    for (int l = 0; l < X16; l++)
+        if (!j[l].out || j[l].prefix != j[0].prefix || j[l].len != j[0].len)
+            return false;
+    return true;
+}
+
+/*
+ * A uniform batch (uniform16): what differs per lane is only the data pointer, so each step
+ * builds one template (prefix, 0x80, bit length: the same bytes in every lane) and loads each
+ * lane's bytes into it with one masked load; the 16 digests come out with one transpose. The
+ * general loop's per-lane bookkeeping (start, block, end) measured about a seventh of the
+ * window's time; the nodes of a group are always uniform, leaves when records are of one size.
+ */
+static TGT512 void run_batch16(struct ws_sha256_job *j)
+{
+    const __m512i bswap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+    struct lane ln = {0};
+    __m512i st[8], row[X16], t[8], u[8];
+    _Alignas(64) uint32_t words[8][X16];
+
+    lane_start(&ln, &j[0]);
+    for (int k = 0; k < 8; k++)
+        st[k] = _mm512_set1_epi32((int)IV[k]);
+    for (ln.blk = 0; ln.blk < ln.nblk; ln.blk++) {
+        uint64_t v0 = (uint64_t)ln.blk * 64;
+        uint64_t rem = ln.total > v0 ? ln.total - v0 : 0;
+        unsigned lo = v0 < ln.plen, hi = rem >= 64 ? 64 : (unsigned)rem;
+        __mmask64 m = _bzhi_u64(~0ULL, hi) & ~(uint64_t)lo;
+        __m512i tpl = _mm512_setzero_si512();
+
+        if (lo)
+            tpl = _mm512_mask_set1_epi8(tpl, 1, (char)j[0].prefix);
+        if (ln.total >= v0 && rem < 64)
+            tpl = _mm512_mask_set1_epi8(tpl, (__mmask64)1 << rem, (char)0x80);
+        if (ln.blk == ln.nblk - 1)
+            tpl = _mm512_mask_set1_epi64(tpl, 0x80, (long long)__builtin_bswap64(ln.total * 8));
+        for (int l = 0; l < X16; l++) /* same addressing as lane_row */
+            row[l] =
+                _mm512_mask_loadu_epi8(tpl, m, (const void *)((uintptr_t)j[l].data + v0 - ln.plen));
+        compress_x16(st, row);
+    }
+    /* st[k] holds word k of all lanes; lane l's digest is words 0..7 of element l, big-endian.
+     * Unpacking pairs, then quads, leaves in 128-bit chunk c of u[i] words 0-3 of lane 4c+i and
+     * in chunk c of u[4+i] its words 4-7. */
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm512_unpacklo_epi32(st[k], st[k + 1]);
+        t[k + 1] = _mm512_unpackhi_epi32(st[k], st[k + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* h = 0: words 0-3, 1: words 4-7 */
+        u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+    for (int i = 0; i < 8; i++)
+        _mm512_store_si512(words[i], _mm512_shuffle_epi8(u[i], bswap));
+    for (int c = 0; c < 4; c++)
+        for (int i = 0; i < 4; i++) {
+            memcpy(j[4 * c + i].out, &words[i][4 * c], 16);
+            memcpy(j[4 * c + i].out + 16, &words[4 + i][4 * c], 16);
+        }
+}
+
+/*
+ * The 16 lanes over jobs. Block jobs are fine here too, but a long one holds its lane while the
+ * others run dry: the accumulator hashes its stream digest apart (accum.c). Interleaving that
+ * chain on SHA-NI inside these rounds was tried and measured 9x slower: SHA-NI has only legacy
+ * SSE encodings, and legacy SSE with dirty zmm upper halves pays a transition penalty here.
+ */
+static TGT512 void run_x16(struct ws_sha256_job *jobs, size_t n)
+{
+    struct lane lanes[X16];
+    __m512i st[8] = {0};
+    _Alignas(64) uint32_t h[8][X16], h0s[8][X16];
+    size_t next = 0;
+
+    /* Leading uniform batches go the short way; the rest (and any mixed jobs) the general way. */
+    while (n - next >= X16 && uniform16(jobs + next)) {
+        run_batch16(jobs + next);
+        next += X16;
+    }
+
+    for (int l = 0; l < X16; l++)
+        lanes[l].job = NULL;
+    for (;;) {
+        __m512i row[X16]; /* an idle lane hashes zeros, its result unused */
+        int busy = 0;
+        unsigned ended = 0, started = 0;
+
+        for (int l = 0; l < X16; l++) {
+            struct lane *ln = &lanes[l];
+            while (!ln->job && next < n) {
+                const uint32_t *h0 = lane_start(ln, &jobs[next++]);
+                if (ln->nblk == 0) { /* an empty block job */
+                    lane_end(ln, h0);
+                    continue;
+                }
+                for (int k = 0; k < 8; k++)
+                    h0s[k][l] = h0[k];
+                started |= 1u << l;
+            }
+            row[l] = ln->job ? lane_row(ln) : _mm512_setzero_si512();
+            busy += ln->job != NULL;
+        }
+        if (busy == 0)
+            return;
+        /* New jobs' states into their elements, one masked load per state word: inserting them
+         * job by job chained read-modify-writes of st[] through memory. */
+        if (started)
+            for (int k = 0; k < 8; k++)
+                st[k] = _mm512_mask_load_epi32(st[k], (__mmask16)started, h0s[k]);
+        compress_x16(st, row);
+        for (int l = 0; l < X16; l++)
+            if (lanes[l].job && ++lanes[l].blk == lanes[l].nblk)
+                ended |= 1u << l;
+        if (!ended)
+            continue;
+        for (int k = 0; k < 8; k++)
+            _mm512_store_si512(h[k], st[k]);
+        for (int l = 0; l < X16; l++) {
+            if (ended & (1u << l)) {
+                uint32_t hl[8];
+                for (int k = 0; k < 8; k++)
+                    hl[k] = h[k][l];
+                lane_end(&lanes[l], hl);
+            }
+        }
+    }
+}
+
+static bool cpu_has_avx512(void)
+{
+    /* libgcc's check includes the OS enabling zmm state (XCR0), not only the CPUID bits. */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("bmi2");
 }
 
 static bool cpu_has_sha_ni(void)
@@ -346,21 +638,58 @@ static bool cpu_has_sha_ni(void)
 {
     return false;
 }
+
+static bool cpu_has_avx512(void)
+{
+    return false;
+}
 #endif
 
-/* -1 unknown, 0 no, 1 yes: what the CPU offers; `enabled` is the caller's switch. */
-static atomic_int cpu_ok = -1;
+/* CPU support per engine, bit e set when engine e runs here; -1 until first asked. */
+static atomic_int cpu_bits = -1;
 static atomic_bool enabled = true;
+
+static int engines_here(void)
+{
+    int bits = atomic_load_explicit(&cpu_bits, memory_order_relaxed);
+
+    if (bits < 0) { /* racing first callers compute the same value */
+        bits = 1 << WS_LANES_ONE;
+        if (cpu_has_sha_ni())
+            bits |= 1 << WS_LANES_SHANI;
+        if (cpu_has_avx512())
+            bits |= 1 << WS_LANES_AVX512;
+        atomic_store_explicit(&cpu_bits, bits, memory_order_relaxed);
+    }
+    return bits;
+}
+
+bool ws_sha256_lanes_supported(enum ws_sha256_lanes e)
+{
+    if ((unsigned)e > WS_LANES_AVX512)
+        return false;
+    if (e != WS_LANES_ONE && !atomic_load_explicit(&enabled, memory_order_relaxed))
+        return false;
+    return (engines_here() >> e) & 1;
+}
+
+const char *ws_sha256_lanes_name(enum ws_sha256_lanes e)
+{
+    switch (e) {
+    case WS_LANES_ONE:
+        return "one lane (OpenSSL)";
+    case WS_LANES_SHANI:
+        return "SHA-NI x3";
+    case WS_LANES_AVX512:
+        return "AVX-512 x16";
+    default:
+        return "auto";
+    }
+}
 
 bool ws_sha256_mb_available(void)
 {
-    int ok = atomic_load_explicit(&cpu_ok, memory_order_relaxed);
-
-    if (ok < 0) {
-        ok = cpu_has_sha_ni() ? 1 : 0;
-        atomic_store_explicit(&cpu_ok, ok, memory_order_relaxed);
-    }
-    return ok == 1 && atomic_load_explicit(&enabled, memory_order_relaxed);
+    return ws_sha256_lanes_supported(WS_LANES_SHANI) || ws_sha256_lanes_supported(WS_LANES_AVX512);
 }
 
 bool ws_sha256_mb_enable(bool on)
@@ -368,16 +697,32 @@ bool ws_sha256_mb_enable(bool on)
     return atomic_exchange(&enabled, on);
 }
 
-void ws_sha256_mb_run(struct ws_sha256_job *jobs, size_t n)
+void ws_sha256_mb_run_on(enum ws_sha256_lanes e, struct ws_sha256_job *jobs, size_t n)
 {
 #ifdef WS_MB_X86
-    if (ws_sha256_mb_available()) {
+    if (e == WS_LANES_SHANI && ws_sha256_lanes_supported(e)) {
         run_ni(jobs, n);
+        return;
+    }
+    if (e == WS_LANES_AVX512 && ws_sha256_lanes_supported(e)) {
+        run_x16(jobs, n);
         return;
     }
 #endif
     for (size_t i = 0; i < n; i++)
         job_openssl(&jobs[i]);
+}
+
+void ws_sha256_mb_run(struct ws_sha256_job *jobs, size_t n)
+{
+    /* A few jobs at a time (the callers outside the accumulator): SHA-NI fills its three lanes
+     * where 16 AVX-512 lanes would mostly hash idle blocks. */
+    if (ws_sha256_lanes_supported(WS_LANES_SHANI))
+        ws_sha256_mb_run_on(WS_LANES_SHANI, jobs, n);
+    else if (ws_sha256_lanes_supported(WS_LANES_AVX512) && n >= X16_MIN_JOBS)
+        ws_sha256_mb_run_on(WS_LANES_AVX512, jobs, n);
+    else
+        ws_sha256_mb_run_on(WS_LANES_ONE, jobs, n);
 }
 
 void ws_sha256_state_final(uint32_t state[8], const uint8_t *tail, size_t tail_len,

@@ -116,8 +116,8 @@ void ws_hex_encode(const uint8_t *bin, size_t len, char *out);
 ws_err_t ws_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t len) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Multi-buffer SHA-256 (sha256_mb.c): independent jobs hashed together, four SHA-NI lanes        */
-/* interleaved when the CPU has SHA + SSE4.1 (checked at run time), else one by one (OpenSSL). */
+/* Multi-buffer SHA-256 (sha256_mb.c): independent jobs hashed together in lanes, on one of     */
+/* several engines checked at run time (SHA-NI, AVX-512), else one by one (OpenSSL).              */
 
 struct ws_sha256_job {
     const uint8_t *data;
@@ -126,11 +126,29 @@ struct ws_sha256_job {
     uint8_t *out;    /* message job: receives SHA-256([prefix] || data[0..len)) */
     uint32_t *state; /* block job (out == NULL): 8-word state advanced over data's blocks */
 };
-/* Run every job; results equal ws_sha256 of each message. Jobs must not share a state. */
+/* Lane engines; values are stable (they index rates in struct ws_window_lanes_info). */
+enum ws_sha256_lanes {
+    WS_LANES_ONE = 0,    /* one job at a time, OpenSSL: every CPU */
+    WS_LANES_SHANI = 1,  /* three SHA-NI lanes interleaved: SHA + SSSE3 + SSE4.1 */
+    WS_LANES_AVX512 = 2, /* sixteen lanes in zmm registers: AVX-512F + BW, BMI2, OS-enabled */
+    WS_LANES_AUTO = 3,   /* ws_window_lanes_force: measure and take the fastest */
+};
+#define WS_LANES_COUNT 3
+/* Engine e runs on this CPU (and, but for WS_LANES_ONE, ws_sha256_mb_enable has not turned the
+ * lanes off). Thread-safe. */
+bool ws_sha256_lanes_supported(enum ws_sha256_lanes e);
+/* Static name for logs: "one lane (OpenSSL)", "SHA-NI x3", "AVX-512 x16", "auto". */
+const char *ws_sha256_lanes_name(enum ws_sha256_lanes e);
+/* Run every job on engine e (WS_LANES_ONE if e is not supported); results equal ws_sha256 of
+ * each message on every engine. Jobs must not share a state. */
+void ws_sha256_mb_run_on(enum ws_sha256_lanes e, struct ws_sha256_job *jobs, size_t n);
+/* The same on the engine best for a few jobs at a time (SHA-NI if present). */
 void ws_sha256_mb_run(struct ws_sha256_job *jobs, size_t n);
-/* SHA-NI lanes in use: the CPU has them and ws_sha256_mb_enable has not turned them off. */
+/* Some multi-lane engine is in use: the CPU has one and ws_sha256_mb_enable has not turned the
+ * lanes off. */
 bool ws_sha256_mb_available(void);
-/* Process-wide switch for tests and benches (default on); returns the previous setting. */
+/* Process-wide switch for tests, benches and operators (default on); off forces WS_LANES_ONE
+ * everywhere, windows included. Returns the previous setting. */
 bool ws_sha256_mb_enable(bool on);
 /* A streaming digest kept as a raw state: init to the IV, advance with block jobs, then final
  * over the tail_len < 64 bytes after the last full block; total_len counts every byte. */
@@ -274,6 +292,31 @@ struct ws_window_result {
     size_t nsources;
 };
 ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res) WS_MUST_CHECK;
+
+/*
+ * Lane choice. The engine that hashes fastest depends on the CPU model, not on its feature bits
+ * (SHA-NI lanes made hashing 1.5x faster on AMD EPYC, none on Intel Emerald Rapids, where
+ * AVX-512 lanes are), so the first ws_window_new of a process runs a small synthetic window
+ * (512 records of 100-byte values) on every supported engine, best of 3 each, about 2 ms in
+ * all, and windows then use the fastest. Every engine gives byte-identical results (the
+ * calibration checks that too and drops any that disagrees); only the speed differs.
+ * Thread-safe; the calibration runs once even when threads race to it.
+ */
+struct ws_window_lanes_info {
+    enum ws_sha256_lanes chosen; /* what new windows use */
+    bool measured;               /* rates below were measured (false: forced or lanes off) */
+    double rate[WS_LANES_COUNT]; /* records/s per engine, 0 where unsupported or not measured */
+    double calib_ms;             /* wall time the calibration took */
+};
+/* The choice (calibrating now if no window has been made yet) and its figures. */
+void ws_window_lanes(struct ws_window_lanes_info *info);
+/* One line for the log: "hash lanes: AVX-512 x16 (measured: one lane (OpenSSL) 2.1 M rec/s,
+ * ...; 2.3 ms)". Always NUL-terminated; returns info's chosen engine. */
+enum ws_sha256_lanes ws_window_lanes_describe(char *buf, size_t len);
+/* Override: new windows use engine e (WS_LANES_AUTO: the measured choice); an unsupported e
+ * falls back to WS_LANES_ONE. For operators on CPUs where the measurement misleads, and for tests
+ * and benches that compare the engines. Returns the previous override. */
+enum ws_sha256_lanes ws_window_lanes_force(enum ws_sha256_lanes e);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Evidence archive (FORMAT.md §3): one standard LZ4 frame of the window stream.                  */
