@@ -55,7 +55,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SPOOL_BLOCK (256u << 10)
+#define SPOOL_BLOCK (64u << 10) /* x SPOOL_NBUF: what one open file stages, any size */
 #define SPOOL_NBUF 4
 #define SPOOL_RING 16
 #define SPOOL_NRINGS 8 /* rings kept for reuse: one per concurrently open file is enough */

@@ -33,6 +33,9 @@
  * would cost more than it saves (a 1 k-record window hashes in ~0.3 ms).
  */
 #define HASHER_MIN_RECORDS 8192
+/* The evidence writer's output block: the archive's bytes do not depend on it, its memory does
+ * (a big window fills it, a small one does not: bench_e2e memory). */
+#define EVIDENCE_BLOCK (64u << 10)
 
 struct fetch_ctx {
     struct ws_window *w;
@@ -317,7 +320,7 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
         return err;
     if ((err = ws_spool_begin(e->spool, q->id, p->n.batch_id, &sf, errbuf, errlen)))
         return err;
-    if (!(ew = ws_evidence_writer_new(ws_spool_write, sf, 0)) ||
+    if (!(ew = ws_evidence_writer_new(ws_spool_write, sf, EVIDENCE_BLOCK)) ||
         !(w = ws_window_new(ws_evidence_write_cb, ew))) {
         err = WS_ERR_NOMEM;
         goto out;

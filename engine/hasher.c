@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_BYTES (512u << 10)
+#define CHUNK_BYTES (128u << 10)
 #define NCHUNKS 4
 _Static_assert((NCHUNKS & (NCHUNKS - 1)) == 0, "chunk ring index is masked");
 

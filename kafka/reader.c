@@ -126,6 +126,9 @@ struct ws_kafka_reader *ws_kafka_reader_new(const struct ws_kafka_conf *conf, ch
     /* clang-format off */
     static const char *const defaults[] = {
         "fetch.wait.max.ms", "1",
+        /* one fetch response holds at most this, whatever the window (librdkafka's default,
+         * 50 MB, let a big window's responses grow the reader by MiBs: bench_e2e memory) */
+        "fetch.max.bytes", "4194304",
         "queued.min.messages", STR(QUEUE_RECORDS),
         "queued.max.messages.kbytes", STR(QUEUE_KBYTES),
         "fetch.error.backoff.ms", "100",
