@@ -1,7 +1,10 @@
 /*
- * audit.c — `windowseal audit DIR --pubkey PUB [--pubkey PUB2]... [--query ID] [--json]
- * [--html REPORT.html] [--keyname NAME]`: every chain under a file-sink directory, checked from
- * the first window to the last, and its checkpoint against the chain.
+ * audit.c — `windowseal audit DIR|s3://BUCKET/PREFIX --pubkey PUB [--pubkey PUB2]... [--query ID]
+ * [--json] [--html REPORT.html] [--keyname NAME] [--endpoint URL] [--region R]
+ * [--virtual-hosted]`: every chain under a file-sink directory or an s3 sink's bucket prefix
+ * (both read the same way, audit_tree.c), checked from the first window to the last, and its
+ * checkpoint against the chain. A bucket failing in a way that may pass (5xx, timeout,
+ * refused) ends the audit with exit 3: a store's outage is not a verdict on the chain.
  *
  * Per query directory the envelopes are visited in batch order (ws_audit_list: the names parsed
  * into sorted batch ids, 8 bytes per window — the only state that grows with the chain). Each
@@ -22,6 +25,7 @@
  * seconds for long audits. Exit 0 every chain verified, 1 one failed, 2 usage.
  */
 #include "cli/cli.h"
+#include "cli/audit_tree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -83,37 +87,44 @@ ws_err_t ws_audit_list(const char *qdir, struct ws_batch_list *out, char *errbuf
     DIR *d = opendir(qdir);
     struct dirent *e;
     size_t cap_env = 0, cap_ev = 0;
-    int64_t b;
 
     memset(out, 0, sizeof *out);
     if (!d)
         return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : WS_ERR_IO, errbuf, errlen,
                        "cannot list %s: %s", qdir, strerror(errno));
     while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        bool okp = true;
-        if (batch_name(e->d_name, ENV_SUFFIX, &b))
-            okp = push(&out->envelopes, &out->nenvelopes, &cap_env, b);
-        else if (batch_name(e->d_name, EV_SUFFIX, &b))
-            okp = push(&out->evidence, &out->nevidence, &cap_ev, b);
-        else if (n > strlen(ENV_SUFFIX) &&
-                 strcmp(e->d_name + n - strlen(ENV_SUFFIX), ENV_SUFFIX) == 0 &&
-                 e->d_name[0] != '.') {
-            if (!out->nodd++)
-                snprintf(out->odd, sizeof out->odd, "%s", e->d_name);
-        }
-        if (!okp) {
+        if (!ws_audit_list_add(out, e->d_name, &cap_env, &cap_ev)) {
             closedir(d);
             ws_audit_list_free(out);
             return WS_ERR_NOMEM;
         }
     }
     closedir(d);
+    ws_audit_list_sort(out);
+    return WS_OK;
+}
+
+bool ws_audit_list_add(struct ws_batch_list *out, const char *name, size_t *cap_env, size_t *cap_ev)
+{
+    size_t n = strlen(name);
+    int64_t b;
+
+    if (batch_name(name, ENV_SUFFIX, &b))
+        return push(&out->envelopes, &out->nenvelopes, cap_env, b);
+    if (batch_name(name, EV_SUFFIX, &b))
+        return push(&out->evidence, &out->nevidence, cap_ev, b);
+    if (n > strlen(ENV_SUFFIX) && strcmp(name + n - strlen(ENV_SUFFIX), ENV_SUFFIX) == 0 &&
+        name[0] != '.' && !out->nodd++)
+        snprintf(out->odd, sizeof out->odd, "%s", name);
+    return true;
+}
+
+void ws_audit_list_sort(struct ws_batch_list *out)
+{
     if (out->nenvelopes)
         qsort(out->envelopes, out->nenvelopes, sizeof(int64_t), cmp_i64);
     if (out->nevidence)
         qsort(out->evidence, out->nevidence, sizeof(int64_t), cmp_i64);
-    return WS_OK;
 }
 
 void ws_audit_list_free(struct ws_batch_list *l)
@@ -143,6 +154,9 @@ static size_t evidence_between(const struct ws_batch_list *l, int64_t from, int6
 /* One chain                                                                                    */
 
 struct audit {
+    struct ws_audit_tree *tree;
+    ws_err_t store_err; /* a retriable failure of the object store: the audit cannot go on */
+    char store_why[1024];
     const struct ws_key *keys;
     size_t nkeys;
     const char *keyname;
@@ -238,18 +252,29 @@ static void progress(struct audit *a, const char *qid, uint64_t windows, int64_t
     }
 }
 
-static void read_checkpoint(struct audit *a, const char *dir, const char *qid, struct chain *c)
+/* A store failure that may pass stops the audit (exit 3); true if err is one. */
+static bool store_trouble(struct audit *a, ws_err_t err, const char *why)
 {
-    char path[PATH_MAX], *buf = NULL, why[512], cq[129];
+    if (!err || !ws_audit_tree_is_s3(a->tree) || !ws_err_retriable(err))
+        return false;
+    if (!a->store_err) {
+        a->store_err = err;
+        snprintf(a->store_why, sizeof a->store_why, "%s", why);
+    }
+    return true;
+}
+
+static void read_checkpoint(struct audit *a, const char *qid, struct chain *c)
+{
+    char *buf = NULL, why[512], cq[129];
     size_t len;
-    struct stat st;
     ws_err_t err;
 
-    snprintf(path, sizeof path, "%s/checkpoint", dir);
-    if (stat(path, &st) != 0)
+    err = ws_audit_tree_read(a->tree, qid, "checkpoint", 65536, &buf, &len, why, sizeof why);
+    if (err == WS_ERR_NOT_FOUND || store_trouble(a, err, why))
         return;
     c->cp_present = true;
-    if ((err = ws_file_read(path, 65536, &buf, &len, why, sizeof why))) {
+    if (err) {
         snprintf(c->cp_error, sizeof c->cp_error, "unreadable: %s", why);
         return;
     }
@@ -336,7 +361,7 @@ static void fail_window(struct audit *a, struct chain *c, struct ws_query_summar
 }
 
 /* One query directory; prints its lines; returns the exit status. */
-static int audit_query(struct audit *a, const char *dir, const char *qid)
+static int audit_query(struct audit *a, const char *qid)
 {
     struct ws_batch_list bl;
     struct chain c;
@@ -350,14 +375,21 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
     memset(&s, 0, sizeof s);
     ws_merkle_init(&c.log);
     ws_report_query_begin(a->rep, qid);
-    if (ws_audit_list(dir, &bl, why, sizeof why)) {
+    ws_err_t lerr = ws_audit_tree_list(a->tree, qid, &bl, why, sizeof why);
+    if (store_trouble(a, lerr, why))
+        return WS_EXIT_RUNTIME;
+    if (lerr) {
         if (a->text)
             printf("FAIL %s: %s\n", qid, why);
         snprintf(s.first_bad, sizeof s.first_bad, "%s", why);
         ws_report_query_end(a->rep, &s);
         return WS_EXIT_VERIFY;
     }
-    read_checkpoint(a, dir, qid, &c);
+    read_checkpoint(a, qid, &c);
+    if (a->store_err) {
+        ws_audit_list_free(&bl);
+        return WS_EXIT_RUNTIME;
+    }
 
     for (size_t i = 0; i < bl.nenvelopes; i++) {
         int64_t b = bl.envelopes[i];
@@ -365,14 +397,15 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
         ws_err_t err;
 
         progress(a, qid, i, b);
-        ws_object_name(qid, b, ENV_SUFFIX, name);
-        snprintf(path, sizeof path, "%s/%s", dir, strchr(name, '/') + 1);
+        ws_object_name(qid, b, ENV_SUFFIX, path);
         ws_object_name(qid, b, EV_SUFFIX, name);
-        snprintf(ev, sizeof ev, "%s/%s", dir, strchr(name, '/') + 1);
 
         /* Statement first (cheap), so that a misplaced envelope is named as such rather than
          * by the evidence that does not match it; then the evidence. */
-        err = ws_file_read(path, WS_ENVELOPE_MAX, &env, &envlen, why, sizeof why);
+        err = ws_audit_tree_read(a->tree, qid, strchr(path, '/') + 1, WS_ENVELOPE_MAX, &env,
+                                 &envlen, why, sizeof why);
+        if (store_trouble(a, err, why))
+            break;
         if (!err)
             err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, NULL, &v, why, sizeof why);
         if (!err && strcmp(v.query_id, qid) != 0) {
@@ -384,7 +417,17 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
             err = WS_ERR_VERIFY;
         }
         if (!err) {
-            err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, ev, &v, why, sizeof why);
+            err = ws_audit_tree_local(a->tree, qid, strchr(name, '/') + 1, ev, sizeof ev, why,
+                                      sizeof why);
+            if (store_trouble(a, err, why)) {
+                free(env);
+                env = NULL;
+                break;
+            }
+            if (!err) {
+                err = ws_verify_envelope(env, envlen, a->keys, a->nkeys, ev, &v, why, sizeof why);
+                ws_audit_tree_release(a->tree, ev);
+            }
             if (err == WS_ERR_NOT_FOUND && !have_ev)
                 snprintf(why, sizeof why, "evidence missing (%s)", strchr(name, '/') + 1);
         }
@@ -470,6 +513,10 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
             ws_report_window(a->rep, WS_WIN_OK, b, b + 1, v.record_count, "", true, have_ev);
         }
     }
+    if (a->store_err) {
+        ws_audit_list_free(&bl);
+        return WS_EXIT_RUNTIME;
+    }
     if (bl.nodd) {
         snprintf(why, sizeof why, "%s%s is not named <batch20>.dsse.json", bl.odd,
                  bl.nodd > 1 ? " (and others)" : "");
@@ -521,17 +568,43 @@ static int audit_query(struct audit *a, const char *dir, const char *qid)
     return s.ok ? WS_EXIT_OK : WS_EXIT_VERIFY;
 }
 
+/* The query ids under a directory that are query directories, sorted. */
+static int local_queries(const char *dir, char ***ids, size_t *nids)
+{
+    struct dirent **qs = NULL;
+    char path[PATH_MAX];
+    int n = scandir(dir, &qs, NULL, alphasort);
+
+    *ids = NULL;
+    *nids = 0;
+    if (n < 0)
+        return -1;
+    *ids = calloc((size_t)n + 1, sizeof **ids);
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        const char *q = qs[i]->d_name;
+        snprintf(path, sizeof path, "%s/%s", dir, q);
+        if (*ids && q[0] != '.' && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            ws_query_id_safe(q, strlen(q)) && ((*ids)[*nids] = strdup(q)))
+            (*nids)++;
+        free(qs[i]);
+    }
+    free(qs);
+    return *ids ? 0 : -1;
+}
+
 int ws_cmd_audit(int argc, char **argv)
 {
     const char *dir = NULL, *v, *only = NULL, *html = NULL;
     char *pubpaths[MAX_KEYS];
-    size_t npub = 0;
-    bool missing = false, json = false;
+    size_t npub = 0, nids = 0;
+    bool missing = false, json = false, found = false;
     struct ws_key keys[MAX_KEYS];
-    struct dirent **qs = NULL;
+    struct ws_audit_s3_opts s3 = {0};
+    char **ids = NULL;
     struct audit a;
-    char path[PATH_MAX], errbuf[1024];
-    int n, rc = WS_EXIT_OK, bad = 0, good = 0;
+    char errbuf[1024];
+    int rc = WS_EXIT_OK, bad = 0, good = 0;
 
     memset(&a, 0, sizeof a);
     a.keyname = WS_CHECKPOINT_KEYNAME;
@@ -546,6 +619,12 @@ int ws_cmd_audit(int argc, char **argv)
             html = v;
         } else if ((v = ws_cli_opt(argc, argv, &i, "--keyname", &missing))) {
             a.keyname = v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--endpoint", &missing))) {
+            s3.endpoint = v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--region", &missing))) {
+            s3.region = v;
+        } else if (!strcmp(argv[i], "--virtual-hosted")) {
+            s3.virtual_hosted = true;
         } else if (!strcmp(argv[i], "--json")) {
             json = true;
         } else if (argv[i][0] == '-' || dir || missing) {
@@ -560,6 +639,11 @@ int ws_cmd_audit(int argc, char **argv)
         fprintf(stderr, "windowseal audit: --query %s is not a valid query id\n", only);
         return WS_EXIT_USAGE;
     }
+    if (ws_s3_uri_is_s3(dir) && html) {
+        /* the page links to the audited files by relative path: a directory's */
+        fprintf(stderr, "windowseal audit: --html needs a directory; for a bucket use --json\n");
+        return WS_EXIT_USAGE;
+    }
     if (!ws_cli_load_pubkeys("audit", pubpaths, npub, keys))
         return WS_EXIT_USAGE;
     a.keys = keys;
@@ -567,55 +651,69 @@ int ws_cmd_audit(int argc, char **argv)
     a.text = !json;
     a.started = ws_clock_ms();
     a.last_progress = a.started;
-    n = scandir(dir, &qs, NULL, alphasort);
-    if (n < 0) {
-        fprintf(stderr, "windowseal audit: cannot list %s\n", dir);
+    if (ws_audit_tree_open(dir, &s3, &a.tree, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "windowseal audit: %s\n", errbuf);
         return WS_EXIT_USAGE;
     }
-    if (only) {
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", dir, only);
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "windowseal audit: no query %s under %s\n", only, dir);
-            for (int i = 0; i < n; i++)
-                free(qs[i]);
-            free(qs);
-            return WS_EXIT_USAGE;
+    if (ws_audit_tree_is_s3(a.tree)) {
+        ws_err_t err = ws_audit_tree_queries(a.tree, &ids, &nids, errbuf, sizeof errbuf);
+        if (err) {
+            fprintf(stderr, "windowseal audit: cannot list %s: %s\n", dir, errbuf);
+            ws_audit_tree_close(a.tree);
+            return ws_err_retriable(err) ? WS_EXIT_RUNTIME : WS_EXIT_USAGE;
         }
+    } else if (local_queries(dir, &ids, &nids) < 0) {
+        fprintf(stderr, "windowseal audit: cannot list %s\n", dir);
+        ws_audit_tree_close(a.tree);
+        return WS_EXIT_USAGE;
+    }
+    for (size_t i = 0; only && i < nids; i++)
+        found = found || strcmp(ids[i], only) == 0;
+    if (only && !found) {
+        fprintf(stderr, "windowseal audit: no query %s under %s\n", only, dir);
+        rc = WS_EXIT_USAGE;
+        goto out_free;
     }
     if (ws_report_open(&a.rep, json ? stdout : NULL, html, dir, errbuf, sizeof errbuf)) {
         fprintf(stderr, "windowseal audit: %s\n", errbuf);
-        for (int i = 0; i < n; i++)
-            free(qs[i]);
-        free(qs);
-        return WS_EXIT_USAGE;
+        rc = WS_EXIT_USAGE;
+        goto out_free;
     }
-    for (int i = 0; i < n; i++) {
-        struct stat st;
-        const char *q = qs[i]->d_name;
-        snprintf(path, sizeof path, "%s/%s", dir, q);
-        if (q[0] != '.' && (!only || !strcmp(q, only)) && stat(path, &st) == 0 &&
-            S_ISDIR(st.st_mode) && ws_query_id_safe(q, strlen(q))) {
-            if (audit_query(&a, path, q) == WS_EXIT_OK)
-                good++;
-            else
-                bad++, rc = WS_EXIT_VERIFY;
+    for (size_t i = 0; i < nids && !a.store_err; i++) {
+        if (only && strcmp(ids[i], only) != 0)
+            continue;
+        if (audit_query(&a, ids[i]) == WS_EXIT_OK)
+            good++;
+        else if (!a.store_err)
+            bad++, rc = WS_EXIT_VERIFY;
+    }
+    if (a.store_err) {
+        /* an outage of the store: no verdict, and none of the report's lines is one */
+        fprintf(stderr, "windowseal audit: %s (the store may be down; try again)\n", a.store_why);
+        if (ws_report_close(a.rep, good, bad, errbuf, sizeof errbuf)) {
         }
-        free(qs[i]);
+        rc = WS_EXIT_RUNTIME;
+        goto out_free;
     }
-    free(qs);
     if (a.text)
         printf("%s: %d chains verified, %d failed\n",
                rc == WS_EXIT_OK ? "verdict: valid" : "verdict: INVALID", good, bad);
     if (ws_report_close(a.rep, good, bad, errbuf, sizeof errbuf)) {
         fprintf(stderr, "windowseal audit: %s\n", errbuf);
-        return WS_EXIT_RUNTIME;
+        rc = WS_EXIT_RUNTIME;
+        goto out_free;
     }
     if (html)
         fprintf(stderr, "wrote %s\n", html);
+out_free:
+    ws_audit_tree_free_ids(ids, nids);
+    ws_audit_tree_close(a.tree);
     return rc;
 usage:
-    fprintf(stderr, "usage: windowseal audit DIR --pubkey PUB [--pubkey PUB2]... [--query ID] "
-                    "[--json] [--html REPORT.html] [--keyname NAME]\n");
+    fprintf(stderr,
+            "usage: windowseal audit DIR|s3://BUCKET/PREFIX --pubkey PUB [--pubkey PUB2]... "
+            "[--query ID] [--json] [--html REPORT.html] [--keyname NAME]\n"
+            "       [--endpoint URL] [--region REGION] [--virtual-hosted]   (for s3://; "
+            "credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)\n");
     return WS_EXIT_USAGE;
 }

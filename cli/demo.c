@@ -278,6 +278,11 @@ int ws_cmd_demo(int argc, char **argv)
         goto out_broker;
     }
     ws_log_setup(cfg->log_level, cfg->log_format);
+    /* The demo talks to no real object store: its s3:// output must come out "not readable"
+     * (no credentials), not wait for a store the shell's AWS_* variables might point at. */
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
     struct ws_kafka_conf kc = {cfg->bootstrap, NULL, NULL, 0};
     if (!(d.p =
               ws_kafka_producer_new(&kc, ws_kafka_delivery_report, NULL, errbuf, sizeof errbuf))) {

@@ -7,11 +7,13 @@
  *       verified *with* the evidence first (ws_verify_envelope recomputes the root), so a proof
  *       is never cut from evidence that does not match what was signed. Then the evidence is
  *       read once more for the leaf hashes: 32 bytes per record (a 1 M-record window: 32 MB).
- *   prove consistency --from ENV_A --to ENV_B --log DIR --pubkey PUB
+ *   prove consistency --from ENV_A --to ENV_B --log DIR|s3://BUCKET/PREFIX --pubkey PUB
+ *                     [--endpoint URL] [--region R] [--virtual-hosted]
  *       RFC 9162 consistency proof between the two attestations' window-log sizes
  *       (chainLength). The log is replayed from the verified envelopes in DIR/<queryId>/ (or DIR
  *       itself) in batch order; both signed logRoots must come out of the replay, otherwise the
- *       directory is not the history the envelopes commit to. 32 bytes per window.
+ *       directory is not the history the envelopes commit to. 32 bytes per window. A bucket
+ *       prefix is read as a directory is (cli/audit_tree.c: listing, GETs, env credentials).
  *   prove check PROOF.json --envelope ENV --pubkey PUB           (inclusion, no evidence needed)
  *   prove check PROOF.json --from ENV_A --to ENV_B --pubkey PUB  (consistency)
  *       Roots and sizes are taken from the signed envelopes, never from the proof file.
@@ -25,6 +27,7 @@
  * window), 2 usage or unreadable input, 3 runtime failure.
  */
 #include "cli/cli.h"
+#include "cli/audit_tree.h"
 #include "sinks/sink.h"
 
 #include <errno.h>
@@ -43,21 +46,24 @@
 
 struct opts {
     const char *envelope, *evidence, *record, *from, *to, *log, *key, *keyname, *out, *proof;
+    struct ws_audit_s3_opts s3; /* --log s3://... */
     char *pubpaths[MAX_KEYS];
     size_t npub;
 };
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: windowseal prove record --envelope ENV --evidence EV "
-            "--record TOPIC:PARTITION:OFFSET --pubkey PUB [--pubkey PUB]...\n"
-            "       windowseal prove consistency --from ENV_A --to ENV_B --log DIR --pubkey PUB\n"
-            "       windowseal prove check PROOF.json --envelope ENV --pubkey PUB\n"
-            "       windowseal prove check PROOF.json --from ENV_A --to ENV_B --pubkey PUB\n"
-            "       windowseal prove checkpoint --envelope ENV --key PRIV [--pubkey PUB] "
-            "[--keyname NAME] [--out FILE]\n"
-            "       windowseal prove vkey --pubkey PUB [--keyname NAME]\n");
+    fprintf(
+        stderr,
+        "usage: windowseal prove record --envelope ENV --evidence EV "
+        "--record TOPIC:PARTITION:OFFSET --pubkey PUB [--pubkey PUB]...\n"
+        "       windowseal prove consistency --from ENV_A --to ENV_B --log DIR|s3://BUCKET/PREFIX "
+        "--pubkey PUB [--endpoint URL] [--region R] [--virtual-hosted]\n"
+        "       windowseal prove check PROOF.json --envelope ENV --pubkey PUB\n"
+        "       windowseal prove check PROOF.json --from ENV_A --to ENV_B --pubkey PUB\n"
+        "       windowseal prove checkpoint --envelope ENV --key PRIV [--pubkey PUB] "
+        "[--keyname NAME] [--out FILE]\n"
+        "       windowseal prove vkey --pubkey PUB [--keyname NAME]\n");
     return WS_EXIT_USAGE;
 }
 
@@ -85,6 +91,12 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
             o->to = v;
         } else if ((v = ws_cli_opt(argc, argv, &i, "--log", &missing))) {
             o->log = v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--endpoint", &missing))) {
+            o->s3.endpoint = v;
+        } else if ((v = ws_cli_opt(argc, argv, &i, "--region", &missing))) {
+            o->s3.region = v;
+        } else if (!strcmp(argv[i], "--virtual-hosted")) {
+            o->s3.virtual_hosted = true;
         } else if ((v = ws_cli_opt(argc, argv, &i, "--key", &missing))) {
             o->key = v;
         } else if ((v = ws_cli_opt(argc, argv, &i, "--keyname", &missing))) {
@@ -100,19 +112,13 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
     return !missing;
 }
 
-/* Read and verify one envelope; prints why not. Returns an exit status. */
-static int load_verified(const char *path, const struct ws_key *keys, size_t nkeys,
-                         const char *evidence, struct ws_verified *v)
+/* Verify one envelope read from path (a name for messages); prints why not; frees env. */
+static int verify_read(const char *path, char *env, size_t len, const struct ws_key *keys,
+                       size_t nkeys, const char *evidence, struct ws_verified *v)
 {
-    char errbuf[1024], *env = NULL;
-    size_t len;
-    ws_err_t err;
+    char errbuf[1024];
+    ws_err_t err = ws_verify_envelope(env, len, keys, nkeys, evidence, v, errbuf, sizeof errbuf);
 
-    if ((err = ws_file_read(path, WS_ENVELOPE_MAX, &env, &len, errbuf, sizeof errbuf))) {
-        fprintf(stderr, "windowseal prove: %s\n", errbuf);
-        return WS_EXIT_USAGE;
-    }
-    err = ws_verify_envelope(env, len, keys, nkeys, evidence, v, errbuf, sizeof errbuf);
     free(env);
     if (err == WS_ERR_NOT_FOUND || err == WS_ERR_IO) {
         fprintf(stderr, "windowseal prove: %s\n", errbuf);
@@ -127,6 +133,20 @@ static int load_verified(const char *path, const struct ws_key *keys, size_t nke
         return WS_EXIT_VERIFY;
     }
     return WS_EXIT_OK;
+}
+
+/* Read and verify one envelope; prints why not. Returns an exit status. */
+static int load_verified(const char *path, const struct ws_key *keys, size_t nkeys,
+                         const char *evidence, struct ws_verified *v)
+{
+    char errbuf[1024], *env = NULL;
+    size_t len;
+
+    if (ws_file_read(path, WS_ENVELOPE_MAX, &env, &len, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "windowseal prove: %s\n", errbuf);
+        return WS_EXIT_USAGE;
+    }
+    return verify_read(path, env, len, keys, nkeys, evidence, v);
 }
 
 static json_t *hex_json(const uint8_t *bin, size_t len)
@@ -381,21 +401,24 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* prove consistency                                                                            */
 
-/* Replays the window log from qdir up to `to`'s chain length; leaf hashes into *leaves. */
-static int replay_log(const char *qdir, const struct ws_key *keys, size_t nkeys,
-                      const struct ws_verified *a, const struct ws_verified *b,
+/* Replays the window log from the tree's <qid>/ (qid NULL: its root) up to `to`'s chain length;
+ * leaf hashes into *leaves. */
+static int replay_log(struct ws_audit_tree *t, const char *qid, const struct ws_key *keys,
+                      size_t nkeys, const struct ws_verified *a, const struct ws_verified *b,
                       uint8_t (**leaves)[WS_HASH_LEN])
 {
     struct ws_batch_list bl;
     struct ws_merkle m;
     uint8_t(*l)[WS_HASH_LEN] = NULL, root[WS_HASH_LEN], entry[WS_LOG_ENTRY_LEN];
-    char errbuf[1024], path[PATH_MAX], name[256];
+    char errbuf[1024], path[PATH_MAX], name[256], qdir[PATH_MAX];
     size_t n = 0;
+    ws_err_t err;
     int rc = WS_EXIT_OK;
 
-    if (ws_audit_list(qdir, &bl, errbuf, sizeof errbuf)) {
+    ws_audit_tree_path(t, qid, NULL, qdir, sizeof qdir);
+    if ((err = ws_audit_tree_list(t, qid, &bl, errbuf, sizeof errbuf))) {
         fprintf(stderr, "windowseal prove: %s\n", errbuf);
-        return WS_EXIT_USAGE;
+        return ws_audit_tree_is_s3(t) && ws_err_retriable(err) ? WS_EXIT_RUNTIME : WS_EXIT_USAGE;
     }
     if (b->chain_length > bl.nenvelopes || !(l = malloc(b->chain_length * WS_HASH_LEN))) {
         printf("invalid: %s holds %zu envelopes, fewer than the %llu windows of %s's chain\n", qdir,
@@ -406,9 +429,17 @@ static int replay_log(const char *qdir, const struct ws_key *keys, size_t nkeys,
     ws_merkle_init(&m);
     for (size_t i = 0; i < bl.nenvelopes && n < b->chain_length; i++) {
         struct ws_verified v;
+        char *env = NULL;
+        size_t len;
         ws_object_name(b->query_id, bl.envelopes[i], ".dsse.json", name);
-        snprintf(path, sizeof path, "%s/%s", qdir, strchr(name, '/') + 1);
-        if ((rc = load_verified(path, keys, nkeys, NULL, &v)))
+        ws_audit_tree_path(t, qid, strchr(name, '/') + 1, path, sizeof path);
+        if ((err = ws_audit_tree_read(t, qid, strchr(name, '/') + 1, WS_ENVELOPE_MAX, &env, &len,
+                                      errbuf, sizeof errbuf))) {
+            fprintf(stderr, "windowseal prove: %s\n", errbuf);
+            rc = ws_audit_tree_is_s3(t) && ws_err_retriable(err) ? WS_EXIT_RUNTIME : WS_EXIT_USAGE;
+            goto out;
+        }
+        if ((rc = verify_read(path, env, len, keys, nkeys, NULL, &v)))
             goto out;
         if (strcmp(v.query_id, b->query_id) != 0 || v.batch_id != bl.envelopes[i] ||
             v.chain_length != n + 1) {
@@ -459,7 +490,9 @@ static int prove_consistency(const struct opts *o)
     struct ws_verified a, b;
     uint8_t(*leaves)[WS_HASH_LEN] = NULL, proof[2 * WS_MERKLE_MAX_DEPTH][WS_HASH_LEN];
     size_t plen = 0;
-    char qdir[PATH_MAX];
+    char qdir[PATH_MAX], errbuf[1024];
+    const char *qid;
+    struct ws_audit_tree *t;
     struct stat st;
     json_t *arr, *j;
     int rc;
@@ -481,11 +514,32 @@ static int prove_consistency(const struct opts *o)
                (unsigned long long)a.chain_length, b.window_id, (unsigned long long)b.chain_length);
         return WS_EXIT_VERIFY;
     }
-    /* DIR is the file sink's root (DIR/<queryId>/) or the query directory itself. */
-    snprintf(qdir, sizeof qdir, "%s/%s", o->log, a.query_id);
-    if (stat(qdir, &st) != 0 || !S_ISDIR(st.st_mode))
-        snprintf(qdir, sizeof qdir, "%s", o->log);
-    if ((rc = replay_log(qdir, keys, o->npub, &a, &b, &leaves)))
+    /* DIR is the file sink's root (DIR/<queryId>/) or the query directory itself; so is a
+     * bucket prefix (the root if nothing is listed under <queryId>/). */
+    if (ws_audit_tree_open(o->log, &o->s3, &t, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "windowseal prove: %s\n", errbuf);
+        return WS_EXIT_USAGE;
+    }
+    qid = a.query_id;
+    if (!ws_audit_tree_is_s3(t)) {
+        ws_audit_tree_path(t, qid, NULL, qdir, sizeof qdir);
+        if (stat(qdir, &st) != 0 || !S_ISDIR(st.st_mode))
+            qid = NULL;
+    } else {
+        struct ws_batch_list bl;
+        ws_err_t err = ws_audit_tree_list(t, qid, &bl, errbuf, sizeof errbuf);
+        if (err && ws_err_retriable(err)) {
+            fprintf(stderr, "windowseal prove: %s\n", errbuf);
+            ws_audit_tree_close(t);
+            return WS_EXIT_RUNTIME;
+        }
+        if (err || bl.nenvelopes == 0)
+            qid = NULL;
+        ws_audit_list_free(&bl);
+    }
+    rc = replay_log(t, qid, keys, o->npub, &a, &b, &leaves);
+    ws_audit_tree_close(t);
+    if (rc)
         return rc;
     if (ws_merkle_consistency_proof((const uint8_t(*)[WS_HASH_LEN])leaves, a.chain_length,
                                     b.chain_length, proof, &plen) ||

@@ -86,6 +86,18 @@ static const struct key keys[] = {
         64 * 1024 * 1024, NULL, "Largest notification accepted; larger ones are dead-lettered."),
     KEY("outputs", "allowed_roots", WS_OPT_STRLIST, allowed_roots, NULL, 0, 0, NULL,
         "If set, output files are hashed only under these directories."),
+    KEY("outputs.s3", "endpoint", WS_OPT_STRING, outputs_s3_endpoint, "", 0, 0, NULL,
+        "S3 endpoint URL for `s3://` and `s3a://` output files; empty: `AWS_ENDPOINT_URL_S3`, "
+        "`AWS_ENDPOINT_URL`, else AWS (`https://s3.<region>.amazonaws.com`). Credentials come "
+        "from the environment."),
+    KEY("outputs.s3", "region", WS_OPT_STRING, outputs_s3_region, "", 0, 0, NULL,
+        "SigV4 region for output files; empty: `AWS_REGION`, `AWS_DEFAULT_REGION`, else "
+        "us-east-1."),
+    KEY("outputs.s3", "path_style", WS_OPT_BOOL, outputs_s3_path_style, "true", 0, 0, NULL,
+        "Path-style addressing for output files (MinIO, s3rver); false: virtual-hosted style."),
+    KEY("iceberg", "catalogs", WS_OPT_CATALOGS, catalogs, NULL, 0, 0, NULL,
+        "Iceberg REST catalogs by name: an output named `<catalog>.<namespace...>.<table>` of one "
+        "of them is resolved from the catalog's snapshot instead of the job's file list."),
     KEY("metrics", "listen", WS_OPT_STRING, metrics_listen, "", 0, 0, NULL,
         "HOST:PORT of the Prometheus endpoint; empty: off."),
     KEY("log", "level", WS_OPT_ENUM, log_level, "info", 0, 0, "debug|info|warn|error",
@@ -109,6 +121,8 @@ static const char *typename(enum ws_opt_type t)
         return "array of strings";
     case WS_OPT_STRMAP:
         return "object of strings";
+    case WS_OPT_CATALOGS:
+        return "object of catalogs";
     }
     return "?";
 }
@@ -143,6 +157,97 @@ static void free_list(char **l, size_t n)
     for (size_t i = 0; i < n; i++)
         free(l[i]);
     free(l);
+}
+
+static ws_err_t store(void *base, const struct ws_option *o, const json_t *v, const char *keyname,
+                      const char *file, char *errbuf, size_t errlen);
+static ws_err_t default_one(void *base, const struct ws_option *o);
+
+/* The keys of one catalog of iceberg.catalogs, read by the same code as a sink's table. */
+/* clang-format off */
+#define CAT(name, field, required, help) \
+    {name, WS_OPT_STRING, offsetof(struct ws_iceberg_catalog_conf, field), "", 0, 0, NULL, \
+     required, help}
+static const struct ws_option catalog_opts[] = {
+    CAT("uri", uri, true, "REST catalog base URL (http or https); requests go to `{uri}/v1/...`."),
+    CAT("warehouse", warehouse, false,
+        "Sent as `GET {uri}/v1/config?warehouse=...`; empty: the parameter is left out."),
+    CAT("prefix", prefix, false,
+        "Path prefix of the catalog's routes when the server's config has no `overrides.prefix` "
+        "(it wins over the server's `defaults.prefix`)."),
+    CAT("token_env", token_env, false,
+        "Environment variable holding the bearer token; empty: no Authorization header."),
+};
+#undef CAT
+/* clang-format on */
+#define NCATALOG_OPTS (sizeof catalog_opts / sizeof catalog_opts[0])
+
+static void free_catalogs(struct ws_iceberg_catalog_conf *cats, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(cats[i].name);
+        for (size_t j = 0; j < NCATALOG_OPTS; j++)
+            free(*(char **)((char *)&cats[i] + catalog_opts[j].offset));
+    }
+    free(cats);
+}
+
+/* {"<name>": {uri, warehouse?, prefix?, token_env?}, ...}: every catalog checked whole. A name
+ * is the first dot-separated part of an output name, so it cannot hold a dot. */
+static ws_err_t store_catalogs(struct ws_iceberg_catalog_conf **arr, size_t *n, const json_t *v,
+                               const char *keyname, const char *file, char *errbuf, size_t errlen)
+{
+    const char *name, *k;
+    json_t *cv, *e;
+    char full[256];
+    ws_err_t err;
+
+    if (!json_is_object(v))
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected an object of catalogs",
+                       file, keyname);
+    if (json_object_size(v) > WS_CONFIG_MAX_CATALOGS)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: at most %d catalogs", file, keyname,
+                       WS_CONFIG_MAX_CATALOGS);
+    free_catalogs(*arr, *n);
+    *n = 0;
+    if (!(*arr = calloc(json_object_size(v) + 1, sizeof **arr)))
+        return WS_ERR_NOMEM;
+    json_object_foreach((json_t *)v, name, cv)
+    {
+        struct ws_iceberg_catalog_conf *c = &(*arr)[*n];
+        snprintf(full, sizeof full, "%s.%s", keyname, name);
+        if (!*name || strchr(name, '.'))
+            return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                           "%s: %s: a catalog name is one non-empty part without dots", file, full);
+        if (!json_is_object(cv))
+            return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected an object", file, full);
+        if (!(c->name = strdup(name)))
+            return WS_ERR_NOMEM;
+        (*n)++;
+        for (size_t j = 0; j < NCATALOG_OPTS; j++)
+            if ((err = default_one(c, &catalog_opts[j])))
+                return err;
+        json_object_foreach(cv, k, e)
+        {
+            const struct ws_option *o = NULL;
+            for (size_t j = 0; j < NCATALOG_OPTS && !o; j++)
+                if (strcmp(catalog_opts[j].name, k) == 0)
+                    o = &catalog_opts[j];
+            snprintf(full, sizeof full, "%s.%s.%s", keyname, name, k);
+            if (!o)
+                return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                               "%s: %s: unknown key (a catalog has uri, warehouse, prefix, "
+                               "token_env)",
+                               file, full);
+            if ((err = store(c, o, e, full, file, errbuf, errlen)))
+                return err;
+        }
+        if (strncmp(c->uri, "http://", 7) != 0 && strncmp(c->uri, "https://", 8) != 0)
+            return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                           "%s: %s.%s.uri: required, an http:// or https:// URL", file, keyname,
+                           name);
+    }
+    return WS_OK;
 }
 
 /* Store one JSON value into the field of base that o describes, after checking it. */
@@ -227,6 +332,10 @@ static ws_err_t store(void *base, const struct ws_option *o, const json_t *v, co
         }
         return WS_OK;
     }
+    case WS_OPT_CATALOGS:
+        return store_catalogs((struct ws_iceberg_catalog_conf **)p,
+                              (size_t *)(p + sizeof(struct ws_iceberg_catalog_conf *)), v, keyname,
+                              file, errbuf, errlen);
     }
 bad_type:
     return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected %s", file, keyname,
@@ -264,6 +373,9 @@ static void free_one(void *base, const struct ws_option *o)
         free_list(*(char ***)p, *(size_t *)(p + sizeof(char **)));
     else if (o->type == WS_OPT_STRMAP)
         free_list(*(char ***)p, 2 * *(size_t *)(p + sizeof(char **)));
+    else if (o->type == WS_OPT_CATALOGS)
+        free_catalogs(*(struct ws_iceberg_catalog_conf **)p,
+                      *(size_t *)(p + sizeof(struct ws_iceberg_catalog_conf *)));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -427,6 +539,29 @@ static bool is_section(const char *s)
     return false;
 }
 
+/* A section inside a section ("outputs.s3"): an object holding that section's keys. */
+static ws_err_t walk_nested(struct ws_config *c, const char *sec, const json_t *sv,
+                            const char *file, char *errbuf, size_t errlen)
+{
+    const char *name;
+    json_t *v;
+    char full[256];
+    ws_err_t err;
+
+    if (!json_is_object(sv))
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected an object", file, sec);
+    json_object_foreach((json_t *)sv, name, v)
+    {
+        const struct key *k = find_key(sec, name);
+        snprintf(full, sizeof full, "%s.%s", sec, name);
+        if (!k)
+            return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key", file, full);
+        if ((err = store(c, &k->opt, v, full, file, errbuf, errlen)))
+            return err;
+    }
+    return WS_OK;
+}
+
 static ws_err_t walk(const json_t *root, const struct ws_sink_types *types, struct ws_config *c,
                      const char *file, char *errbuf, size_t errlen)
 {
@@ -444,7 +579,7 @@ static ws_err_t walk(const json_t *root, const struct ws_sink_types *types, stru
                 return err;
             continue;
         }
-        if (!is_section(sec))
+        if (!is_section(sec) || strchr(sec, '.')) /* "outputs.s3" is only nested */
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key", file, sec);
         if (!json_is_object(sv))
             return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: expected an object", file, sec);
@@ -452,6 +587,11 @@ static ws_err_t walk(const json_t *root, const struct ws_sink_types *types, stru
         {
             const struct key *k = find_key(sec, name);
             snprintf(full, sizeof full, "%s.%s", sec, name);
+            if (!k && is_section(full)) {
+                if ((err = walk_nested(c, full, v, file, errbuf, errlen)))
+                    return err;
+                continue;
+            }
             if (!k)
                 return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "%s: %s: unknown key", file, full);
             if ((err = store(c, &k->opt, v, full, file, errbuf, errlen)))
@@ -459,6 +599,41 @@ static ws_err_t walk(const json_t *root, const struct ws_sink_types *types, stru
         }
     }
     return WS_OK;
+}
+
+/* The object member name of obj, made an empty object if absent; NULL if it is not an object
+ * (or memory ran out). */
+static json_t *member_object(json_t *obj, const char *name)
+{
+    json_t *m = json_object_get(obj, name);
+
+    if (!m && json_object_set_new(obj, name, m = json_object()))
+        return NULL;
+    return json_is_object(m) ? m : NULL;
+}
+
+/* "outputs.s3.endpoint=v": a key of a nested section (the section is all before the last dot).
+ * false if path is not one; else *err says how setting it went. */
+static bool apply_nested(json_t *root, const char *path, json_t *val, ws_err_t *err,
+                         char *errbuf, size_t errlen)
+{
+    const char *first = strchr(path, '.'), *last = strrchr(path, '.');
+    char sec[256], top[256];
+    json_t *t, *sub;
+
+    if (!first || first == last || (size_t)(last - path) >= sizeof sec)
+        return false;
+    snprintf(sec, sizeof sec, "%.*s", (int)(last - path), path);
+    if (!find_key(sec, last + 1))
+        return false;
+    snprintf(top, sizeof top, "%.*s", (int)(first - path), path);
+    if (!(t = member_object(root, top)) || !(sub = member_object(t, sec + strlen(top) + 1))) {
+        json_decref(val);
+        *err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "--set %s: %s is not an object", path, sec);
+        return true;
+    }
+    *err = json_object_set_new(sub, last + 1, val) ? WS_ERR_NOMEM : WS_OK;
+    return true;
 }
 
 /* Apply "a.b=value" to the JSON tree, matching the path against the table. */
@@ -480,6 +655,9 @@ static ws_err_t apply_set(json_t *root, const char *set, char *errbuf, size_t er
         return WS_ERR_NOMEM;
     if (strcmp(path, "sinks") == 0)
         return json_object_set_new(root, "sinks", val) ? WS_ERR_NOMEM : WS_OK;
+    ws_err_t nerr;
+    if (apply_nested(root, path, val, &nerr, errbuf, errlen))
+        return nerr;
     dot = strchr(path, '.');
     if (!dot) {
         json_decref(val);
@@ -689,6 +867,14 @@ void ws_config_write_docs(FILE *f, const struct ws_sink_types *sink_types)
                 o->choices ? ": " : "", o->choices ? o->choices : "");
         write_default(f, o);
         fprintf(f, " | %s |\n", o->help);
+        for (size_t j = 0; o->type == WS_OPT_CATALOGS && j < NCATALOG_OPTS; j++) {
+            const struct ws_option *c = &catalog_opts[j];
+            fprintf(f, "| `%s.%s.<name>.%s` | %s | ", keys[i].section, o->name, c->name,
+                    typename(c->type));
+            if (c->required)
+                fprintf(f, "required");
+            fprintf(f, " | %s |\n", c->help);
+        }
     }
     write_sink_docs(f, sink_types);
 }

@@ -27,12 +27,13 @@
 /* Option tables                                                                                  */
 
 enum ws_opt_type {
-    WS_OPT_STRING,  /* char * (malloc'ed) */
-    WS_OPT_INT,     /* int64_t in [min, max] */
-    WS_OPT_BOOL,    /* bool */
-    WS_OPT_ENUM,    /* char *, one of choices */
-    WS_OPT_STRLIST, /* char ** array, then its size_t count */
-    WS_OPT_STRMAP,  /* char ** of key, value, key, value, ..., then its size_t pair count */
+    WS_OPT_STRING,   /* char * (malloc'ed) */
+    WS_OPT_INT,      /* int64_t in [min, max] */
+    WS_OPT_BOOL,     /* bool */
+    WS_OPT_ENUM,     /* char *, one of choices */
+    WS_OPT_STRLIST,  /* char ** array, then its size_t count */
+    WS_OPT_STRMAP,   /* char ** of key, value, key, value, ..., then its size_t pair count */
+    WS_OPT_CATALOGS, /* struct ws_iceberg_catalog_conf * array, then its size_t count */
 };
 
 /* One key. "type" is reserved in sink tables: it names the sink type. */
@@ -60,6 +61,17 @@ struct ws_sink_types {
     const struct ws_option_table *const *tables;
     size_t n;
 };
+
+/* One Iceberg REST catalog of iceberg.catalogs: {"<name>": {uri, warehouse?, prefix?, token_env?}}.
+ * Absent optional strings are "" (never NULL). */
+struct ws_iceberg_catalog_conf {
+    char *name;      /* first part of an output name `<catalog>.<namespace...>.<table>` */
+    char *uri;       /* REST base, e.g. http://catalog:8181 (requests go to {uri}/v1/...) */
+    char *warehouse; /* ?warehouse= of GET /v1/config */
+    char *prefix;    /* used when the server's config has no overrides.prefix */
+    char *token_env; /* environment variable holding the bearer token */
+};
+#define WS_CONFIG_MAX_CATALOGS 64
 
 /* Configured sinks; the engine adds the attestations topic as one more (8 in all). */
 #define WS_CONFIG_MAX_SINKS 7
@@ -104,6 +116,12 @@ struct ws_config {
     int64_t notification_max_bytes;
     char **allowed_roots; /* outputs.allowed_roots */
     size_t nallowed_roots;
+    char *outputs_s3_endpoint; /* outputs.s3: how s3:// output files are read ("": environment) */
+    char *outputs_s3_region;
+    bool outputs_s3_path_style;
+    /* iceberg */
+    struct ws_iceberg_catalog_conf *catalogs; /* iceberg.catalogs, in the file's order */
+    size_t ncatalogs;
     /* operations */
     char *metrics_listen;
     char *log_level;  /* debug | info | warn | error */

@@ -3,7 +3,9 @@
  *
  *   ws_spool_*     every window's evidence and envelope, durable on local disk before any sink
  *                  sees them (spool.c; io_uring or plain syscalls, same bytes: uring.c)
- *   ws_outputs_*   SHA-256 of the output files a notification names (outputs.c)
+ *   ws_outputs_*   SHA-256 of the output files a notification names (outputs.c): local files,
+ *                  and s3:// objects through the S3 client of sinks/ (the one dependency of
+ *                  disk/ on sinks/; sinks/ uses nothing of disk/)
  *   ws_log*        the process's log lines on stderr (logging.c): here because the spool is the
  *                  lowest module that logs, and the engine and the commands log too
  *
@@ -14,6 +16,7 @@
 #define WS_DISK_H
 
 #include "window/window.h"
+#include "config/config.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Spool: every window's artifacts are durable on local disk before any sink sees them.           */
@@ -81,17 +84,30 @@ void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch
 /* Output-file digests (FORMAT.md §5 subject[1..] and outputs[].files[]).                         */
 
 /*
- * Hash every file of outs[] (local paths or file:// URIs). A file that cannot be read (missing,
- * a directory, outside allowed_roots, another URI scheme) gets its error text, not a digest:
- * the window is still attested. files[] and their strings are malloc'ed; free with
- * ws_outputs_free. spool only decides the I/O backend (io_uring when the spool uses it; NULL:
- * io_uring if the kernel allows). Runs on the caller's thread plus at most one helper thread
- * that lives only for the call. Fails only for lack of memory.
+ * Hash every file of n's outputs: local paths, file:// URIs and s3:// / s3a:// objects. A file
+ * that cannot be read (missing, a directory, outside allowed_roots, another URI scheme, an
+ * object the store answers 403 or 404 for, no S3 credentials) gets its error text, not a
+ * digest: the window is still attested. files[] and their strings are malloc'ed; free with
+ * ws_outputs_free. spool only decides the I/O backend for local files (io_uring when the spool
+ * uses it; NULL: io_uring if the kernel allows). Objects are fetched first, all at once on one
+ * curl multi handle, streamed through SHA-256; local files on the caller's thread plus at most
+ * one helper thread that lives only for the call.
+ *
+ * Fails (out is then empty) for lack of memory, and with a retriable cause when an object
+ * store is in trouble (WS_ERR_SINK_RETRY for 5xx/429, WS_ERR_TIMEOUT, WS_ERR_IO for a refused
+ * or cut connection): the caller must not sign, and tries the window again later.
+ *
+ * ws_outputs_hash_cfg takes outputs.allowed_roots and outputs.s3 from cfg; ws_outputs_hash is
+ * the same with outputs.s3 at its defaults (endpoint and region from the environment,
+ * path-style addressing).
  */
 struct ws_output_set {
     struct ws_output *outputs;
     size_t noutputs;
 };
+ws_err_t ws_outputs_hash_cfg(const struct ws_notification *n, const struct ws_config *cfg,
+                             struct ws_spool *spool, struct ws_output_set *out, char *errbuf,
+                             size_t errlen) WS_MUST_CHECK;
 ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *allowed_roots,
                          size_t nroots, struct ws_spool *spool, struct ws_output_set *out,
                          char *errbuf, size_t errlen) WS_MUST_CHECK;

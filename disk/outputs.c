@@ -2,9 +2,27 @@
  * outputs.c — SHA-256 of the files a batch wrote (notification outputs[].files).
  *
  * A file the engine cannot read is recorded with the reason and the window is still attested:
- * the records are the primary evidence, the outputs a cross-check. Only local paths, file://
- * URIs (percent-decoded, host empty or "localhost") and Hadoop's "file:/path" are read; other
- * schemes (s3://, hdfs://) are named "not readable by windowseal".
+ * the records are the primary evidence, the outputs a cross-check. Local paths, file:// URIs
+ * (percent-decoded, host empty or "localhost"), Hadoop's "file:/path", and object-store URIs
+ * (s3://, s3a://, s3n://) are read; other schemes (hdfs://) are named "not readable by
+ * windowseal".
+ *
+ * Object stores. s3:// files are GETs through the shared S3 client (sinks/sink.h: SigV4,
+ * outputs.s3 settings, credentials from the environment), all of a notification's at once on
+ * one curl multi handle (16 in flight), each body fed to its own SHA-256 as it arrives: a 5 GB
+ * Parquet file costs curl's receive buffer, never its size. They are fetched before the local
+ * files are hashed. What an answer means:
+ *   2xx                         sha256 and bytes (what the body held)
+ *   403, 404, other 4xx, 3xx    the file's `error` ("HTTP 404 NoSuchKey: ..."): the store said
+ *                               what it holds, and the window is attested with it
+ *   5xx, 429, timeout, refused  the whole call fails with that retriable cause, so the window
+ *                               waits and is tried again (SPEC 6: nothing is signed without the
+ *                               store). Recording such a file as an error would sign a
+ *                               statement that depends on a passing outage.
+ *   no credentials, a bad endpoint: every s3:// file's `error` (a configuration the engine
+ *                               cannot fix by waiting)
+ * Only the store's <Code> and <Message> enter the error, not its request id: a re-attested
+ * window must come out byte-identical.
  *
  * Confinement. With outputs.allowed_roots set, the real path (symlinks resolved) must lie under
  * one of them, and the file is then opened by that resolved path with openat2(RESOLVE_NO_SYMLINKS)
@@ -29,6 +47,7 @@
  */
 #include "disk/disk.h"
 #include "disk/uring.h"
+#include "sinks/sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,7 +131,7 @@ static const char *local_path(const char *name, char *out, size_t cap)
     if (strncmp(name, "file:/", 6) == 0) /* Hadoop's Path.toString() of a local file */
         p = name + 5;
     else if (strstr(name, "://"))
-        return "not readable by windowseal (only local paths and file:// URIs)";
+        return "not readable by windowseal (only local paths, file:// and s3:// URIs)";
     if (!*p)
         return "empty path";
     if (strlen(p) >= cap)
@@ -584,12 +603,106 @@ static void run_workers(struct shared *sh)
         pthread_join(th[i], NULL);
 }
 
-ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *allowed_roots,
-                         size_t nroots, struct ws_spool *spool, struct ws_output_set *out,
-                         char *errbuf, size_t errlen)
+/* ------------------------------------------------------------------------------------------ */
+/* Object stores                                                                                */
+
+struct s3_job {
+    struct ws_out_file *out;
+    struct ws_sha256 h;
+};
+
+static ws_err_t s3_hash_chunk(void *ud, const void *data, size_t len)
+{
+    ws_sha256_update(&((struct s3_job *)ud)->h, data, len);
+    return WS_OK;
+}
+
+/* "s3 GET s3://b/k: HTTP 404 NoSuchKey: ..." -> "HTTP 404 NoSuchKey: ...": the entry names the
+ * file already. */
+static const char *short_error(const char *e)
+{
+    const char *p = strncmp(e, "s3 GET ", 7) == 0 ? strstr(e, ": ") : NULL;
+    return p ? p + 2 : e;
+}
+
+/*
+ * Hash the s3:// files among outs (those not named by jobs, the local ones). WS_OK: each has a
+ * digest or an error; otherwise a retriable cause (or WS_ERR_NOMEM) and nothing may be signed.
+ */
+static ws_err_t hash_s3(struct ws_output_set *out, const struct ws_s3_settings *st, size_t count,
+                        char *errbuf, size_t errlen)
+{
+    struct s3_job *jobs = calloc(count, sizeof *jobs);
+    struct ws_s3_get *gets = calloc(count, sizeof *gets);
+    struct ws_s3_client *c = NULL;
+    char why[600];
+    size_t k = 0;
+    ws_err_t err = WS_OK;
+
+    if (!jobs || !gets) {
+        err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory hashing outputs");
+        goto out_free;
+    }
+    for (size_t i = 0; i < out->noutputs; i++)
+        for (size_t j = 0; j < out->outputs[i].nfiles; j++) {
+            struct ws_out_file *f = (struct ws_out_file *)&out->outputs[i].files[j];
+            if (!ws_s3_uri_is_s3(f->name))
+                continue;
+            jobs[k].out = f;
+            ws_sha256_init(&jobs[k].h);
+            gets[k].uri = f->name;
+            gets[k].on_data = s3_hash_chunk;
+            gets[k].ud = &jobs[k];
+            k++;
+        }
+    if ((err = ws_s3_client_new(st, &c, why, sizeof why))) {
+        if (err == WS_ERR_NOMEM) {
+            err = ws_fail(err, errbuf, errlen, "out of memory hashing outputs");
+            goto out_free;
+        }
+        /* A configuration to fix, not a store to wait for: every file says why. */
+        char text[700];
+        snprintf(text, sizeof text, "not readable by windowseal: %s",
+                 strncmp(why, "s3: ", 4) == 0 ? why + 4 : why);
+        err = WS_OK;
+        for (size_t i = 0; i < k; i++)
+            if (!(jobs[i].out->error = strdup(text)))
+                err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory hashing outputs");
+        goto out_free;
+    }
+    if ((err = ws_s3_get_many(c, gets, k, errbuf, errlen)))
+        goto out_free;
+    for (size_t i = 0; i < k && !err; i++) /* first the store's trouble: then nothing is kept */
+        if (gets[i].err && ws_err_retriable(gets[i].err))
+            err = ws_fail(gets[i].err, errbuf, errlen, "output file %s: %s", gets[i].uri,
+                          gets[i].error);
+    for (size_t i = 0; i < k && !err; i++) {
+        struct ws_out_file *f = jobs[i].out;
+        if (gets[i].err == WS_OK) {
+            ws_sha256_final(&jobs[i].h, f->sha256);
+            f->has_digest = true;
+            f->bytes = (int64_t)gets[i].bytes;
+        } else if (!(f->error = strdup(short_error(gets[i].error)))) {
+            err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory hashing outputs");
+        }
+    }
+out_free:
+    ws_s3_client_destroy(c);
+    free(gets);
+    free(jobs);
+    return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public                                                                                       */
+
+static ws_err_t hash_all(const struct ws_notification *n, const char *const *allowed_roots,
+                         size_t nroots, const struct ws_s3_settings *s3, struct ws_spool *spool,
+                         struct ws_output_set *out, char *errbuf, size_t errlen)
 {
     struct shared sh = {0};
-    size_t k = 0;
+    size_t k = 0, ns3 = 0;
+    ws_err_t err;
 
     memset(out, 0, sizeof *out);
     if (n->noutputs == 0)
@@ -609,13 +722,23 @@ ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *all
         for (size_t j = 0; j < o->nfiles; j++) {
             files[j].name = o->files[j];
             files[j].bytes = -1;
+            if (ws_s3_uri_is_s3(o->files[j]))
+                ns3++;
+            else
+                sh.njobs++;
         }
-        sh.njobs += o->nfiles;
+    }
+    /* The store first: if it is down the window waits, and the local reads would be wasted. */
+    if (ns3 && (err = hash_s3(out, s3, ns3, errbuf, errlen))) {
+        ws_outputs_free(out);
+        return err;
     }
     if (sh.njobs && !(sh.jobs = calloc(sh.njobs, sizeof *sh.jobs)))
         goto nomem;
     for (size_t i = 0; i < n->noutputs; i++)
         for (size_t j = 0; j < n->outputs[i].nfiles; j++) {
+            if (ws_s3_uri_is_s3(n->outputs[i].files[j]))
+                continue;
             sh.jobs[k].name = n->outputs[i].files[j];
             sh.jobs[k++].out = (struct ws_out_file *)&out->outputs[i].files[j];
         }
@@ -646,6 +769,28 @@ nomem:
     free(sh.jobs);
     ws_outputs_free(out);
     return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory hashing outputs");
+}
+
+ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *allowed_roots,
+                         size_t nroots, struct ws_spool *spool, struct ws_output_set *out,
+                         char *errbuf, size_t errlen)
+{
+    /* outputs.s3 at its defaults: endpoint and region from the environment, path style */
+    struct ws_s3_settings s3 = {.path_style = true};
+
+    return hash_all(n, allowed_roots, nroots, &s3, spool, out, errbuf, errlen);
+}
+
+ws_err_t ws_outputs_hash_cfg(const struct ws_notification *n, const struct ws_config *cfg,
+                             struct ws_spool *spool, struct ws_output_set *out, char *errbuf,
+                             size_t errlen)
+{
+    struct ws_s3_settings s3 = {.endpoint = cfg->outputs_s3_endpoint,
+                                .region = cfg->outputs_s3_region,
+                                .path_style = cfg->outputs_s3_path_style};
+
+    return hash_all(n, (const char *const *)cfg->allowed_roots, cfg->nallowed_roots, &s3, spool,
+                    out, errbuf, errlen);
 }
 
 void ws_outputs_free(struct ws_output_set *o)

@@ -177,19 +177,18 @@ static void spooled(struct pending *p, uint64_t records, uint64_t bytes)
 }
 
 /* Statement + envelope for a finished window. */
-static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
+static ws_err_t seal(struct ws_engine *e, struct eng_lake *lake, struct query *q, struct pending *p,
                      const struct ws_window_result *res, char *errbuf, size_t errlen)
 {
     const struct ws_gap *gap = p->has_gap ? &p->gap : NULL;
     struct ws_statement_in in = {0};
-    struct ws_output_set outs = {0};
+    struct eng_outputs outs;
     struct ws_head *h = &p->new_head;
     char prev_id[WS_WINDOW_ID_MAX], *stmt = NULL;
     size_t stmt_len = 0;
     ws_err_t err;
 
-    err = ws_outputs_hash(&p->n, (const char *const *)e->cfg->allowed_roots, e->cfg->nallowed_roots,
-                          e->spool, &outs, errbuf, errlen);
+    err = eng_outputs_collect(e, lake, &p->n, &outs, errbuf, errlen);
     if (err)
         return err;
     /* The head after this window: its log gives chainLength and logRoot. */
@@ -216,13 +215,14 @@ static ws_err_t seal(struct ws_engine *e, struct query *q, struct pending *p,
     in.genesis_window_id = h->genesis_window_id;
     in.gaps = gap;
     in.ngaps = gap ? 1 : 0;
-    in.outputs = outs.outputs;
+    in.outputs = outs.merged;
     in.noutputs = outs.noutputs;
     in.group_id = e->cfg->group_id;
     in.version = WS_VERSION;
     in.keyid = e->key.keyid;
     err = ws_statement_build(&in, &stmt, &stmt_len);
-    ws_outputs_free(&outs);
+    p->discrepancies = outs.discrepancies;
+    eng_outputs_free(&outs);
     if (err)
         return ws_fail(err, errbuf, errlen, "statement: %s", ws_strerror(err));
     ws_sha256(stmt, stmt_len, h->last_statement_digest);
@@ -292,7 +292,8 @@ static ws_err_t resume_from_spool(struct ws_engine *e, struct query *q, struct p
 
 /* ST_BUILDING, on a build worker: artifacts spooled, or an error for the retry policy. */
 ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_hasher *h,
-                   struct query *q, struct pending *p, char *errbuf, size_t errlen)
+                   struct eng_lake *lake, struct query *q, struct pending *p, char *errbuf,
+                   size_t errlen)
 {
     struct ws_spool_file *sf = NULL;
     struct ws_evidence_writer *ew = NULL;
@@ -316,6 +317,7 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
     }
     p->rows_mismatch = false;
     p->resumed = false;
+    p->discrepancies = 0;
     if ((err = eng_resolve_starts(e, r, &p->n, errbuf, errlen)))
         return err;
     if ((err = ws_spool_begin(e->spool, q->id, p->n.batch_id, &sf, errbuf, errlen)))
@@ -344,7 +346,7 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
     if ((err = ws_spool_commit(sf, &path, errbuf, errlen)))
         goto out;
     snprintf(p->evidence_path, sizeof p->evidence_path, "%s", path);
-    if ((err = seal(e, q, p, &res, errbuf, errlen)))
+    if ((err = seal(e, lake, q, p, &res, errbuf, errlen)))
         goto out;
     WS_TEST_HOOK("spool_envelope");
     if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope, p->envelope_len,
@@ -369,12 +371,14 @@ out:
 struct build_ctx {
     struct ws_kafka_reader *reader;
     struct eng_hasher *hasher;
+    struct eng_lake *lake; /* NULL without iceberg.catalogs: every output is plain */
 };
 
 static void build_close(void *ctx)
 {
     struct build_ctx *c = ctx;
 
+    eng_lake_destroy(c->lake);
     eng_hasher_destroy(c->hasher);
     ws_kafka_reader_destroy(c->reader);
     free(c);
@@ -386,11 +390,14 @@ static ws_err_t build_open(struct ws_engine *e, void **ctx, char *errbuf, size_t
     struct ws_kafka_conf kc = {cfg->bootstrap, cfg->group_id, (const char *const *)cfg->kafka_props,
                                cfg->nkafka_props};
     struct build_ctx *c = calloc(1, sizeof *c);
+    ws_err_t err;
 
     if (!(*ctx = c))
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for a build worker");
     if (!(c->reader = ws_kafka_reader_new(&kc, errbuf, errlen)))
         return WS_ERR_CONFIG;
+    if (cfg->ncatalogs && (err = eng_lake_new(cfg, &c->lake, errbuf, errlen)))
+        return err;
     return eng_hasher_new(&c->hasher, errbuf, errlen);
 }
 
@@ -400,7 +407,7 @@ static ws_err_t build_run(struct ws_engine *e, void *ctx, struct query *q, struc
     struct build_ctx *c = ctx;
 
     WS_TEST_HOOK("build_worker");
-    return eng_build(e, c->reader, c->hasher, q, p, errbuf, errlen);
+    return eng_build(e, c->reader, c->hasher, c->lake, q, p, errbuf, errlen);
 }
 
 const struct eng_work eng_build_work = {"build", build_open, build_run, build_close};

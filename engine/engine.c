@@ -440,6 +440,8 @@ static void build_finished(struct ws_engine *e, struct query *q, struct pending 
         e->stats.gaps++;
         ws_metrics_add(e->metrics, "windowseal_gaps_total", NULL, 1);
     }
+    if (p->discrepancies)
+        ws_metrics_add(e->metrics, "windowseal_output_discrepancies_total", NULL, p->discrepancies);
     if (p->rows_mismatch) {
         e->stats.input_rows_mismatches++;
         ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 1);
@@ -748,6 +750,7 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     /* counters of what real Spark sends are exported from the start, so rate() sees the first */
     ws_metrics_add(e->metrics, "windowseal_idle_triggers_total", NULL, 0);
     ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 0);
+    ws_metrics_add(e->metrics, "windowseal_output_discrepancies_total", NULL, 0);
     e->generation = ws_kafka_consumer_generation(e->consumer);
     srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)e);
     *out = e;

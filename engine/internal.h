@@ -8,6 +8,7 @@
  *   build.c    queued -> spooled: records re-read, hashed, spooled, sealed (I2), on a build worker
  *   pool.c     the worker threads (build and store) and the handover to and from them
  *   hasher.c   a build worker's hashing thread: a big window fetched and hashed at once
+ *   outputs.c  what the batch wrote: plain files hashed, Iceberg snapshots resolved
  *   publish.c  spooled -> done: sinks, checkpoint, chain head (I1, I3); duplicates, conflicts
  *   commit.c   offsets in hand and commits (I1)
  */
@@ -16,6 +17,7 @@
 
 #include "engine/engine.h"
 #include "disk/disk.h"
+#include "iceberg/iceberg.h"
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
@@ -59,8 +61,9 @@ struct pending {
     bool has_gap;
     struct ws_gap gap;
     /* ... and what it found, applied by the engine thread when it takes the window back */
-    bool rows_mismatch; /* numInputRows differs from the records Kafka holds */
-    bool resumed;       /* delivered from the spool as it was before a restart */
+    bool rows_mismatch;     /* numInputRows differs from the records Kafka holds */
+    unsigned discrepancies; /* outputs that differ from the job's word (FORMAT.md §5) */
+    bool resumed;           /* delivered from the spool as it was before a restart */
     /* ST_SPOOLED: artifacts made, being published */
     char *envelope;
     size_t envelope_len;
@@ -182,9 +185,33 @@ ws_err_t eng_hasher_add(struct eng_hasher *h, const struct ws_record *r, char *e
 /* Every record added is in the window (or the first error): call once per begin. */
 ws_err_t eng_hasher_finish(struct eng_hasher *h, char *errbuf, size_t errlen) WS_MUST_CHECK;
 
+/* outputs.c: what the batch wrote (plain files, Iceberg snapshots), for the statement. */
+struct eng_lake; /* a build worker's object reader (its own S3 client) */
+ws_err_t eng_lake_new(const struct ws_config *cfg, struct eng_lake **out, char *errbuf,
+                      size_t errlen) WS_MUST_CHECK;
+void eng_lake_destroy(struct eng_lake *l);
+struct eng_ice {
+    struct ws_iceberg_result res;
+    struct ws_out_file *subjects; /* res.subjects as the statement takes them */
+};
+struct eng_outputs {
+    struct ws_output *merged; /* the statement's outputs, in the notification's order */
+    size_t noutputs;
+    unsigned discrepancies;     /* windowseal_output_discrepancies_total, once signed */
+    struct ws_output_set plain; /* owns the plain outputs' files */
+    struct eng_ice *ice;        /* owns the Iceberg outputs' objects */
+    size_t nice;
+};
+/* lake NULL: every output is plain. A retriable error: a catalog or store is down (wait). */
+ws_err_t eng_outputs_collect(struct ws_engine *e, struct eng_lake *lake,
+                             const struct ws_notification *n, struct eng_outputs *o, char *errbuf,
+                             size_t errlen) WS_MUST_CHECK;
+void eng_outputs_free(struct eng_outputs *o);
+
 /* build.c (eng_build_work runs it on a build worker); h NULL: hashed on the calling thread */
 ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_hasher *h,
-                   struct query *q, struct pending *p, char *errbuf, size_t errlen) WS_MUST_CHECK;
+                   struct eng_lake *lake, struct query *q, struct pending *p, char *errbuf,
+                   size_t errlen) WS_MUST_CHECK;
 /* Batch 0 started at the low watermark (initial_offsets=earliest): its fromOffsets resolved. */
 ws_err_t eng_resolve_starts(struct ws_engine *e, struct ws_kafka_reader *r,
                             struct ws_notification *n, char *errbuf, size_t errlen) WS_MUST_CHECK;

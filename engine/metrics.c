@@ -38,6 +38,9 @@ static const struct family {
      "Spark progress of triggers that ran no batch: skipped, committed."},
     {"windowseal_input_rows_mismatch_total", COUNTER,
      "Windows whose record count differs from Spark's numInputRows (attested as Kafka holds)."},
+    {"windowseal_output_discrepancies_total", COUNTER,
+     "Iceberg outputs whose job-reported files or snapshot summary differ from the snapshot's "
+     "manifests (attested, with the difference in the statement)."},
     {"windowseal_sink_publishes_total", COUNTER, "Successful sink publishes, by sink."},
     {"windowseal_sink_failures_total", COUNTER, "Failed sink publishes, by sink and class."},
     {"windowseal_retries_total", COUNTER, "Window retries scheduled after retriable errors."},

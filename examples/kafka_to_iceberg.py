@@ -26,9 +26,14 @@ org.apache.iceberg:iceberg-aws-bundle:<Iceberg version> in --packages and
 `--conf spark.sql.catalog.iceberg.io-impl=org.apache.iceberg.aws.s3.S3FileIO`.
 
 Each micro-batch is appended to the Iceberg table in a snapshot stamped with the query id and batch
-id; then the batch's Kafka ranges, that snapshot and the data files it added are posted to
-`windowseal.batches` (key = query id). windowseal re-reads the same ranges from Kafka, hashes the
-data files, and publishes a signed attestation.
+id (write options `snapshot-property.windowseal.query-id` and `.batch-id`, which iceberg_append in
+foreach_batch.py sets); then the batch's Kafka ranges, that snapshot and the data files it added
+are posted to `windowseal.batches` (key = query id). windowseal re-reads the same ranges from
+Kafka and publishes a signed attestation. With the catalog under windowseal's
+`iceberg.catalogs` (docs/OPERATIONS.md), the engine does not take the posted files on trust: it
+finds the snapshot by those stamps (or the posted snapshotId), reads the files it added from the
+catalog's manifests, hashes them, and reports any difference from the posted list as a
+discrepancy; without it, the posted files are hashed as listed.
 
 Posting happens after the write, inside foreachBatch, and the batch fails unless Kafka acknowledged
 the notification (--flush-timeout). If the job dies between the write and the post, the query is

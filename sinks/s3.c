@@ -15,7 +15,8 @@
  *        ▼ envelope absent
  *   PUT envelope  If-None-Match: *, only after the evidence PUT answered 2xx
  *
- * The vtable's `get` is a GET into memory (bounded by WS_ENVELOPE_MAX); its `put` (the per-query
+ * The vtable's `get` is the client's GET into memory (ws_s3_get_buf, bounded by
+ * WS_ENVELOPE_MAX); its `put` (the per-query
  * checkpoint, the one mutable object) is an unconditional PUT.
  *
  * Why the GET before the PUT: If-None-Match on PUT is honoured by AWS S3 and MinIO but ignored by
@@ -23,6 +24,10 @@
  * conditional PUT still closes the window between our GET and our PUT on stores that honour it.
  * The two uploads of one window are never in flight together: the envelope must not become
  * visible before the evidence is durable.
+ *
+ * Requests are made by the shared S3 client (s3client.c, through s3client_int.h): addressing,
+ * signing, credentials, the multi loop and the error text are its, so that the sink, the
+ * engine's output hashing and the auditor sign and fail the same way.
  *
  * Signing: CURLOPT_AWS_SIGV4 "aws:amz:<region>:s3" with x-amz-content-sha256 set to the hex
  * SHA-256 of the payload (the spool file is hashed by streaming it). Credentials come only from
@@ -58,7 +63,7 @@
  * Thread: one engine thread per instance; curl_global_init is called at create.
  */
 #include "sinks/sink_int.h"
-#include "sinks/s3_int.h"
+#include "sinks/s3client_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -69,7 +74,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRBODY_MAX 4096 /* bytes of an error response kept for its <Code> and <Message> */
 #define HASH_CHUNK (64u * 1024)
 
 struct s3_conf {
@@ -99,21 +103,14 @@ static const struct ws_option options[] = {
 
 struct s3_sink {
     struct ws_sink base;
-    CURLM *multi;
-    char *base_url; /* ends in '/': "http://h:p/bucket/" or "http://bucket.h:p/" */
+    struct ws_s3_client *client; /* endpoint, credentials, multi handle */
     char *bucket, *prefix;
-    char sigv4[160]; /* "aws:amz:<region>:s3" */
-    char *key_id, *secret;
-    char *token_hdr; /* "x-amz-security-token: ..." or NULL */
-    long timeout_ms;
-    bool verify_tls;
 };
 
 /* What a transfer does with a response body. */
 enum rx_mode {
     RX_DISCARD, /* PUT: a 2xx body is not interesting */
     RX_COMPARE, /* GET: compare with our bytes, abort on the first difference */
-    RX_COLLECT, /* GET for the vtable's get: keep the bytes */
 };
 
 /* Our bytes: the spool file (evidence) or a buffer (envelope). */
@@ -126,110 +123,17 @@ struct source {
 };
 
 struct xfer {
-    CURL *h;
-    struct curl_slist *hdrs;
-    const char *method;
-    const char *key; /* object key, for messages */
+    struct ws_s3_req req; /* first: the client's loop finds it through CURLOPT_PRIVATE */
+    const char *key;      /* object key, for messages */
     struct source *src;
     enum rx_mode rx;
     uint64_t rx_total;
     bool mismatch;
-    char *buf; /* RX_COLLECT */
-    size_t len, cap, max;
-    bool too_large;
     int read_errno; /* reading the spool file while comparing failed */
-    char errbody[ERRBODY_MAX];
-    size_t errbody_len;
-    CURLcode result;
-    long status;
-    char curlerr[CURL_ERROR_SIZE];
 };
 
 /* Outcome of a compare-GET. */
 enum presence { ABSENT, SAME, DIFFERENT };
-
-static const char empty_sha256[] =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-/* ------------------------------------------------------------------------------------------ */
-/* Configuration                                                                                  */
-
-/* The endpoint, checked with curl's URL parser, turned into the URL every key is appended to. */
-static ws_err_t make_base_url(struct s3_sink *s, const char *endpoint, bool path_style,
-                              char *errbuf, size_t errlen)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL, *query = NULL;
-    ws_err_t err = WS_OK;
-    CURLUcode uc;
-    size_t plen, n;
-
-    if (!u)
-        return WS_ERR_NOMEM;
-    if ((uc = curl_url_set(u, CURLUPART_URL, endpoint, 0)) != CURLUE_OK) {
-        err = uc == CURLUE_OUT_OF_MEMORY ? WS_ERR_NOMEM
-                                         : ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                                                   "s3 sink: endpoint '%s' is not a URL", endpoint);
-        goto out_free_url;
-    }
-    /* an absent part is NULL; only running out of memory is an error here */
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OUT_OF_MEMORY ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OUT_OF_MEMORY ||
-        curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OUT_OF_MEMORY ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OUT_OF_MEMORY ||
-        curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OUT_OF_MEMORY ||
-        curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OUT_OF_MEMORY) {
-        err = WS_ERR_NOMEM;
-        goto out_free_parts;
-    }
-    if (!scheme || !host || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                      "s3 sink: endpoint must be an http:// or https:// URL");
-        goto out_free_parts;
-    }
-    if (user) { /* never echo the endpoint here: it may carry a secret */
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                      "s3 sink: endpoint must not contain credentials; use AWS_ACCESS_KEY_ID "
-                      "and AWS_SECRET_ACCESS_KEY");
-        goto out_free_parts;
-    }
-    if (query) {
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: endpoint must not have a query");
-        goto out_free_parts;
-    }
-    if (!path_style && (host[0] == '[' || strspn(host, "0123456789.") == strlen(host))) {
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                      "s3 sink: virtual-hosted style (path_style false) needs a DNS name in the "
-                      "endpoint, not an IP address");
-        goto out_free_parts;
-    }
-    plen = path ? strlen(path) : 0;
-    while (plen > 0 && path[plen - 1] == '/')
-        plen--;
-    if (plen && !ws_s3_name_safe(path + 1, true)) {
-        err = ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                      "s3 sink: endpoint path has characters "
-                      "that would need encoding");
-        goto out_free_parts;
-    }
-    n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + plen + strlen(s->bucket) + 8;
-    if (!(s->base_url = malloc(n))) {
-        err = WS_ERR_NOMEM;
-        goto out_free_parts;
-    }
-    if (path_style)
-        snprintf(s->base_url, n, "%s://%s%s%s%.*s/%s/", scheme, host, port ? ":" : "",
-                 port ? port : "", (int)plen, path ? path : "", s->bucket);
-    else
-        snprintf(s->base_url, n, "%s://%s.%s%s%s%.*s/", scheme, s->bucket, host, port ? ":" : "",
-                 port ? port : "", (int)plen, path ? path : "");
-out_free_parts:
-    curl_free(scheme), curl_free(host), curl_free(port), curl_free(path), curl_free(user),
-        curl_free(query);
-out_free_url:
-    curl_url_cleanup(u);
-    return err;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Error text                                                                                     */
@@ -237,26 +141,11 @@ out_free_url:
 /* The failure of one finished transfer, with its cause. */
 static ws_err_t xfer_fail(struct s3_sink *s, const struct xfer *x, char *errbuf, size_t errlen)
 {
-    char code[128], msg[256];
-
     if (x->read_errno)
         return ws_fail(WS_ERR_IO, errbuf, errlen,
-                       "s3 %s s3://%s/%s: reading the spool file to compare: %s", x->method,
+                       "s3 %s s3://%s/%s: reading the spool file to compare: %s", x->req.method,
                        s->bucket, x->key, strerror(x->read_errno));
-    if (x->result != CURLE_OK) {
-        if (x->result == CURLE_OPERATION_TIMEDOUT)
-            return ws_fail(WS_ERR_TIMEOUT, errbuf, errlen,
-                           "s3 %s s3://%s/%s: timed out after %ld ms (%s)", x->method, s->bucket,
-                           x->key, s->timeout_ms, x->curlerr[0] ? x->curlerr : "no response");
-        return ws_fail(ws_s3_curl_cause(x->result), errbuf, errlen, "s3 %s s3://%s/%s: %s (%s)",
-                       x->method, s->bucket, x->key, curl_easy_strerror(x->result),
-                       x->curlerr[0] ? x->curlerr : "-");
-    }
-    ws_s3_xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
-    ws_s3_xml_field(x->errbody, x->errbody_len, "Message", msg, sizeof msg);
-    return ws_fail(ws_s3_status_cause(x->status, code), errbuf, errlen,
-                   "s3 %s s3://%s/%s: HTTP %ld %s%s%s", x->method, s->bucket, x->key, x->status,
-                   code[0] ? code : "(no S3 error code)", msg[0] ? ": " : "", msg);
+    return ws_s3_req_fail(s->client, &x->req, errbuf, errlen);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -266,17 +155,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
-    long status = 0;
 
-    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status > 299) { /* an error document: keep its start */
-        size_t room = sizeof x->errbody - 1 - x->errbody_len;
-        size_t take = n < room ? n : room;
-        memcpy(x->errbody + x->errbody_len, data, take);
-        x->errbody_len += take;
-        x->errbody[x->errbody_len] = '\0';
+    if (ws_s3_req_keep_error(&x->req, data, n)) /* an error document: its start is kept */
         return n;
-    }
     if (x->rx == RX_COMPARE) {
         struct source *src = x->src;
         if (x->rx_total + n > src->size) {
@@ -303,24 +184,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
             x->mismatch = true;
             return 0;
         }
-    } else if (x->rx == RX_COLLECT) {
-        if (n > x->max - x->len) {
-            x->too_large = true;
-            return 0;
-        }
-        if (x->len + n + 1 > x->cap) {
-            size_t cap = x->cap ? x->cap : 4096;
-            while (cap < x->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(x->buf, cap);
-            if (!nb)
-                return 0;
-            x->buf = nb;
-            x->cap = cap;
-        }
-        memcpy(x->buf + x->len, data, n);
-        x->len += n;
-        x->buf[x->len] = '\0';
     }
     x->rx_total += n;
     return n;
@@ -354,66 +217,34 @@ static int src_seek(void *ud, curl_off_t offset, int origin)
 
 static void xfer_cleanup(struct xfer *x)
 {
-    if (x->h)
-        curl_easy_cleanup(x->h);
-    curl_slist_free_all(x->hdrs);
-    x->h = NULL;
-    x->hdrs = NULL;
-}
-
-static bool add_header(struct xfer *x, const char *h)
-{
-    struct curl_slist *l = curl_slist_append(x->hdrs, h);
-
-    if (!l)
-        return false;
-    x->hdrs = l;
-    return true;
+    ws_s3_req_cleanup(&x->req);
 }
 
 /* The requests this sink makes. */
 enum req_kind {
     GET_COMPARE, /* GET, body compared with src as it streams in */
-    GET_COLLECT, /* GET, body kept (the vtable's get) */
     PUT_ONCE,    /* PUT of src, If-None-Match: * (write-once objects) */
     PUT_REPLACE, /* PUT of src, unconditional (the vtable's put: mutable objects) */
 };
 
-/* Set up one request of the given kind for key (src: our bytes, NULL for GET_COLLECT). */
+/* Set up one request of the given kind for key (src: our bytes). */
 static ws_err_t xfer_init(struct s3_sink *s, struct xfer *x, enum req_kind kind, const char *key,
                           struct source *src)
 {
-    char url[2048], hdr[128];
     bool put = kind == PUT_ONCE || kind == PUT_REPLACE;
+    char why[256];
+    ws_err_t err;
     CURL *h;
 
     memset(x, 0, sizeof *x);
-    x->method = put ? "PUT" : "GET";
     x->key = key;
     x->src = src;
-    x->rx = kind == GET_COMPARE ? RX_COMPARE : kind == GET_COLLECT ? RX_COLLECT : RX_DISCARD;
-    if (snprintf(url, sizeof url, "%s%s", s->base_url, key) >= (int)sizeof url)
-        return WS_ERR_INVALID;
-    if (!(x->h = h = curl_easy_init()))
-        return WS_ERR_NOMEM;
-    snprintf(hdr, sizeof hdr, "x-amz-content-sha256: %s", put ? src->sha256_hex : empty_sha256);
-    if (!add_header(x, hdr) || (s->token_hdr && !add_header(x, s->token_hdr)) ||
-        (kind == PUT_ONCE && !add_header(x, "If-None-Match: *")))
-        goto out_nomem;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->curlerr);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 10000 ? s->timeout_ms : 10000L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify_tls ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify_tls ? 2L : 0L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "windowseal/" WS_VERSION);
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
-    curl_easy_setopt(h, CURLOPT_USERNAME, s->key_id);
-    curl_easy_setopt(h, CURLOPT_PASSWORD, s->secret);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+    x->rx = kind == GET_COMPARE ? RX_COMPARE : RX_DISCARD;
+    if ((err = ws_s3_req_init(s->client, &x->req, put ? "PUT" : "GET", s->bucket, key, NULL,
+                              put ? src->sha256_hex : NULL,
+                              kind == PUT_ONCE ? "If-None-Match: *" : NULL, why, sizeof why)))
+        return err;
+    h = x->req.h;
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     if (put) {
@@ -433,47 +264,18 @@ static ws_err_t xfer_init(struct s3_sink *s, struct xfer *x, enum req_kind kind,
             curl_easy_setopt(h, CURLOPT_READFUNCTION, mem_read);
             curl_easy_setopt(h, CURLOPT_READDATA, src);
         }
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     }
     return WS_OK;
-out_nomem:
-    xfer_cleanup(x);
-    return WS_ERR_NOMEM;
 }
 
-/* Run transfers concurrently on the multi handle until every one has finished. */
+/* Run transfers concurrently on the client's multi handle until every one has finished. */
 static ws_err_t run(struct s3_sink *s, struct xfer **xs, size_t n, char *errbuf, size_t errlen)
 {
-    CURLMcode mc = CURLM_OK;
-    size_t added = 0;
-    int running = 0, q;
-    CURLMsg *m;
+    struct ws_s3_req *rs[2];
 
-    for (; added < n; added++)
-        if ((mc = curl_multi_add_handle(s->multi, xs[added]->h)) != CURLM_OK)
-            goto out_remove;
-    do {
-        if ((mc = curl_multi_perform(s->multi, &running)) != CURLM_OK)
-            break;
-        while ((m = curl_multi_info_read(s->multi, &q))) {
-            struct xfer *x = NULL;
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            x->result = m->data.result;
-            curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
-        }
-        if (running && (mc = curl_multi_poll(s->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
-            break;
-    } while (running);
-out_remove:
-    for (size_t i = 0; i < added; i++)
-        curl_multi_remove_handle(s->multi, xs[i]->h);
-    if (mc != CURLM_OK)
-        return ws_fail(mc == CURLM_OUT_OF_MEMORY ? WS_ERR_NOMEM : WS_ERR_SINK_RETRY, errbuf, errlen,
-                       "s3: curl multi: %s", curl_multi_strerror(mc));
-    return WS_OK;
+    for (size_t i = 0; i < n && i < 2; i++)
+        rs[i] = &xs[i]->req;
+    return ws_s3_run(s->client, rs, n < 2 ? n : 2, errbuf, errlen);
 }
 
 /* A request that could not be set up: out of memory, or (still retriable, as it always was) a
@@ -490,19 +292,19 @@ static ws_err_t compare_result(struct s3_sink *s, struct xfer *x, enum presence 
 {
     char code[64];
 
-    if (x->mismatch || (x->result == CURLE_OK && x->status >= 200 && x->status <= 299)) {
+    if (x->mismatch || (ws_s3_req_ok(&x->req))) {
         *out = (!x->mismatch && x->rx_total == x->src->size) ? SAME : DIFFERENT;
         if (*out == SAME)
             return WS_OK;
         curl_off_t theirs = -1;
-        curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &theirs);
+        curl_easy_getinfo(x->req.h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &theirs);
         return ws_fail(WS_ERR_EXISTS_DIFFERENT, errbuf, errlen,
                        "s3 GET s3://%s/%s: the object exists with different content (stored "
                        "%lld bytes, ours %llu); refusing to overwrite",
                        s->bucket, x->key, (long long)theirs, (unsigned long long)x->src->size);
     }
-    if (x->result == CURLE_OK && x->status == 404) {
-        ws_s3_xml_field(x->errbody, x->errbody_len, "Code", code, sizeof code);
+    if (x->req.result == CURLE_OK && x->req.status == 404) {
+        ws_s3_xml_field(x->req.errbody, x->req.errbody_len, "Code", code, sizeof code);
         if (code[0] == '\0' || strcmp(code, "NoSuchKey") == 0) {
             *out = ABSENT;
             return WS_OK;
@@ -538,9 +340,9 @@ static ws_err_t put_once(struct s3_sink *s, const char *key, struct source *src,
         return setup_fail(err, errbuf, errlen);
     if ((err = run(s, xs, 1, errbuf, errlen)))
         goto out;
-    if (x.result == CURLE_OK && x.status >= 200 && x.status <= 299)
+    if (ws_s3_req_ok(&x.req))
         goto out;
-    if (x.result != CURLE_OK || x.status != 412) {
+    if (x.req.result != CURLE_OK || x.req.status != 412) {
         err = xfer_fail(s, &x, errbuf, errlen);
         goto out;
     }
@@ -557,41 +359,27 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* The vtable                                                                                     */
 
-static void wipe_free(char *p)
-{
-    if (p) {
-        explicit_bzero(p, strlen(p));
-        free(p);
-    }
-}
-
 static void s3_destroy(struct ws_sink *base)
 {
     struct s3_sink *s = (struct s3_sink *)base;
 
     if (!s)
         return;
-    if (s->multi)
-        curl_multi_cleanup(s->multi);
-    free(s->base_url);
+    ws_s3_client_destroy(s->client);
     free(s->bucket);
     free(s->prefix);
-    wipe_free(s->key_id);
-    wipe_free(s->secret);
-    wipe_free(s->token_hdr);
     free(s);
-    curl_global_cleanup();
 }
 
 static ws_err_t s3_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
                           char *errbuf, size_t errlen)
 {
     const struct s3_conf *conf = opts;
-    const char *id = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
-    const char *token = getenv("AWS_SESSION_TOKEN");
     const char *region = conf->region && *conf->region ? conf->region : "us-east-1";
     const char *prefix = conf->prefix ? conf->prefix : "";
+    struct ws_s3_settings st = {0};
     struct s3_sink *s;
+    char why[512];
     ws_err_t err;
 
     if (!conf->endpoint || !conf->bucket)
@@ -604,47 +392,29 @@ static ws_err_t s3_create(const void *opts, const struct ws_sink_ctx *ctx, struc
                        "s3 sink: prefix '%.128s' must be URL-unreserved characters and '/', "
                        "without empty, '.' or '..' segments",
                        prefix);
-    if (!ws_s3_region_safe(region))
-        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: region '%.64s' is not valid",
-                       region);
     if (conf->timeout_ms < 1 || conf->timeout_ms > 86400000)
         return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "s3 sink: timeout_ms out of range");
-    if (!id || !*id || !secret || !*secret)
-        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                       "s3 sink: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
-                       "environment (credentials are never read from the configuration)");
-    if (strpbrk(id, "\r\n") || (token && strpbrk(token, "\r\n")))
-        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
-                       "s3 sink: AWS credentials in the environment contain a line break");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return ws_fail(WS_ERR_SINK_PERMANENT, errbuf, errlen, "s3 sink: curl_global_init failed");
-    if (!(s = calloc(1, sizeof *s))) {
-        curl_global_cleanup();
+    if (!(s = calloc(1, sizeof *s)))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "s3 sink: out of memory");
+    s->base.ops = &ws_sink_s3_ops;
+    /* Credentials from the environment only: the settings name none. */
+    st.endpoint = conf->endpoint;
+    st.region = region;
+    st.path_style = conf->path_style;
+    st.insecure_tls = !conf->verify_tls;
+    st.timeout_ms = conf->timeout_ms;
+    if ((err = ws_s3_client_new(&st, &s->client, why, sizeof why))) {
+        s3_destroy(&s->base);
+        return ws_fail(err, errbuf, errlen, "s3 sink: %s",
+                       strncmp(why, "s3: ", 4) == 0 ? why + 4 : why);
+    }
+    if (!(s->bucket = strdup(conf->bucket)) || !(s->prefix = strdup(prefix))) {
+        s3_destroy(&s->base);
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "s3 sink: out of memory");
     }
-    s->base.ops = &ws_sink_s3_ops;
-    s->timeout_ms = (long)conf->timeout_ms;
-    s->verify_tls = conf->verify_tls;
-    snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", region);
-    err = WS_ERR_NOMEM;
-    if (!(s->bucket = strdup(conf->bucket)) || !(s->prefix = strdup(prefix)) ||
-        !(s->key_id = strdup(id)) || !(s->secret = strdup(secret)) ||
-        !(s->multi = curl_multi_init()))
-        goto out_destroy;
-    if (token && *token) {
-        size_t n = strlen(token) + sizeof "x-amz-security-token: ";
-        if (!(s->token_hdr = malloc(n)))
-            goto out_destroy;
-        snprintf(s->token_hdr, n, "x-amz-security-token: %s", token);
-    }
-    if ((err = make_base_url(s, conf->endpoint, conf->path_style, errbuf, errlen)))
-        goto out_destroy;
     snprintf(s->base.label, sizeof s->base.label, "s3:%.40s/%.16s", s->bucket, s->prefix);
     *out = &s->base;
     return WS_OK;
-out_destroy:
-    s3_destroy(&s->base);
-    return err == WS_ERR_NOMEM ? ws_fail(err, errbuf, errlen, "s3 sink: out of memory") : err;
 }
 
 /* Open the spool file and hash it by streaming; the FILE stays open for the upload. */
@@ -770,54 +540,26 @@ static ws_err_t s3_put(struct ws_sink *base, const char *name, const void *data,
     if ((err = xfer_init(s, &x, PUT_REPLACE, key, &src)))
         return setup_fail(err, errbuf, errlen);
     err = run(s, xs, 1, errbuf, errlen);
-    if (!err && !(x.result == CURLE_OK && x.status >= 200 && x.status <= 299))
+    if (!err && !(ws_s3_req_ok(&x.req)))
         err = xfer_fail(s, &x, errbuf, errlen);
     xfer_cleanup(&x);
     return err;
 }
 
+/* Read back into memory: the client's bounded GET (404 NoSuchKey is WS_ERR_NOT_FOUND). */
 static ws_err_t s3_get(struct ws_sink *base, const char *name, char **buf, size_t *len,
                        char *errbuf, size_t errlen)
 {
     struct s3_sink *s = (struct s3_sink *)base;
-    char key[1024], code[64];
-    struct xfer x, *xs[1] = {&x};
+    char key[1024], uri[1100];
     ws_err_t err;
 
     *buf = NULL;
     *len = 0;
     if ((err = make_key(s, name, key, sizeof key, errbuf, errlen)))
         return err;
-    if ((err = xfer_init(s, &x, GET_COLLECT, key, NULL)))
-        return setup_fail(err, errbuf, errlen);
-    x.max = WS_ENVELOPE_MAX;
-    if ((err = run(s, xs, 1, errbuf, errlen)))
-        goto out_free;
-    if (x.too_large) {
-        err = ws_fail(WS_ERR_TOO_LARGE, errbuf, errlen, "s3 GET s3://%s/%s: larger than %u bytes",
-                      s->bucket, key, WS_ENVELOPE_MAX);
-        goto out_free;
-    }
-    if (x.result == CURLE_OK && x.status >= 200 && x.status <= 299) {
-        if (!x.buf && !(x.buf = calloc(1, 1))) {
-            err = WS_ERR_NOMEM;
-            goto out_free;
-        }
-        *buf = x.buf;
-        *len = x.len;
-        x.buf = NULL;
-        goto out_free;
-    }
-    ws_s3_xml_field(x.errbody, x.errbody_len, "Code", code, sizeof code);
-    if (x.result == CURLE_OK && x.status == 404 && (!code[0] || strcmp(code, "NoSuchKey") == 0))
-        err = ws_fail(WS_ERR_NOT_FOUND, errbuf, errlen, "s3 GET s3://%s/%s: no such object",
-                      s->bucket, key);
-    else
-        err = xfer_fail(s, &x, errbuf, errlen);
-out_free:
-    free(x.buf);
-    xfer_cleanup(&x);
-    return err;
+    snprintf(uri, sizeof uri, "s3://%s/%s", s->bucket, key);
+    return ws_s3_get_buf(s->client, uri, WS_ENVELOPE_MAX, buf, len, errbuf, errlen);
 }
 
 const struct ws_sink_ops ws_sink_s3_ops = {

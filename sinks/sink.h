@@ -20,6 +20,10 @@
  * other bytes it is WS_ERR_EXISTS_DIFFERENT (permanent) and the engine decides (FORMAT.md §7).
  *
  * Threads: one thread per sink instance (the engine's).
+ *
+ * The S3 client (ws_s3_*, at the end) is the s3 sink's own request layer made public, so that
+ * every reader of an object store (output hashing in disk/, the auditor in cli/, the Iceberg
+ * reader) signs, addresses and fails the same way; it needs nothing of the sinks above.
  */
 #ifndef WS_SINK_H
 #define WS_SINK_H
@@ -122,5 +126,118 @@ bool ws_sink_can_put(const struct ws_sink *s);
  */
 ws_err_t ws_file_write_atomic(const char *path, const void *data, size_t len, char *errbuf,
                               size_t errlen) WS_MUST_CHECK;
+
+/* ------------------------------------------------------------------------------------------ */
+/* S3 client (s3client.c): objects by URI, for every reader of an object store.                  */
+
+/*
+ * One client reads objects of any bucket of one S3-compatible service: the s3 sink writes
+ * through it, the engine hashes s3:// output files with it (disk/outputs.c), the auditor reads
+ * a bucket prefix with it (cli/), and an Iceberg reader fetches metadata, manifests and data
+ * files with it. It owns one curl multi handle (connections are kept and reused between calls)
+ * and the credentials; signing is SigV4 by curl (CURLOPT_AWS_SIGV4, x-amz-content-sha256 set),
+ * held against botocore by tests/test_sinks_s3.c. Nothing here retries: every failure comes
+ * back as a ws_err_t whose ws_err_retriable() class says whether trying later can help.
+ *
+ * Thread: a client is used by one thread at a time; different clients are independent.
+ */
+struct ws_s3_client; /* opaque */
+
+struct ws_s3_settings {
+    /* "http://127.0.0.1:4569", "https://minio.example:9000" (a path is kept as a base path).
+     * NULL or "": $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else
+     * https://s3.<region>.amazonaws.com. */
+    const char *endpoint;
+    /* SigV4 region. NULL or "": $AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1. */
+    const char *region;
+    bool path_style;        /* http://host/bucket/key; false: http://bucket.host/key (a DNS name) */
+    bool insecure_tls;      /* do not verify the endpoint's certificate (tests, private CAs) */
+    int64_t timeout_ms;     /* per request, whole transfer; 0: 30000 */
+    unsigned max_parallel;  /* requests in flight at once in ws_s3_get_many; 0: 16 */
+    unsigned list_max_keys; /* keys per ListObjectsV2 page (max-keys); 0: the store's (1000) */
+    /* Credentials given explicitly (an Iceberg catalog's vended ones): used as they are. All
+     * NULL: $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN. Copied at create
+     * and wiped at destroy; they never reach an error message. */
+    const char *access_key_id, *secret_access_key, *session_token;
+};
+
+/*
+ * Create a client. WS_ERR_CONFIG with the reason: no credentials, an endpoint that is not an
+ * http(s) URL (or carries user:password or a query), a bad region, virtual-hosted style with
+ * an IP address. WS_ERR_NOMEM.
+ */
+ws_err_t ws_s3_client_new(const struct ws_s3_settings *st, struct ws_s3_client **out, char *errbuf,
+                          size_t errlen) WS_MUST_CHECK;
+void ws_s3_client_destroy(struct ws_s3_client *c);
+/* The endpoint and region in use ("http://127.0.0.1:4569", "us-east-1"), for messages. */
+const char *ws_s3_client_endpoint(const struct ws_s3_client *c);
+const char *ws_s3_client_region(const struct ws_s3_client *c);
+
+/*
+ * "s3://bucket/key" or "s3a://bucket/key" (also "s3n://") into bucket (cap bytes) and *key (a
+ * pointer into uri, not decoded: S3 keys are the bytes after the bucket's slash; "" for
+ * "s3://bucket" and "s3://bucket/", which name a bucket or prefix root, not an object). false
+ * with a reason in why (static text) for another scheme or a bucket name that is not 1-63 of
+ * [A-Za-z0-9._-].
+ */
+bool ws_s3_uri_parse(const char *uri, char *bucket, size_t cap, const char **key, const char **why);
+/* The URI names an object store ("s3://", "s3a://", "s3n://"). */
+bool ws_s3_uri_is_s3(const char *uri);
+
+/*
+ * Body callback: bytes of the object in order, as they arrive (never the whole object at once).
+ * Return WS_OK to go on; anything else aborts the transfer and becomes that GET's err.
+ */
+typedef ws_err_t (*ws_s3_data_fn)(void *ud, const void *data, size_t len);
+
+/* One GET of ws_s3_get_many: fill the inputs, read the outputs after the call. */
+struct ws_s3_get {
+    /* in */
+    const char *uri;          /* "s3://b/k" or "s3a://b/k"; or NULL and: */
+    const char *bucket, *key; /* the object, key not encoded */
+    ws_s3_data_fn on_data;    /* NULL: the body is counted and dropped */
+    void *ud;
+    uint64_t max_bytes; /* 0: no limit; more: err WS_ERR_TOO_LARGE, transfer aborted */
+    /* out */
+    ws_err_t err;    /* WS_OK: 2xx and the whole body went through on_data */
+    long status;     /* HTTP status; 0 if there was no response */
+    char code[64];   /* the store's <Code> ("NoSuchKey"), "" if none */
+    uint64_t bytes;  /* body bytes handed to on_data */
+    char error[600]; /* with err: "s3 GET s3://b/k: HTTP 404 NoSuchKey: ...", sanitized */
+};
+
+/*
+ * Run every GET of gets[0..n), up to max_parallel at once on the client's multi handle; return
+ * when all have finished. Each GET's outcome is its own err:
+ *   WS_ERR_NOT_FOUND     404 NoSuchKey (or a 404 without an S3 code)
+ *   WS_ERR_PERMISSION    401, 403 (AccessDenied, SignatureDoesNotMatch)
+ *   WS_ERR_SINK_PERMANENT  other 3xx/4xx (400, 404 NoSuchBucket, 301 PermanentRedirect)
+ *   WS_ERR_TOO_LARGE     413, or more than max_bytes
+ *   WS_ERR_INVALID       a URI or key that cannot be addressed ('.'/'..' segments, no key)
+ *   retriable: WS_ERR_TIMEOUT (timeout, 408, RequestTimeout), WS_ERR_IO (connection refused or
+ *   reset, resolver, a body cut short), WS_ERR_SINK_RETRY (5xx, 429, SlowDown), WS_ERR_NOMEM
+ *   or whatever on_data returned.
+ * The call itself fails only if the multi handle does (retriable) or for lack of memory.
+ */
+ws_err_t ws_s3_get_many(struct ws_s3_client *c, struct ws_s3_get *gets, size_t n, char *errbuf,
+                        size_t errlen) WS_MUST_CHECK;
+/* One object streamed through on_data; its err is returned, with its error text in errbuf. */
+ws_err_t ws_s3_get_stream(struct ws_s3_client *c, const char *uri, ws_s3_data_fn on_data, void *ud,
+                          uint64_t *bytes, char *errbuf, size_t errlen) WS_MUST_CHECK;
+/* One object into memory, at most max bytes (WS_ERR_TOO_LARGE beyond); *buf is malloc'ed and
+ * NUL-terminated (metadata JSON, envelopes, checkpoints). */
+ws_err_t ws_s3_get_buf(struct ws_s3_client *c, const char *uri, size_t max, char **buf, size_t *len,
+                       char *errbuf, size_t errlen) WS_MUST_CHECK;
+
+/*
+ * ListObjectsV2 of bucket under prefix, every page (continuation tokens) in key order. With
+ * delimiter "/" the keys below the next '/' come once each as a common prefix (is_prefix true,
+ * size 0). fn returning anything but WS_OK stops the listing with that error. Errors as for a
+ * GET (WS_ERR_NOT_FOUND is NoSuchBucket here, WS_ERR_MALFORMED a listing that does not parse).
+ */
+typedef ws_err_t (*ws_s3_list_fn)(void *ud, const char *key, uint64_t size, bool is_prefix);
+ws_err_t ws_s3_list(struct ws_s3_client *c, const char *bucket, const char *prefix,
+                    const char *delimiter, ws_s3_list_fn fn, void *ud, char *errbuf,
+                    size_t errlen) WS_MUST_CHECK;
 
 #endif /* WS_SINK_H */

@@ -14,6 +14,13 @@
  * (tests/it/s3_sigv4_check.py) and must carry the same Authorization. Sinks are made the way
  * the engine makes them: a configuration loaded against ws_sink_types(), then ws_sink_create
  * (what create refuses is tests/test_sinks_config.c).
+ *
+ * The shared S3 client (ws_s3_*, the sink's own request layer) is exercised directly too:
+ * URIs (s3://, s3a://), several GETs at once streamed through a SHA-256 each, keys that need
+ * percent-encoding (an Iceberg partition path) re-signed by botocore, '.' segments refused,
+ * 404 / 403 / 500 / max_bytes as causes, explicit (vended) credentials, and ListObjectsV2
+ * over two scripted pages whose continuation token needs encoding, both requests re-signed by
+ * botocore.
  */
 #include "sinks/sink.h"
 
@@ -452,7 +459,8 @@ static bool obj_is(const char *path, const void *data, size_t len)
 /* ------------------------------------------------------------------------------------------ */
 /* SigV4: hand a captured request to botocore                                                   */
 
-static char checker[600];
+static char checker[600], checker_s3[600];
+static const char *use_checker = checker; /* checker_s3: botocore's S3 signer (encoded keys) */
 static int sigv4_checked, sigv4_skipped;
 
 static void sigv4_check_as(const struct req *r, const char *label, int want_rc);
@@ -483,7 +491,7 @@ static void sigv4_check_as(const struct req *r, const char *label, int want_rc)
     FILE *f;
     int rc;
 
-    if (!checker[0]) {
+    if (!use_checker[0]) {
         sigv4_skipped++;
         return;
     }
@@ -496,7 +504,7 @@ static void sigv4_check_as(const struct req *r, const char *label, int want_rc)
     fwrite(r->body, 1, r->bodylen, f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --head '%s' --body '%s' --region eu-west-3 %s",
-             checker, head, body, want_rc ? ">/dev/null" : "");
+             use_checker, head, body, want_rc ? ">/dev/null" : "");
     rc = system(cmd);
     rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 99;
     if (rc == 77) {
@@ -826,6 +834,222 @@ static void test_token_and_vhost(void)
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The shared client                                                                            */
+
+static struct ws_s3_client *make_client(const char *ep, const char *id, const char *secret)
+{
+    struct ws_s3_settings st = {.endpoint = ep,
+                                .region = "eu-west-3",
+                                .path_style = true,
+                                .timeout_ms = 5000,
+                                .access_key_id = id,
+                                .secret_access_key = secret};
+    struct ws_s3_client *c = NULL;
+    char errbuf[512];
+
+    if (ws_s3_client_new(&st, &c, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "client: %s\n", errbuf);
+        return NULL;
+    }
+    return c;
+}
+
+struct digest {
+    EVP_MD_CTX *md;
+    size_t chunks;
+};
+
+static ws_err_t digest_chunk(void *ud, const void *data, size_t len)
+{
+    struct digest *d = ud;
+    d->chunks++;
+    return EVP_DigestUpdate(d->md, data, len) == 1 ? WS_OK : WS_ERR_CRYPTO;
+}
+
+static void digest_hex(struct digest *d, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+
+    EVP_DigestFinal_ex(d->md, md, &n);
+    EVP_MD_CTX_free(d->md);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+static void test_client_uris(void)
+{
+    char b[64];
+    const char *key, *why;
+
+    CHECK(ws_s3_uri_parse("s3://warehouse/db/t/data/x.parquet", b, sizeof b, &key, &why));
+    CHECK(!strcmp(b, "warehouse") && !strcmp(key, "db/t/data/x.parquet"));
+    CHECK(ws_s3_uri_parse("s3a://wh.1/k", b, sizeof b, &key, &why) && !strcmp(key, "k"));
+    CHECK(ws_s3_uri_parse("s3://wh", b, sizeof b, &key, &why) && !strcmp(key, ""));
+    CHECK(!ws_s3_uri_parse("s3:///k", b, sizeof b, &key, &why) && strstr(why, "bucket"));
+    CHECK(!ws_s3_uri_parse("hdfs://nn/x", b, sizeof b, &key, &why));
+    CHECK(!ws_s3_uri_parse("s3://a b/k", b, sizeof b, &key, &why));
+    CHECK(ws_s3_uri_is_s3("s3a://x/y") && ws_s3_uri_is_s3("s3://x") && !ws_s3_uri_is_s3("/x"));
+}
+
+static void test_client_get(void)
+{
+    struct ws_s3_client *c = make_client(endpoint, NULL, NULL);
+    static const char part[] = "/warehouse/db/t/data/ts_day%3D2024-01-01/a%20b%2Bc.parquet";
+    struct ws_s3_get g[5];
+    struct digest d[2];
+    char want[65], got[65], errbuf[1024];
+    char *buf = NULL;
+    size_t len = 0;
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    reset_server();
+    store_obj("/warehouse/db/t/data/one.parquet", evdata, evlen);
+    store_obj(part, envelope, strlen(envelope));
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 2; i++) {
+        d[i].md = EVP_MD_CTX_new();
+        d[i].chunks = 0;
+        EVP_DigestInit_ex(d[i].md, EVP_sha256(), NULL);
+        g[i].on_data = digest_chunk;
+        g[i].ud = &d[i];
+    }
+    g[0].uri = "s3://warehouse/db/t/data/one.parquet";
+    g[1].uri = "s3a://warehouse/db/t/data/ts_day=2024-01-01/a b+c.parquet";
+    g[2].bucket = "warehouse";
+    g[2].key = "db/t/data/absent.parquet";
+    g[3].uri = "s3://warehouse/db/t/../escape.parquet";
+    g[4].uri = "s3://warehouse";
+    CHECK(ws_s3_get_many(c, g, 5, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(g[0].err == WS_OK && g[0].bytes == evlen && g[0].status == 200);
+    digest_hex(&d[0], got);
+    sha256_hex(evdata, evlen, want);
+    CHECK(!strcmp(got, want));
+    CHECK(d[0].chunks > 1); /* streamed: the body came in pieces, never whole */
+    CHECK(g[1].err == WS_OK && g[1].bytes == strlen(envelope));
+    digest_hex(&d[1], got);
+    sha256_hex(envelope, strlen(envelope), want);
+    CHECK(!strcmp(got, want));
+    CHECK(g[2].err == WS_ERR_NOT_FOUND && g[2].status == 404 && !strcmp(g[2].code, "NoSuchKey"));
+    CHECK(strstr(g[2].error, "HTTP 404 NoSuchKey") && strstr(g[2].error, "absent.parquet"));
+    CHECK(g[3].err == WS_ERR_INVALID && strstr(g[3].error, "'..'"));
+    CHECK(g[4].err == WS_ERR_INVALID);
+    CHECK(srv.nlog == 3); /* the refused ones were never sent */
+    int p = find_req("GET", part);
+    CHECK(p >= 0);
+    if (p >= 0)
+        sigv4_check(&srv.log[p], "GET percent-encoded key");
+    if ((p = find_req("GET", "/warehouse/db/t/data/one.parquet")) >= 0)
+        sigv4_check(&srv.log[p], "GET object");
+
+    /* The causes, one request each. */
+    add_fault("GET", 403,
+              "<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
+              "<RequestId>X1</RequestId></Error>",
+              0, 1);
+    CHECK(ws_s3_get_stream(c, "s3://warehouse/db/t/data/one.parquet", NULL, NULL, NULL, errbuf,
+                           sizeof errbuf) == WS_ERR_PERMISSION);
+    CHECK(strstr(errbuf, "HTTP 403 AccessDenied: Access Denied") && !strstr(errbuf, "X1"));
+    add_fault("GET", 500, "<Error><Code>InternalError</Code></Error>", 0, 1);
+    CHECK(ws_s3_get_stream(c, "s3://warehouse/db/t/data/one.parquet", NULL, NULL, NULL, errbuf,
+                           sizeof errbuf) == WS_ERR_SINK_RETRY);
+    CHECK(ws_err_retriable(WS_ERR_SINK_RETRY) && strstr(errbuf, "HTTP 500"));
+    CHECK(ws_s3_get_buf(c, "s3://warehouse/db/t/data/one.parquet", 1000, &buf, &len, errbuf,
+                        sizeof errbuf) == WS_ERR_TOO_LARGE);
+    CHECK(buf == NULL);
+    CHECK(ws_s3_get_buf(c, "s3a://warehouse/db/t/data/ts_day=2024-01-01/a b+c.parquet", 4096, &buf,
+                        &len, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(buf && len == strlen(envelope) && !memcmp(buf, envelope, len) && buf[len] == '\0');
+    free(buf);
+    ws_s3_client_destroy(c);
+
+    /* Explicit (vended) credentials win over the environment's. */
+    c = make_client(endpoint, "VENDEDKEY", "vendedsecret/xyz");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    reset_server();
+    store_obj("/warehouse/k", "v", 1);
+    CHECK(ws_s3_get_stream(c, "s3://warehouse/k", NULL, NULL, NULL, errbuf, sizeof errbuf) ==
+          WS_OK);
+    if (srv.nlog == 1) {
+        char auth[512];
+        CHECK(header(srv.log[0].head, "Authorization", auth, sizeof auth) &&
+              strstr(auth, "Credential=VENDEDKEY/"));
+        setenv("AWS_ACCESS_KEY_ID", "VENDEDKEY", 1); /* what the checker signs with */
+        setenv("AWS_SECRET_ACCESS_KEY", "vendedsecret/xyz", 1);
+        sigv4_check(&srv.log[0], "GET with vended credentials");
+        setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+        setenv("AWS_SECRET_ACCESS_KEY", "SECRETKEYTEST/abc+def", 1);
+    }
+    ws_s3_client_destroy(c);
+}
+
+struct listed {
+    char keys[8][128];
+    bool prefix[8];
+    size_t n;
+};
+
+static ws_err_t on_key(void *ud, const char *key, uint64_t size, bool is_prefix)
+{
+    struct listed *l = ud;
+    if (l->n < 8) {
+        snprintf(l->keys[l->n], sizeof l->keys[0], "%s:%llu", key, (unsigned long long)size);
+        l->prefix[l->n++] = is_prefix;
+    }
+    return WS_OK;
+}
+
+static void test_client_list(void)
+{
+    struct ws_s3_client *c = make_client(endpoint, NULL, NULL);
+    struct listed l = {0};
+    char errbuf[1024];
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    reset_server();
+    /* Two pages as S3 writes them; the token has characters SigV4 must see encoded. */
+    add_fault(
+        "GET", 200,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>attest</Name>"
+        "<Prefix>it/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>"
+        "<IsTruncated>true</IsTruncated><NextContinuationToken>1/a+b=c</NextContinuationToken>"
+        "<Contents><Key>it/a&amp;b.dsse.json</Key><Size>12</Size></Contents>"
+        "<CommonPrefixes><Prefix>it/q1/</Prefix></CommonPrefixes></ListBucketResult>",
+        0, 1);
+    add_fault("GET", 200,
+              "<ListBucketResult><IsTruncated>false</IsTruncated>"
+              "<Contents><Key>it/z.evidence.lz4</Key><LastModified>x</LastModified>"
+              "<Size>34</Size></Contents></ListBucketResult>",
+              0, 1);
+    CHECK(ws_s3_list(c, "attest", "it/", "/", on_key, &l, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(l.n == 3);
+    CHECK(!strcmp(l.keys[0], "it/a&b.dsse.json:12") && !l.prefix[0]);
+    CHECK(!strcmp(l.keys[1], "it/q1/:0") && l.prefix[1]);
+    CHECK(!strcmp(l.keys[2], "it/z.evidence.lz4:34") && !l.prefix[2]);
+    CHECK(srv.nlog == 2);
+    if (srv.nlog == 2) {
+        CHECK(!strcmp(srv.log[0].path, "/attest?delimiter=%2F&list-type=2&prefix=it%2F"));
+        CHECK(!strcmp(srv.log[1].path, "/attest?continuation-token=1%2Fa%2Bb%3Dc&delimiter=%2F"
+                                       "&list-type=2&prefix=it%2F"));
+        sigv4_check(&srv.log[0], "ListObjectsV2 page 1");
+        sigv4_check(&srv.log[1], "ListObjectsV2 page 2 (continuation token)");
+    }
+    /* A truncated page without a token, and a missing bucket. */
+    add_fault("GET", 200, "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>", 0,
+              1);
+    CHECK(ws_s3_list(c, "attest", "", NULL, on_key, &l, errbuf, sizeof errbuf) == WS_ERR_MALFORMED);
+    add_fault("GET", 404, "<Error><Code>NoSuchBucket</Code></Error>", 0, 1);
+    CHECK(ws_s3_list(c, "nope", "", NULL, on_key, &l, errbuf, sizeof errbuf) == WS_ERR_NOT_FOUND);
+    ws_s3_client_destroy(c);
+}
+
 int main(void)
 {
     char path[700];
@@ -853,6 +1077,10 @@ int main(void)
         snprintf(checker, sizeof checker, "%.*s/it/s3_sigv4_check.py", (int)(slash - path), path);
         if (access(checker, R_OK) != 0 || access("/usr/bin/python3", X_OK) != 0)
             checker[0] = '\0';
+        snprintf(checker_s3, sizeof checker_s3, "%.*s/it/s3_sigv4_check_s3.py", (int)(slash - path),
+                 path);
+        if (!checker[0] || access(checker_s3, R_OK) != 0)
+            checker_s3[0] = '\0';
     }
 
     if (!start_server()) {
@@ -869,6 +1097,11 @@ int main(void)
     test_permanent();
     test_write_once();
     test_token_and_vhost();
+    test_client_uris();
+    use_checker = checker_s3; /* the client's requests: keys encoded once, as S3 signs them */
+    test_client_get();
+    test_client_list();
+    use_checker = checker;
 
     srv.stop = true;
     pthread_join(srv.th, NULL);

@@ -201,8 +201,11 @@ static void full_and_minimal(void)
     memcpy(f, files, sizeof(f));
     fill(f[0].sha256, 0x50);
     fill(f[2].sha256, 0x60);
-    struct ws_output outputs[] = {{"iceberg.ods.orders", "5937117119577207079", f, 3},
-                                  {"console", NULL, NULL, 0}};
+    struct ws_output outputs[] = {{.name = "iceberg.ods.orders",
+                                   .snapshot_id = "5937117119577207079",
+                                   .files = f,
+                                   .nfiles = 3},
+                                  {.name = "console"}};
     base_input(&in, &w);
     w.has_time = true;
     w.ts_min = 1763781500000;
@@ -398,9 +401,61 @@ static void helpers(void)
     }
 }
 
+/* An Iceberg output resolved from its catalog: the object as given, its subjects, no files. */
+static void iceberg_output(void)
+{
+    struct ws_statement_in in;
+    struct ws_window_result w;
+    json_error_t jerr;
+    json_t *ice = json_loads("{\"catalog\":\"lake\",\"namespace\":[\"ods\"],\"table\":\"orders\","
+                             "\"snapshotId\":\"9223372036854775807\",\"addedDataFiles\":[]}",
+                             0, &jerr);
+    json_t *disc =
+        json_loads("{\"notInSnapshot\":[\"s3://w/forged.parquet\"],\"notReported\":[]}", 0, &jerr);
+    struct ws_out_file job[] = {{"s3://w/forged.parquet", false, {0}, -1, NULL}};
+    struct ws_out_file added[] = {{"s3://w/data/a.parquet", true, {0}, 10, NULL},
+                                  {"s3://w/data/b.parquet", false, {0}, 20, "HTTP 404"}};
+    struct ws_output outputs[1] = {
+        {.name = "lake.ods.orders", .snapshot_id = "42", .files = job, .nfiles = 1}};
+    char *json = NULL;
+    size_t len;
+    json_t *root;
+
+    CHECK(ice && disc);
+    fill(added[0].sha256, 0x33);
+    outputs[0].iceberg = ice;
+    outputs[0].discrepancy = disc;
+    outputs[0].subjects = added;
+    outputs[0].nsubjects = 2;
+    base_input(&in, &w);
+    in.outputs = outputs;
+    in.noutputs = 1;
+    root = build(&in, &json);
+    CHECK(is_str(root, "predicate.outputs.0.name", "lake.ods.orders"));
+    CHECK(is_str(root, "predicate.outputs.0.snapshotId", "42")); /* what the job sent */
+    CHECK(get(root, "predicate.outputs.0.files") == NULL);       /* compared, not hashed */
+    CHECK(is_str(root, "predicate.outputs.0.iceberg.snapshotId", "9223372036854775807"));
+    CHECK(is_str(root, "predicate.outputs.0.discrepancy.notInSnapshot.0", "s3://w/forged.parquet"));
+    /* subjects: the stream, then the added file that was read whole (not the job's forged one) */
+    CHECK(json_array_size(get(root, "subject")) == 2);
+    CHECK(is_str(root, "subject.1.name", "s3://w/data/a.parquet"));
+    CHECK(is_str(root, "subject.1.digest.sha256", hexof(0x33)));
+    CHECK(json && !strstr(json, "forged.parquet\",\"sha256"));
+    json_decref(root);
+    free(json);
+    /* the caller's objects are untouched (deep copies went into the statement) */
+    CHECK(json_object_size(ice) == 5 && ice->refcount == 1 && disc->refcount == 1);
+    /* a discrepancy without an iceberg object is not a valid input */
+    outputs[0].iceberg = NULL;
+    CHECK(ws_statement_build(&in, &json, &len) == WS_ERR_INVALID);
+    json_decref(ice);
+    json_decref(disc);
+}
+
 int main(void)
 {
     full_and_minimal();
+    iceberg_output();
     edge_cases();
     helpers();
     if (failures) {

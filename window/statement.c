@@ -206,13 +206,16 @@ static json_t *build_subjects(struct builder *b, const struct ws_statement_in *i
     append(b, subjects, s);
     for (size_t i = 0; i < in->noutputs; i++) {
         const struct ws_output *o = &in->outputs[i];
-        for (size_t j = 0; j < o->nfiles; j++) {
-            if (!o->files[j].has_digest)
+        /* a resolved Iceberg output's subjects are its snapshot's files, not the job's list */
+        const struct ws_out_file *files = o->iceberg ? o->subjects : o->files;
+        size_t n = o->iceberg ? o->nsubjects : o->nfiles;
+        for (size_t j = 0; j < n; j++) {
+            if (!files[j].has_digest)
                 continue;
             s = obj(b);
-            put(b, s, "name", str(b, o->files[j].name));
+            put(b, s, "name", str(b, files[j].name));
             d = obj(b);
-            put(b, d, "sha256", hex(o->files[j].sha256));
+            put(b, d, "sha256", hex(files[j].sha256));
             put(b, s, "digest", d);
             append(b, subjects, s);
         }
@@ -316,6 +319,16 @@ static json_t *build_integrity(struct builder *b, const struct ws_statement_in *
     return integ;
 }
 
+/* A deep copy: the statement owns its tree, the caller keeps its object. */
+static json_t *copy(struct builder *b, const struct json_t *v)
+{
+    json_t *c = json_deep_copy(v);
+
+    if (!c && !b->err)
+        b->err = WS_ERR_NOMEM;
+    return c;
+}
+
 static json_t *build_outputs(struct builder *b, const struct ws_statement_in *in)
 {
     json_t *outs = arr(b);
@@ -327,6 +340,14 @@ static json_t *build_outputs(struct builder *b, const struct ws_statement_in *in
         put(b, jo, "name", str(b, o->name));
         if (o->snapshot_id)
             put(b, jo, "snapshotId", str(b, o->snapshot_id));
+        if (o->iceberg) { /* compared, not hashed: no files (SPEC 6) */
+            json_decref(files);
+            put(b, jo, "iceberg", copy(b, o->iceberg));
+            if (o->discrepancy)
+                put(b, jo, "discrepancy", copy(b, o->discrepancy));
+            append(b, outs, jo);
+            continue;
+        }
         for (size_t j = 0; j < o->nfiles; j++) {
             const struct ws_out_file *f = &o->files[j];
             json_t *jf = obj(b);
@@ -365,7 +386,9 @@ ws_err_t ws_statement_build(const struct ws_statement_in *in, char **json, size_
     if (in->batch_id < 0 || in->observed_at_ms < 0)
         return WS_ERR_INVALID;
     for (size_t i = 0; i < in->noutputs; i++)
-        if (in->outputs[i].nfiles && !in->outputs[i].files)
+        if ((in->outputs[i].nfiles && !in->outputs[i].files) ||
+            (in->outputs[i].nsubjects && !in->outputs[i].subjects) ||
+            (in->outputs[i].discrepancy && !in->outputs[i].iceberg))
             return WS_ERR_INVALID;
     if (strlen(in->group_id) > 256)
         return WS_ERR_TOO_LARGE;

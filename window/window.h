@@ -402,11 +402,20 @@ struct ws_out_file {
     int64_t bytes;     /* -1: unknown */
     const char *error; /* NULL unless the file could not be read */
 };
+struct json_t; /* jansson's */
 struct ws_output {
     const char *name;
-    const char *snapshot_id; /* may be NULL */
+    const char *snapshot_id; /* may be NULL: what the job sent */
     const struct ws_out_file *files;
     size_t nfiles;
+    /* An Iceberg output resolved from its catalog (FORMAT.md §5 "Iceberg outputs"): the
+     * `iceberg` object as iceberg/ built it, `discrepancy` when the job's own list differs (may
+     * be NULL), and the added data files that were read whole, each a subject. files is then
+     * not in the statement (the job's list was compared, not hashed). */
+    const struct json_t *iceberg;
+    const struct json_t *discrepancy;
+    const struct ws_out_file *subjects;
+    size_t nsubjects;
 };
 struct ws_gap {
     int64_t from_batch, until_batch; /* half-open: [from, until) were never attested */
