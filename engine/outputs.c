@@ -24,6 +24,7 @@
 #include "iceberg/iceberg.h"
 
 #include <assert.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -40,6 +41,10 @@ struct eng_lake {
 ws_err_t eng_lake_new(const struct ws_config *cfg, struct eng_lake **out, char *errbuf,
                       size_t errlen)
 {
+    /* here, on the engine thread at start, before any worker speaks to a catalog or a store:
+     * libcurl's global state is set up once, not raced to from the workers */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen, "libcurl: curl_global_init failed");
     if (!(*out = calloc(1, sizeof **out)))
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for a lakehouse reader");
     (*out)->cfg = cfg;
@@ -52,6 +57,7 @@ void eng_lake_destroy(struct eng_lake *l)
         return;
     ws_s3_client_destroy(l->s3);
     free(l);
+    curl_global_cleanup(); /* reference-counted: one per curl_global_init above */
 }
 
 /* A local file under outputs.allowed_roots (every path, when none is configured). */
