@@ -98,6 +98,20 @@ static const struct key keys[] = {
     KEY("iceberg", "catalogs", WS_OPT_CATALOGS, catalogs, NULL, 0, 0, NULL,
         "Iceberg REST catalogs by name: an output named `<catalog>.<namespace...>.<table>` of one "
         "of them is resolved from the catalog's snapshot instead of the job's file list."),
+    KEY("openlineage", "url", WS_OPT_STRING, ol_url, "", 0, 0, NULL,
+        "OpenLineage HTTP backend (http or https), e.g. `http://marquez:5000`: each attested "
+        "window "
+        "is POSTed as a START and a COMPLETE RunEvent; empty: no HTTP lineage."),
+    KEY("openlineage", "endpoint", WS_OPT_STRING, ol_endpoint, "api/v1/lineage", 0, 0, NULL,
+        "Path under `url` the events are POSTed to (`{url}/{endpoint}`)."),
+    KEY("openlineage", "namespace", WS_OPT_STRING, ol_namespace, "windowseal", 0, 0, NULL,
+        "Job namespace of the events (job `<query name or id>.attest`)."),
+    KEY("openlineage", "api_key_env", WS_OPT_STRING, ol_api_key_env, "", 0, 0, NULL,
+        "Environment variable holding the bearer token sent to `url` (`Authorization: Bearer`); "
+        "empty: no Authorization header."),
+    KEY("openlineage", "kafka_topic", WS_OPT_STRING, ol_kafka_topic, "", 0, 0, NULL,
+        "Instead of `url`: produce the events to this topic with the engine's producer (key "
+        "`run:<namespace>/<job name>`)."),
     KEY("metrics", "listen", WS_OPT_STRING, metrics_listen, "", 0, 0, NULL,
         "HOST:PORT of the Prometheus endpoint; empty: off."),
     KEY("log", "level", WS_OPT_ENUM, log_level, "info", 0, 0, "debug|info|warn|error",
@@ -614,8 +628,8 @@ static json_t *member_object(json_t *obj, const char *name)
 
 /* "outputs.s3.endpoint=v": a key of a nested section (the section is all before the last dot).
  * false if path is not one; else *err says how setting it went. */
-static bool apply_nested(json_t *root, const char *path, json_t *val, ws_err_t *err,
-                         char *errbuf, size_t errlen)
+static bool apply_nested(json_t *root, const char *path, json_t *val, ws_err_t *err, char *errbuf,
+                         size_t errlen)
 {
     const char *first = strchr(path, '.'), *last = strrchr(path, '.');
     char sec[256], top[256];
@@ -715,6 +729,30 @@ static ws_err_t derive(struct ws_config *c)
     return WS_OK;
 }
 
+/* openlineage: one transport, and only keys that transport reads. */
+static ws_err_t check_openlineage(const struct ws_config *c, const char *file, char *errbuf,
+                                  size_t errlen)
+{
+    bool http = *c->ol_url, kafka = *c->ol_kafka_topic;
+
+    if (http && kafka)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                       "%s: openlineage: url and kafka_topic are two transports; set one", file);
+    if (http && strncmp(c->ol_url, "http://", 7) != 0 && strncmp(c->ol_url, "https://", 8) != 0)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                       "%s: openlineage.url: \"%s\" is not an http:// or https:// URL", file,
+                       c->ol_url);
+    if (*c->ol_api_key_env && !http)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                       "%s: openlineage.api_key_env: the bearer token is sent to openlineage.url, "
+                       "which is not set",
+                       file);
+    if ((http || kafka) && !*c->ol_namespace)
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                       "%s: openlineage.namespace: must not be empty", file);
+    return WS_OK;
+}
+
 ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
                         const struct ws_sink_types *sink_types, struct ws_config **out,
                         char *errbuf, size_t errlen)
@@ -759,7 +797,8 @@ ws_err_t ws_config_load(const char *path, const char *const *sets, size_t nsets,
     for (size_t i = 0; i < nsets; i++)
         if ((err = apply_set(root, sets[i], errbuf, errlen)))
             goto out_fail;
-    if ((err = walk(root, sink_types, c, file, errbuf, errlen)) || (err = derive(c)))
+    if ((err = walk(root, sink_types, c, file, errbuf, errlen)) || (err = derive(c)) ||
+        (err = check_openlineage(c, file, errbuf, errlen)))
         goto out_fail;
     if (!(c->source = strdup(file))) {
         err = WS_ERR_NOMEM;

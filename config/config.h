@@ -111,7 +111,7 @@ struct ws_config {
     int64_t retry_max_ms;
     int64_t max_windows_in_flight;
     int64_t build_workers;
-    char *hash_lanes; /* auto | one | shani | avx512 */
+    char *hash_lanes;      /* auto | one | shani | avx512 */
     char *initial_offsets; /* reject | earliest */
     int64_t notification_max_bytes;
     char **allowed_roots; /* outputs.allowed_roots */
@@ -122,6 +122,12 @@ struct ws_config {
     /* iceberg */
     struct ws_iceberg_catalog_conf *catalogs; /* iceberg.catalogs, in the file's order */
     size_t ncatalogs;
+    /* openlineage (FORMAT.md §11): off unless url or kafka_topic is set */
+    char *ol_url;         /* HTTP backend base, e.g. http://marquez:5000 */
+    char *ol_endpoint;    /* POST {url}/{endpoint} */
+    char *ol_namespace;   /* the job namespace */
+    char *ol_api_key_env; /* environment variable holding the bearer token ("": none) */
+    char *ol_kafka_topic; /* instead of url: produce the events to this topic */
     /* operations */
     char *metrics_listen;
     char *log_level;  /* debug | info | warn | error */

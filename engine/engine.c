@@ -21,6 +21,8 @@
  *     │                                   ▼ stored(), back on this thread
  *     │                 ST_STORED ──eng_topic_submit/done──► the attestations topic (report)
  *     │                 ST_HEAD ──eng_head_submit/done──► chain head acknowledged ──► ST_DONE
+ *     │                   (openlineage: its envelope copied to the lineage emitter's queue,
+ *     │                    sent by the emitter's own thread; nothing waits for it)
  *     ▼
  *   ST_DEADLETTER ──eng_deadletter (intake.c)──► record acknowledged ──► ST_DONE
  *
@@ -583,6 +585,7 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     ws_kafka_producer_poll(e->producer, 0); /* delivery reports of heads and attestations */
+    ws_lineage_emitter_poll(e->lineage);    /* ... and of lineage events (kafka_topic) */
     built(e);
     stored(e);
     advance_query(e, &e->orphans);
@@ -596,6 +599,8 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
 
 /* How long a stop waits for the windows already past the spool (they resume from it anyway). */
 #define STOP_GRACE_MS 30000
+/* How long the lineage queue may still be sent at exit (it is best effort, FORMAT.md §11). */
+#define LINEAGE_GRACE_MS 5000
 
 ws_err_t ws_engine_run(struct ws_engine *e)
 {
@@ -751,6 +756,8 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     ws_metrics_add(e->metrics, "windowseal_idle_triggers_total", NULL, 0);
     ws_metrics_add(e->metrics, "windowseal_input_rows_mismatch_total", NULL, 0);
     ws_metrics_add(e->metrics, "windowseal_output_discrepancies_total", NULL, 0);
+    if ((err = eng_lineage_new(e, errbuf, errlen)))
+        goto fail;
     e->generation = ws_kafka_consumer_generation(e->consumer);
     srand((unsigned)time(NULL) ^ (unsigned)(uintptr_t)e);
     *out = e;
@@ -781,6 +788,9 @@ void ws_engine_destroy(struct ws_engine *e)
         ws_sink_destroy(e->sinks[i]);
     if (e->consumer)
         ws_kafka_consumer_destroy(e->consumer);
+    /* lineage gets a short grace for what is queued (a backend that is down loses it, counted),
+     * then produces no more; it is freed after the producer has served its last reports */
+    ws_lineage_emitter_stop(e->lineage, LINEAGE_GRACE_MS);
     if (e->producer) {
         if (ws_kafka_producer_flush(e->producer, 10000))
             ws_log(WS_LOG_WARN, "producer_flush", "reason=\"undelivered messages at exit\"");
@@ -788,6 +798,7 @@ void ws_engine_destroy(struct ws_engine *e)
     }
     ws_kafka_reader_destroy(e->reader);
     ws_spool_close(e->spool);
+    ws_lineage_emitter_destroy(e->lineage);
     ws_metrics_stop(e->metrics);
     eng_inflight_free(e);
     ws_key_wipe(&e->key);

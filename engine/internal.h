@@ -19,6 +19,7 @@
 #include "disk/disk.h"
 #include "iceberg/iceberg.h"
 #include "kafka/kafka.h"
+#include "lineage/lineage.h"
 #include "sinks/sink.h"
 
 #include <limits.h>
@@ -124,6 +125,7 @@ struct ws_engine {
     struct eng_pool *pool;     /* the store workers */
     int64_t stop_at;           /* when stop was first seen: in-flight windows get a bounded time */
     int64_t commit_refreshed;  /* when every partition's offset was last sent again */
+    struct ws_lineage_emitter *lineage; /* openlineage configured: events of attested windows */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -232,6 +234,9 @@ ws_err_t eng_head_done(struct ws_engine *e, struct query *q, struct pending *p, 
                        size_t errlen) WS_MUST_CHECK;
 /* A batch at or behind the chain head: duplicate (ST_DONE) or conflict (ST_DEADLETTER). */
 void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p);
+/* openlineage: the emitter (NULL when not configured) and its counters at 0; at stop, the
+ * queue's grace and the emitter after the producer (its Kafka reports). */
+ws_err_t eng_lineage_new(struct ws_engine *e, char *errbuf, size_t errlen) WS_MUST_CHECK;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Metrics (metrics.c): Prometheus exposition on metrics.listen. All calls accept m == NULL.    */

@@ -52,6 +52,10 @@ static const struct family {
     {"windowseal_consumer_lag", GAUGE, "Notifications not yet consumed (approximate)."},
     {"windowseal_window_latency_seconds", HISTOGRAM,
      "Notification timestamp to window committed, seconds."},
+    /* openlineage (lineage/lineage.h): one outcome per event, retries counted apart */
+    {"windowseal_lineage_events_total", COUNTER,
+     "OpenLineage events of attested windows, by result: delivered, retried (an attempt failed, "
+     "sent again), rejected (refused by the backend), dropped (queue full or attempts spent)."},
 };
 #define NFAM (sizeof families / sizeof families[0])
 

@@ -9,7 +9,10 @@
  *   eng_topic_*      the attestations topic last (an envelope on the topic means the objects
  *                    exist), submitted and completed through the producer's delivery report
  *   eng_head_*       then the new chain head, likewise; only its acknowledgement moves the
- *                    query's head (I3) and makes the notification committable (I1)
+ *                    query's head (I3) and makes the notification committable (I1); then the
+ *                    window's lineage is handed to the OpenLineage emitter (lineage/lineage.h),
+ *                    which never holds the chain back (its queue is bounded, its sends are its
+ *                    worker's); a duplicate batch re-emits its window's (same bytes)
  * Object stores write once; an existing envelope with other bytes is adopted only if it
  * verifies and holds this chain position (eng_extends_chain), and only before any sink took
  * ours.
@@ -292,15 +295,79 @@ ws_err_t eng_head_done(struct ws_engine *e, struct query *q, struct pending *p, 
     ws_window_id(q->id, p->n.batch_id, window_id);
     ws_log(WS_LOG_INFO, "window_attested", "query=%s window=%s chain_length=%llu", q->id, window_id,
            (unsigned long long)q->head.log.size);
+    /* In every sink, head acknowledged: its lineage now, from the envelope the sinks hold
+     * (ours or an adopted one). A copy is queued; the emitter's worker does the rest. */
+    if (e->lineage)
+        ws_lineage_emitter_submit(e->lineage, p->envelope, p->envelope_len);
+    return WS_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* OpenLineage (FORMAT.md §11)                                                                  */
+
+static void lineage_count(void *opaque, enum ws_lineage_result r, unsigned n)
+{
+    char l[64];
+
+    snprintf(l, sizeof l, "result=\"%s\"", ws_lineage_result_name(r));
+    ws_metrics_add(opaque, "windowseal_lineage_events_total", l, n);
+}
+
+ws_err_t eng_lineage_new(struct ws_engine *e, char *errbuf, size_t errlen)
+{
+    const struct ws_config *c = e->cfg;
+    char kafka_ns[512];
+    const char *token = NULL;
+    struct ws_lineage_emitter_conf lc = {
+        .events = {c->ol_namespace, kafka_ns},
+        .url = c->ol_url,
+        .endpoint = c->ol_endpoint,
+        .kafka_topic = c->ol_kafka_topic,
+        .producer = e->producer,
+        .retry_base_ms = c->retry_base_ms,
+        .retry_max_ms = c->retry_max_ms,
+        .max_attempts = 8,
+        .max_windows = 1024,
+        .max_bytes = 64u << 20,
+        .http_timeout_ms = 10000,
+        .count = lineage_count,
+        .opaque = e->metrics,
+    };
+    ws_err_t err;
+
+    if (!*c->ol_url && !*c->ol_kafka_topic)
+        return WS_OK;
+    if (*c->ol_api_key_env && !((token = getenv(c->ol_api_key_env)) && *token))
+        return ws_fail(WS_ERR_CONFIG, errbuf, errlen,
+                       "%s: openlineage.api_key_env: environment variable %s is not set", c->source,
+                       c->ol_api_key_env);
+    lc.token = token;
+    ws_lineage_kafka_namespace(c->bootstrap, kafka_ns, sizeof kafka_ns);
+    for (int r = 0; r < WS_LINEAGE_RESULTS; r++) /* exported from the start, like the others */
+        lineage_count(e->metrics, (enum ws_lineage_result)r, 0);
+    if ((err = ws_lineage_emitter_new(&lc, &e->lineage, errbuf, errlen)))
+        return err;
+    if (*c->ol_kafka_topic) {
+        char why[256];
+        if (ws_kafka_producer_prepare(e->producer, c->ol_kafka_topic, 1000, why, sizeof why))
+            ws_log(WS_LOG_WARN, "topic_prepare_failed", "topic=%s reason=\"%s\"", c->ol_kafka_topic,
+                   why);
+    }
+    ws_log(WS_LOG_INFO, "lineage", "transport=%s target=\"%s\" namespace=%s",
+           *c->ol_url ? "http" : "kafka", *c->ol_url ? c->ol_url : c->ol_kafka_topic,
+           c->ol_namespace);
     return WS_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Duplicates and conflicts (FORMAT.md §9)                                                        */
 
-/* Sources digest of an attested window read back from the first sink that can. */
+/*
+ * An attested window's envelope read back from the first sink that can, verified; its sources
+ * digest in out, and with env the envelope itself (malloc'ed), for re-emitting its lineage.
+ */
 static ws_err_t attested_sources(struct ws_engine *e, const char *qid, int64_t batch,
-                                 uint8_t out[WS_HASH_LEN])
+                                 uint8_t out[WS_HASH_LEN], char **env_out, size_t *env_len)
 {
     char name[256], why[512], *env = NULL;
     size_t len;
@@ -316,16 +383,22 @@ static ws_err_t attested_sources(struct ws_engine *e, const char *qid, int64_t b
     if (err)
         return err;
     err = ws_verify_envelope(env, len, e->read_keys, e->nread_keys, NULL, &v, why, sizeof why);
-    free(env);
     if (!err)
         memcpy(out, v.sources_digest, WS_HASH_LEN);
+    if (!err && env_out) {
+        *env_out = env;
+        *env_len = len;
+        return WS_OK;
+    }
+    free(env);
     return err;
 }
 
 void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p)
 {
-    uint8_t mine[WS_HASH_LEN], theirs[WS_HASH_LEN];
-    char reason[512];
+    uint8_t mine[WS_HASH_LEN], theirs[WS_HASH_LEN], again[WS_HASH_LEN];
+    char reason[512], *env = NULL;
+    size_t env_len = 0;
     ws_err_t err;
 
     /* a batch 0 resolved to the low watermark was attested with the offsets it resolved to */
@@ -336,8 +409,16 @@ void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p)
     if (p->n.batch_id == q->head.last_batch) {
         memcpy(theirs, q->head.last_sources_digest, WS_HASH_LEN);
         err = WS_OK;
+        /* lineage: the envelope is read back only to re-emit its events (a crash may have come
+         * between the head and the lineage backend); one that disagrees is not re-emitted */
+        if (e->lineage &&
+            (attested_sources(e, q->id, p->n.batch_id, again, &env, &env_len) != WS_OK ||
+             memcmp(again, theirs, WS_HASH_LEN) != 0)) {
+            free(env);
+            env = NULL;
+        }
     } else {
-        err = attested_sources(e, q->id, p->n.batch_id, theirs);
+        err = attested_sources(e, q->id, p->n.batch_id, theirs, e->lineage ? &env : NULL, &env_len);
     }
     if (err) {
         snprintf(reason, sizeof reason,
@@ -354,9 +435,15 @@ void eng_old_batch(struct ws_engine *e, struct query *q, struct pending *p)
         e->stats.duplicates++;
         ws_metrics_add(e->metrics, "windowseal_duplicates_total", NULL, 1);
         ws_log(WS_LOG_INFO, "duplicate", "query=%s batch=%lld", q->id, (long long)p->n.batch_id);
+        /* the same envelope gives the same events (run id from the window id): harmless if the
+         * backend has them already, and the only way it gets them if a crash lost them */
+        if (env)
+            ws_lineage_emitter_submit(e->lineage, env, env_len);
+        free(env);
         p->stage = ST_DONE;
         return;
     }
+    free(env);
     snprintf(reason, sizeof reason,
              "conflict: batch %lld of query %s was already attested with other sources; the "
              "first attestation stands",

@@ -11,6 +11,7 @@ PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libcurl4-openssl-dev libssl-dev openssl libmicrohttpd-dev libavro-dev python3-avro avro-bin
       libsnappy-dev python3-snappy
       kcat python3 python3-confluent-kafka python3-cryptography python3-botocore python3-pyflakes
+      python3-jsonschema
       strace procps util-linux curl chromium)
 # The tests' S3 server (s3rver) comes from npm: use the machine's Node.js if it has one (some
 # images ship their own, which Debian's npm package would conflict with).
