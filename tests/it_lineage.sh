@@ -7,7 +7,7 @@
 # A loopback backend (tests/it/lineage_receiver.py) records every POST; tests/it/lineage_check.py
 # posts the notifications and checks what arrived, independently of windowseal (run ids
 # recomputed from the window ids; every event validated with Debian's python3-jsonschema against
-# ../shared/openlineage/ and the project's facet schema, $refs resolved offline, and a broken
+# tests/data/openlineage/ (the official schemas) and the project's facet schema, $refs resolved offline, and a broken
 # event shown to fail). Scenarios: three windows; the backend answering 500 three times (retried,
 # same bytes); kill -9 right after a chain head (the window's lineage comes from the replayed
 # notification after the restart) and a replayed batch (re-emitted byte-identical); the backend
@@ -19,7 +19,8 @@ SRC=${WS_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRC/tests/lib.sh"
 $PY -c 'import jsonschema' 2>/dev/null || { echo "it_lineage: python3-jsonschema missing: skipped"; exit 77; }
 it_init it_lineage
-OL=${WS_OPENLINEAGE_DIR:-$SRC/../shared/openlineage}
+# the official schemas, vendored verbatim (tests/data/openlineage/README.md says from where)
+OL=${WS_OPENLINEAGE_DIR:-$SRC/tests/data/openlineage}
 [ -f "$OL/OpenLineage.json" ] || { echo "it_lineage: $OL/OpenLineage.json missing: skipped"; exit 77; }
 FACET=$SRC/docs/openlineage/1-0-0/WindowsealAttestationRunFacet.json
 CHK="$PY $SRC/tests/it/lineage_check.py"
