@@ -112,6 +112,14 @@ ws_err_t ws_outputs_hash(const struct ws_notification *n, const char *const *all
                          size_t nroots, struct ws_spool *spool, struct ws_output_set *out,
                          char *errbuf, size_t errlen) WS_MUST_CHECK;
 void ws_outputs_free(struct ws_output_set *o);
+/*
+ * One local output file (a path or file:// URI) opened for reading under the same rules as
+ * ws_outputs_hash: confined to allowed_roots when any is given (symlinks resolved, and none may
+ * appear while opening), a regular file only (never blocks on a FIFO or a device). NULL with
+ * *fd (blocking, the caller closes it) and *size, or the reason it cannot be read.
+ */
+const char *ws_outputs_open(const char *name, const char *const *allowed_roots, size_t nroots,
+                            int *fd, uint64_t *size, char *why, size_t whylen);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Logging: one line per event, logfmt or JSON lines, to stderr.                                  */

@@ -229,6 +229,25 @@ out_close:
     return e;
 }
 
+const char *ws_outputs_open(const char *name, const char *const *allowed_roots, size_t nroots,
+                            int *fd, uint64_t *size, char *why, size_t whylen)
+{
+    struct shared sh;
+    char real[PATH_MAX], *roots[64];
+    const char *e;
+
+    memset(&sh, 0, sizeof sh);
+    sh.confine = nroots > 0;
+    sh.roots = roots;
+    for (size_t i = 0; i < nroots && sh.nroots < sizeof roots / sizeof roots[0]; i++)
+        if (realpath(allowed_roots[i], real) && !(roots[sh.nroots++] = strdup(real)))
+            return "out of memory";
+    e = open_output(&sh, name, true, fd, size, why, whylen);
+    for (size_t i = 0; i < sh.nroots; i++)
+        free(roots[i]);
+    return e;
+}
+
 static void set_error(struct shared *sh, struct job *j, const char *e)
 {
     j->out->has_digest = false;

@@ -26,8 +26,6 @@
 #include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,38 +58,22 @@ void eng_lake_destroy(struct eng_lake *l)
     curl_global_cleanup(); /* reference-counted: one per curl_global_init above */
 }
 
-/* A local file under outputs.allowed_roots (every path, when none is configured). */
-static bool allowed(const struct ws_config *cfg, const char *path)
-{
-    char real[PATH_MAX], root[PATH_MAX];
-
-    if (!cfg->nallowed_roots)
-        return true;
-    if (!realpath(path, real))
-        return false;
-    for (size_t i = 0; i < cfg->nallowed_roots; i++) {
-        size_t n;
-        if (!realpath(cfg->allowed_roots[i], root))
-            continue;
-        n = strlen(root);
-        if (!strncmp(real, root, n) && (real[n] == '/' || real[n] == '\0' || !strcmp(root, "/")))
-            return true;
-    }
-    return false;
-}
-
-static ws_err_t fetch_local(struct eng_lake *l, const char *path, ws_write_fn out, void *opaque,
+/* A local file (a path or file:// URI), under the rules of plain outputs (disk/outputs.c). */
+static ws_err_t fetch_local(struct eng_lake *l, const char *uri, ws_write_fn out, void *opaque,
                             uint64_t *bytes, char *errbuf, size_t errlen)
 {
-    char buf[64 * 1024];
+    char buf[64 * 1024], why[256];
+    const char *e;
     ws_err_t err = WS_OK;
+    uint64_t size;
     int fd;
 
-    if (!allowed(l->cfg, path))
-        return ws_fail(WS_ERR_PERMISSION, errbuf, errlen, "outside outputs.allowed_roots");
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return ws_fail(errno == ENOENT ? WS_ERR_NOT_FOUND : WS_ERR_SINK_PERMANENT, errbuf, errlen,
-                       "%s", strerror(errno));
+    if ((e = ws_outputs_open(uri, (const char *const *)l->cfg->allowed_roots,
+                             l->cfg->nallowed_roots, &fd, &size, why, sizeof why)))
+        return ws_fail(strstr(e, "No such file")    ? WS_ERR_NOT_FOUND
+                       : strstr(e, "allowed_roots") ? WS_ERR_PERMISSION
+                                                    : WS_ERR_SINK_PERMANENT,
+                       errbuf, errlen, "%s", e);
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
@@ -124,9 +106,7 @@ static ws_err_t lake_fetch(void *opaque, const char *uri, const struct ws_iceber
     ws_err_t err;
 
     *bytes = 0;
-    if (!strncmp(uri, "file://", 7))
-        return fetch_local(l, uri + 7, out, out_opaque, bytes, errbuf, errlen);
-    if (uri[0] == '/')
+    if (!strncmp(uri, "file://", 7) || uri[0] == '/')
         return fetch_local(l, uri, out, out_opaque, bytes, errbuf, errlen);
     if (!ws_s3_uri_is_s3(uri))
         return ws_fail(WS_ERR_UNSUPPORTED, errbuf, errlen,

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       librdkafka-dev libsodium-dev libjansson-dev liburing-dev liblz4-dev lz4
       libcurl4-openssl-dev libssl-dev openssl libmicrohttpd-dev libavro-dev python3-avro avro-bin
-      libsnappy-dev python3-snappy
+      libsnappy-dev python3-snappy zlib1g-dev
       kcat python3 python3-confluent-kafka python3-cryptography python3-botocore python3-pyflakes
       python3-jsonschema
       strace procps util-linux curl chromium)
