@@ -213,6 +213,31 @@ static ws_err_t load_heads(struct ws_engine *e)
     return WS_OK;
 }
 
+/*
+ * Are the heads loaded (after start or a rebalance)? Asks again after a failure only when its
+ * backoff is over, on the same schedule as a window's retries: a heads topic that cannot be read
+ * costs one request and one log line per retry_max_ms, not one per step.
+ */
+static bool heads_ready(struct ws_engine *e)
+{
+    int64_t now = ws_clock_ms(), d = e->cfg->retry_base_ms;
+
+    if (e->heads_loaded)
+        return true;
+    if (now < e->heads_retry_at)
+        return false;
+    if (load_heads(e) == WS_OK) {
+        e->heads_attempts = 0;
+        e->heads_retry_at = 0;
+        return true;
+    }
+    for (unsigned i = 0; i < e->heads_attempts && d < e->cfg->retry_max_ms; i++)
+        d *= 2;
+    e->heads_retry_at = now + (d < e->cfg->retry_max_ms ? d : e->cfg->retry_max_ms);
+    e->heads_attempts++;
+    return false;
+}
+
 /* Drop everything in hand (after a rebalance): it will be delivered again (I2). */
 static void drop_all(struct ws_engine *e)
 {
@@ -546,18 +571,45 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
     if (in_flight(e) && timeout_ms > 10)
         timeout_ms = 10;
     if (!e->stop && !ws_spool_full(e->spool) && e->in_hand < MAX_IN_HAND) {
-        err = ws_kafka_consumer_poll(e->consumer, timeout_ms, &m, errbuf, sizeof errbuf);
-        gen = ws_kafka_consumer_generation(e->consumer);
-        if (gen != e->generation) {
-            ws_log(WS_LOG_INFO, "rebalance", "generation=%llu", (unsigned long long)gen);
-            e->generation = gen;
-            drop_all(e);
-            e->heads_loaded = false;
+        if (e->has_held) { /* no poll since it was held: still this generation's */
+            m = e->held;
+            e->has_held = false;
+            err = WS_OK;
+        } else {
+            err = ws_kafka_consumer_poll(e->consumer, timeout_ms, &m, errbuf, sizeof errbuf);
+            gen = ws_kafka_consumer_generation(e->consumer);
+            if (gen != e->generation) {
+                ws_log(WS_LOG_INFO, "rebalance", "generation=%llu", (unsigned long long)gen);
+                e->generation = gen;
+                e->stats.rebalances++;
+                ws_metrics_add(e->metrics, "windowseal_rebalances_total", NULL, 1);
+                drop_all(e);
+                e->heads_loaded = false;
+                e->heads_retry_at = 0;
+                e->heads_attempts = 0;
+            }
         }
-        if (!e->heads_loaded && load_heads(e) != WS_OK) {
-            if (err == WS_OK)
-                ws_kafka_msg_release(&m);
-            return WS_OK; /* try again next step; nothing was taken */
+        if (!heads_ready(e)) {
+            /*
+             * Keep what the poll returned: the consumer's position is past it, so releasing it
+             * would lose it until the next rebalance, and a later notification's commit would
+             * then pass it (I1). No poll until it is taken (the heads come first), so this step
+             * waits here instead, until the next attempt at the latest.
+             */
+            if (err == WS_OK) {
+                e->held = m;
+                e->has_held = true;
+            }
+            if (e->has_held) {
+                int64_t left = e->heads_retry_at - ws_clock_ms();
+                if (left > timeout_ms)
+                    left = timeout_ms;
+                if (left > 0) {
+                    struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            return WS_OK;
         }
         if (err == WS_OK) {
             err = eng_intake(e, &m);
@@ -777,6 +829,8 @@ void ws_engine_destroy(struct ws_engine *e)
         ws_kafka_producer_set_wake(e->producer, NULL, NULL); /* the consumer goes first */
     if (e->consumer)
         eng_commit(e, true); /* the last offsets done, synchronously */
+    if (e->has_held)
+        ws_kafka_msg_release(&e->held); /* never in hand, never committed: it comes again */
     drop_all(e);
     eng_pool_destroy(e->builders);
     eng_pool_destroy(e->pool);

@@ -24,6 +24,7 @@ struct ws_engine_stats {
     uint64_t windows, records, bytes, deadlettered, conflicts, duplicates, gaps, retries;
     uint64_t sink_failures;
     uint64_t idle_triggers, input_rows_mismatches;
+    uint64_t rebalances; /* assignment changes seen: each drops what was in hand (I2) */
 };
 
 /* Reads the signing key and creates clients, spool and sinks; nothing is consumed yet. */

@@ -115,6 +115,11 @@ struct ws_engine {
     size_t nparts;
     uint64_t generation;
     bool heads_loaded;
+    int64_t heads_retry_at; /* the heads failed to load: not asked again before this */
+    unsigned heads_attempts;
+    /* a notification polled while the heads could not be loaded: taken before the next poll */
+    struct ws_kafka_msg held;
+    bool has_held;
     size_t in_hand; /* notifications polled and not yet done: intake pauses at MAX_IN_HAND */
     volatile sig_atomic_t stop;
     struct ws_engine_stats stats;

@@ -44,6 +44,8 @@ static const struct family {
     {"windowseal_sink_publishes_total", COUNTER, "Successful sink publishes, by sink."},
     {"windowseal_sink_failures_total", COUNTER, "Failed sink publishes, by sink and class."},
     {"windowseal_retries_total", COUNTER, "Window retries scheduled after retriable errors."},
+    {"windowseal_rebalances_total", COUNTER,
+     "Consumer-group assignment changes: each drops what was in hand and reloads the heads."},
     {"windowseal_spool_bytes", GAUGE, "Bytes held in the local spool."},
     {"windowseal_spool_full", GAUGE, "1 while intake is paused because the spool is full."},
     {"windowseal_spool_pauses_total", COUNTER, "Times intake paused on a full spool."},

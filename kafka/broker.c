@@ -251,20 +251,27 @@ static const struct {
     {"Heartbeat", 12},   {"SyncGroup", 14},  {"InitProducerId", 22},
 };
 
+#define NAPI (sizeof(api_keys) / sizeof(api_keys[0]))
+
+/* Index of api in api_keys, NAPI if unknown. */
+static size_t api_index(const char *api)
+{
+    size_t i;
+
+    for (i = 0; api && i < NAPI; i++)
+        if (!strcmp(api, api_keys[i].name))
+            break;
+    return api ? i : NAPI;
+}
+
 ws_err_t ws_kafka_broker_push_errors(struct ws_kafka_broker *b, const char *api, int count,
                                      int errcode)
 {
     rd_kafka_resp_err_t *errs;
-    size_t i;
+    size_t i = api_index(api);
     int n;
 
-    if (!api || count <= 0 || count > 1000000)
-        return WS_ERR_INVALID;
-    for (i = 0; i < sizeof(api_keys) / sizeof(api_keys[0]); i++) {
-        if (!strcmp(api, api_keys[i].name))
-            break;
-    }
-    if (i == sizeof(api_keys) / sizeof(api_keys[0]))
+    if (i == NAPI || count <= 0 || count > 1000000)
         return WS_ERR_INVALID;
     if (!(errs = malloc((size_t)count * sizeof(*errs))))
         return WS_ERR_NOMEM;
@@ -272,6 +279,18 @@ ws_err_t ws_kafka_broker_push_errors(struct ws_kafka_broker *b, const char *api,
         errs[n] = (rd_kafka_resp_err_t)errcode;
     rd_kafka_mock_push_request_errors_array(b->mc, api_keys[i].key, (size_t)count, errs);
     free(errs);
+    return WS_OK;
+}
+
+ws_err_t ws_kafka_broker_clear_errors(struct ws_kafka_broker *b, const char *api)
+{
+    size_t i = api_index(api);
+
+    if (!b || (api && i == NAPI))
+        return WS_ERR_INVALID;
+    for (size_t k = 0; k < NAPI; k++)
+        if (!api || k == i)
+            rd_kafka_mock_clear_request_errors(b->mc, api_keys[k].key);
     return WS_OK;
 }
 

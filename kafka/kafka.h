@@ -343,6 +343,8 @@ ws_err_t ws_kafka_broker_set_down(struct ws_kafka_broker *b, bool down) WS_MUST_
  */
 ws_err_t ws_kafka_broker_push_errors(struct ws_kafka_broker *b, const char *api, int count,
                                      int errcode) WS_MUST_CHECK;
+/* Drop the errors pushed for api and not yet returned (NULL: for every api). */
+ws_err_t ws_kafka_broker_clear_errors(struct ws_kafka_broker *b, const char *api) WS_MUST_CHECK;
 /*
  * Make Metadata answer errcode for topic (e.g. 3 UNKNOWN_TOPIC_OR_PART: the topic looks
  * nonexistent even though the broker auto-creates topics); 0 undoes.

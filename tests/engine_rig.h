@@ -95,11 +95,17 @@ static inline int64_t committed(struct rig *r)
     return off;
 }
 
+/*
+ * Notifications finished: attested or dead-lettered. Duplicates are not counted: after a
+ * rebalance the engine is sent again what it had not committed, and a window it attested
+ * before comes back as a duplicate — counting those let a wait end before the window it
+ * waited for was attested.
+ */
 static inline uint64_t finished(struct rig *r)
 {
     struct ws_engine_stats st;
     ws_engine_get_stats(r->e, &st);
-    return st.windows + st.deadlettered + st.duplicates;
+    return st.windows + st.deadlettered;
 }
 
 static inline bool attested_file(const struct rig *r, int64_t at);
@@ -220,11 +226,12 @@ static inline void post_window(struct rig *r, int n)
     (void)post_window_ahead(r, n, false);
 }
 
-static inline void post_bad(struct rig *r, const char *json)
+/* A notification that must be dead-lettered, keyed key (the query id it names, or not). */
+static inline void post_bad(struct rig *r, const char *key, const char *json)
 {
     int64_t at = r->batches++;
     r->qid[at][0] = '\0';
-    produce_sync(r, "windowseal.batches", 0, "bad", json, strlen(json));
+    produce_sync(r, "windowseal.batches", 0, key, json, strlen(json));
     CHECK(ws_kafka_producer_flush(r->p, 20000) == WS_OK, "bad notification not delivered");
     r->expect[at] = -1;
     r->batch_id[at] = -1;

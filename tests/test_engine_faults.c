@@ -17,21 +17,25 @@
  *
  * Scenarios here: (1) the broker down 10 s with a window in hand; (2) transient errors pushed on
  * every API the engine uses (Fetch, Produce, OffsetCommit, FindCoordinator, ListOffsets,
- * Metadata, plus the group's OffsetFetch/Heartbeat/JoinGroup/SyncGroup), three error codes
- * each, then one window (InitProducerId fails while the producers start); (3) a topic whose Metadata says "unknown" (a legal name
- * that does not exist on a broker without auto-creation): dead-lettered, the next good window
- * attested; (4) on a three-broker mock cluster: partition leaders moved for every topic, the
- * group coordinator moved, and the leader of everything taken down; (5), in test_engine_pipeline.c,
- * concurrent windows: twelve queries, one window each posted at once, twice, on four store workers
- * (engine.max_windows_in_flight=4) with a file sink: the broker down 3 s while the first round
- * is in flight, then transient Produce errors under the second (deliveries time out after
- * message.timeout.ms=1000 and are produced again); every chain 1 then 2 long, each window in the
- * file sink, on the attestations topic and the heads topic, the committed offset sampled after
- * every step and never past a window that is not in the file sink.
+ * Metadata, plus the group's OffsetFetch/Heartbeat/JoinGroup/SyncGroup), three error codes each
+ * (two for JoinGroup and SyncGroup, each with a forced rejoin waited for), then one window;
+ * errors a step did not meet are cleared before the next (InitProducerId fails while the
+ * producers start); (3) a topic whose Metadata says "unknown" (a legal name that does not exist
+ * on a broker without auto-creation): dead-lettered, the next good window attested; (3b) the
+ * chain heads unreadable after a rebalance: the notification polled meanwhile is held, attested
+ * once they load; (4) on a three-broker mock cluster: partition leaders moved for every topic,
+ * the group coordinator moved, and the leader of everything taken down; (5), in
+ * test_engine_pipeline.c, concurrent windows: twelve queries, one window each posted at once,
+ * twice, on four store workers (engine.max_windows_in_flight=4) with a file sink: the broker
+ * down 3 s while the first round is in flight, then transient Produce errors under the second
+ * (deliveries time out after message.timeout.ms=1000 and are produced again); every chain 1
+ * then 2 long, each window in the file sink, on the attestations topic and the heads topic, the
+ * committed offset sampled after every step and never past a window that is not in the file
+ * sink.
  *
  * Output: one line per failed check (file:line, expression, values), a final
  * `test_engine_faults: N checks passed` (exit 0) or `... M failed` (exit 1). Bounded: each
- * wait has a deadline; about a minute and a half in all.
+ * wait has a deadline; about two minutes in all.
  */
 #include "engine_rig.h"
 
@@ -124,33 +128,52 @@ static void scenario_single_broker(unsigned *faults)
             {"Metadata", {7, 5, -195}},
             {"OffsetFetch", {15, 14, 7}}, /* 14 COORDINATOR_LOAD_IN_PROGRESS */
             {"Heartbeat", {27, 15, 7}},   /* 27 REBALANCE_IN_PROGRESS: forces a rejoin */
-            {"JoinGroup", {15, 7, -195}},
-            {"SyncGroup", {15, 7, 27}},
+            /* two codes each: every one costs a real rejoin (~6-16 s on the mock) */
+            {"JoinGroup", {15, -195, 0}},
+            {"SyncGroup", {27, 7, 0}},
         };
         const char *only = getenv("WS_FAULTS_API"); /* debugging: one API only */
         for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
             if (only && strcmp(only, apis[i].api) != 0)
                 continue;
-            for (int k = 0; k < 3; k++) {
+            for (int k = 0; k < 3 && apis[i].codes[k]; k++) {
                 uint64_t want = (uint64_t)r.batches + 1;
+                bool group = !strcmp(apis[i].api, "JoinGroup") || !strcmp(apis[i].api, "SyncGroup");
                 ws_err_t err;
+                ws_engine_get_stats(r.e, &st0);
                 post_window(&r, 1 + k);
                 /* two of each; a dropped connection once (librdkafka's reconnect backoff
                  * grows to 10 s: three in a row cost ~25 s of intake, see RELIABILITY.md) */
                 int count = apis[i].codes[k] < 0 ? 1 : 2;
                 err = ws_kafka_broker_push_errors(b, apis[i].api, count, apis[i].codes[k]);
                 CHECK(err == WS_OK, "push_errors %s", apis[i].api);
-                /* the group requests are only sent in a rebalance: force one */
-                if (!strcmp(apis[i].api, "JoinGroup") || !strcmp(apis[i].api, "SyncGroup"))
+                /* the group requests are only sent in a rebalance: force one, and wait for
+                 * the rejoin (revoke, then assign) that goes through the errors */
+                if (group)
                     CHECK(ws_kafka_broker_push_errors(b, "Heartbeat", 1, 27) == WS_OK, "push");
                 (*faults)++;
                 t0 = now_ms();
                 CHECK(run_until(&r, want, 30000, true),
                       "%s error %d x%d: window %lld LOST: not attested in 30 s", apis[i].api,
                       apis[i].codes[k], count, (long long)r.next_batch - 1);
-                note("%-15s error %4d x%d: window attested after %.2f s", apis[i].api,
-                     apis[i].codes[k], count, (now_ms() - t0) / 1e3);
+                while (group && now_ms() - t0 < 30000) {
+                    ws_engine_get_stats(r.e, &st);
+                    if (st.rebalances >= st0.rebalances + 2 && ws_engine_idle(r.e))
+                        break;
+                    (void)run_steps(&r, UINT64_MAX, 50, true, false);
+                }
+                if (group) {
+                    ws_engine_get_stats(r.e, &st);
+                    CHECK(st.rebalances >= st0.rebalances + 2,
+                          "%s error %d: no rejoin in 30 s (%llu rebalances)", apis[i].api,
+                          apis[i].codes[k], (unsigned long long)(st.rebalances - st0.rebalances));
+                }
+                note("%-15s error %4d x%d: window attested after %.2f s%s", apis[i].api,
+                     apis[i].codes[k], count, (now_ms() - t0) / 1e3,
+                     group ? ", the group rejoined" : "");
             }
+            /* an error the step's requests did not meet must not land in a later step */
+            CHECK(ws_kafka_broker_clear_errors(b, apis[i].api) == WS_OK, "clear_errors");
         }
     }
 
@@ -158,12 +181,52 @@ static void scenario_single_broker(unsigned *faults)
     CHECK(ws_kafka_broker_create_topic(b, "gone", 1, errbuf, sizeof errbuf) == WS_OK, "%s", errbuf);
     CHECK(ws_kafka_broker_set_topic_error(b, "gone", 3) == WS_OK, "set_topic_error");
     (*faults)++;
-    post_bad(&r, "{\"queryId\":\"faults-gone\",\"batchId\":0,\"sources\":[{\"topic\":\"gone\","
-                 "\"partition\":0,\"fromOffset\":0,\"untilOffset\":5}]}");
+    /* keyed by its query id: a valid notification, refused only for the topic it names */
+    post_bad(&r, "faults-gone",
+             "{\"queryId\":\"faults-gone\",\"batchId\":0,\"sources\":[{\"topic\":\"gone\","
+             "\"partition\":0,\"fromOffset\":0,\"untilOffset\":5}]}");
     post_window(&r, 2);
     CHECK(run_until(&r, (uint64_t)r.batches, 30000, true),
           "unknown topic: not dead-lettered, or the next window not attested, in 30 s");
     CHECK(ws_kafka_broker_set_topic_error(b, "gone", 0) == WS_OK, "set_topic_error 0");
+
+    /*
+     * (3b) the chain heads unreadable after a rebalance (TOPIC_AUTHORIZATION_FAILED on the heads
+     * topic): a notification polled meanwhile is held until they load, not released. Released,
+     * it was lost until the next rebalance — the consumer's position is past it — and the next
+     * notification's commit passed it (CI, test_engine_faults: "window 1 LOST", then "committed
+     * ahead", after the broker came back with the heads not yet readable).
+     */
+    {
+        uint64_t want = (uint64_t)r.batches + 1;
+
+        CHECK(ws_kafka_broker_set_topic_error(b, "windowseal.attestations.heads", 29) == WS_OK,
+              "set_topic_error heads");
+        CHECK(ws_kafka_broker_push_errors(b, "Heartbeat", 1, 27) == WS_OK, "push"); /* rejoin */
+        (*faults)++;
+        ws_engine_get_stats(r.e, &st0);
+        t0 = now_ms();
+        do {
+            (void)run_steps(&r, UINT64_MAX, 100, true, false);
+            ws_engine_get_stats(r.e, &st);
+        } while (st.rebalances < st0.rebalances + 2 && now_ms() - t0 < 15000);
+        CHECK(st.rebalances >= st0.rebalances + 2, "no rejoin in 15 s (%llu rebalances)",
+              (unsigned long long)(st.rebalances - st0.rebalances));
+        post_window(&r, 2);
+        t0 = now_ms();
+        while (now_ms() - t0 < 3000)
+            (void)run_steps(&r, UINT64_MAX, 100, true, false);
+        ws_engine_get_stats(r.e, &st);
+        CHECK(st.windows == st0.windows, "a window attested while the heads were unreadable");
+        CHECK(ws_kafka_broker_set_topic_error(b, "windowseal.attestations.heads", 0) == WS_OK,
+              "set_topic_error heads 0");
+        t0 = now_ms();
+        CHECK(run_until(&r, want, 30000, true),
+              "window polled while the heads were unreadable LOST: not attested 30 s after");
+        note("heads unreadable after a rebalance: the notification polled meanwhile attested "
+             "%.2f s after they were readable again",
+             (now_ms() - t0) / 1e3);
+    }
 
     final_checks(&r, "single broker", 1);
     CHECK(r.commit_samples > 20, "the committed offset was sampled only %u times",
