@@ -57,7 +57,8 @@ static const struct key keys[] = {
     KEY("spool", "path", WS_OPT_STRING, spool_path, "spool/", 0, 0, NULL,
         "Local directory where evidence and envelopes are made durable before any sink."),
     KEY("spool", "io_uring", WS_OPT_ENUM, spool_io_uring, "auto", 0, 0, "auto|on|off",
-        "Use io_uring for spool writes and output-file reads: auto falls back to plain syscalls."),
+        "Use io_uring for spool writes, output-file reads and file-sink writes: auto falls back "
+        "to plain syscalls."),
     KEY("spool", "max_bytes", WS_OPT_INT, spool_max_bytes, "1073741824", 1 << 20, INT64_MAX, NULL,
         "Spool size bound; when reached the engine pauses intake instead of dropping anything."),
     KEY("engine", "fetch_timeout_ms", WS_OPT_INT, fetch_timeout_ms, "30000", 10, 86400000, NULL,

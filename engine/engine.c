@@ -786,6 +786,7 @@ ws_err_t ws_engine_new(const struct ws_config *cfg, struct ws_engine **out, char
     /* Object stores first, the topic last: an envelope on the topic means the objects exist. */
     sink_ctx.producer = e->producer;
     sink_ctx.topic = cfg->attestations_topic;
+    sink_ctx.io_uring = ws_spool_uses_io_uring(e->spool); /* one decision for the process */
     assert(cfg->nsinks < MAX_SINKS); /* ws_config_load refuses more, naming the limit */
     for (size_t i = 0; i < cfg->nsinks; i++) {
         if ((err = ws_sink_create(&cfg->sinks[i], &sink_ctx, &e->sinks[e->nsinks], errbuf, errlen)))

@@ -176,7 +176,9 @@ struct store_ctx {
 
 static ws_err_t store_open(struct ws_engine *e, void **ctx, char *errbuf, size_t errlen)
 {
-    struct ws_sink_ctx sc = {.producer = e->producer, .topic = e->cfg->attestations_topic};
+    struct ws_sink_ctx sc = {.producer = e->producer,
+                             .topic = e->cfg->attestations_topic,
+                             .io_uring = ws_spool_uses_io_uring(e->spool)};
     struct store_ctx *c = calloc(1, sizeof *c);
     ws_err_t err;
 

@@ -50,6 +50,9 @@ struct ws_sink_ctx {
     const char *topic;                  /* the attestations topic */
     /* How long the topic sink waits for one delivery report; 0: 120 s (tests make it short). */
     int64_t delivery_wait_ms;
+    /* The file sink writes through io_uring (the process's spool.io_uring decision, taken when
+     * the spool opened); false, or a ring the kernel refuses: plain syscalls, same bytes. */
+    bool io_uring;
 };
 
 struct ws_sink; /* opaque */

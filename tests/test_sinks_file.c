@@ -4,6 +4,8 @@
  * and nothing touched), the mutable checkpoint, get, and the cause of failures (a spool file
  * that is gone: WS_ERR_IO, retriable; a directory where an object should be: WS_ERR_INVALID).
  *
+ * Both write paths run the same checks: io_uring (ctx.io_uring) and plain syscalls.
+ *
  * Memory: the evidence is streamed, never held whole. A 64 MiB evidence file is published, then
  * published again (the compare path), and the process's peak RSS (getrusage ru_maxrss) must grow
  * by less than 16 MiB each time; the test itself writes and checks the file in 1 MiB pieces.
@@ -89,12 +91,12 @@ static bool same_file(const char *a, const char *b)
     return same;
 }
 
-static struct ws_sink *make_sink(void)
+static struct ws_sink *make_sink(bool uring)
 {
     char set[800];
     const char *sets[] = {set};
     struct ws_config *c = NULL;
-    struct ws_sink_ctx ctx = {0};
+    struct ws_sink_ctx ctx = {.io_uring = uring};
     struct ws_sink *s = NULL;
 
     snprintf(set, sizeof set, "sinks=[{\"type\":\"file\",\"path\":\"%s\",\"prefix\":\"p/\"}]",
@@ -225,10 +227,17 @@ int main(void)
     snprintf(root, sizeof root, "%s/att", dir);
     snprintf(evobj, sizeof evobj, "%s/p/%s/00000000000000000003.evidence.lz4", root, QID);
     snprintf(envobj, sizeof envobj, "%s/p/%s/00000000000000000003.dsse.json", root, QID);
-    if ((s = make_sink())) {
-        test_stream_and_write_once(s);
-        test_objects_and_causes(s);
-        ws_sink_destroy(s);
+    /* both write paths, the same checks and the same bytes: io_uring, then plain syscalls */
+    for (int uring = 1; uring >= 0; uring--) {
+        printf("write path: %s\n", uring ? "io_uring (if the kernel allows a ring)" : "syscalls");
+        if ((s = make_sink(uring))) {
+            test_stream_and_write_once(s);
+            test_objects_and_causes(s);
+            ws_sink_destroy(s);
+        }
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cleanup failed\n");
     }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
