@@ -555,6 +555,37 @@ static void refresh_gauges(struct ws_engine *e)
     ws_metrics_set_ready(e->metrics, e->heads_loaded && stopped == 0);
 }
 
+/* A notification polled before the heads could be loaded goes back to the consumer. */
+static ws_err_t give_back(struct ws_engine *e, struct ws_kafka_msg *m)
+{
+    char errbuf[256];
+    int32_t part = m->partition;
+    int64_t off = m->offset;
+    ws_err_t err = ws_kafka_consumer_give_back(e->consumer, m, errbuf, sizeof errbuf);
+
+    if (err) {
+        ws_log(WS_LOG_WARN, "notification_held", "partition=%d offset=%lld reason=\"%s\"", part,
+               (long long)off, errbuf);
+        return err;
+    }
+    e->gave_back = true;
+    e->stats.given_back++;
+    return WS_OK;
+}
+
+/* Holding a notification nothing polls: sleep until the next heads attempt, at most timeout. */
+static void wait_heads(const struct ws_engine *e, int timeout_ms)
+{
+    int64_t left = e->heads_retry_at - ws_clock_ms();
+
+    if (left > timeout_ms)
+        left = timeout_ms;
+    if (left > 0) {
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
 {
     struct ws_kafka_msg m;
@@ -580,9 +611,13 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
             gen = ws_kafka_consumer_generation(e->consumer);
             if (gen != e->generation) {
                 ws_log(WS_LOG_INFO, "rebalance", "generation=%llu", (unsigned long long)gen);
+                /* one per assignment change: a revoke and the assign after it may be served in
+                 * one poll */
+                e->stats.rebalances += gen - e->generation;
+                ws_metrics_add(e->metrics, "windowseal_rebalances_total", NULL,
+                               (double)(gen - e->generation));
                 e->generation = gen;
-                e->stats.rebalances++;
-                ws_metrics_add(e->metrics, "windowseal_rebalances_total", NULL, 1);
+                e->gave_back = false; /* the new assignment is not paused (consumer.c) */
                 drop_all(e);
                 e->heads_loaded = false;
                 e->heads_retry_at = 0;
@@ -591,25 +626,27 @@ ws_err_t ws_engine_step(struct ws_engine *e, int timeout_ms)
         }
         if (!heads_ready(e)) {
             /*
-             * Keep what the poll returned: the consumer's position is past it, so releasing it
-             * would lose it until the next rebalance, and a later notification's commit would
-             * then pass it (I1). No poll until it is taken (the heads come first), so this step
-             * waits here instead, until the next attempt at the latest.
+             * Not a notification may be taken before the heads. What the poll returned goes
+             * back to the consumer (paused, sought back to it), so the loop keeps polling and
+             * serving the group while the heads are retried. Merely released it was lost: the
+             * consumer's position was past it, and a later notification's commit then passed
+             * it (I1). If it cannot go back, it is held here and no poll is made until it is
+             * taken (this step then waits until the next attempt at the latest).
              */
-            if (err == WS_OK) {
-                e->held = m;
-                e->has_held = true;
-            }
-            if (e->has_held) {
-                int64_t left = e->heads_retry_at - ws_clock_ms();
-                if (left > timeout_ms)
-                    left = timeout_ms;
-                if (left > 0) {
-                    struct timespec ts = {left / 1000, (left % 1000) * 1000000};
-                    nanosleep(&ts, NULL);
+            if (err == WS_OK && !e->has_held) {
+                if (give_back(e, &m) != WS_OK) {
+                    e->held = m;
+                    e->has_held = true;
                 }
             }
+            if (e->has_held)
+                wait_heads(e, timeout_ms);
+            refresh_gauges(e); /* readiness follows the heads */
             return WS_OK;
+        }
+        if (e->gave_back) {
+            ws_kafka_consumer_resume(e->consumer);
+            e->gave_back = false;
         }
         if (err == WS_OK) {
             err = eng_intake(e, &m);
@@ -677,7 +714,7 @@ void ws_engine_stop(struct ws_engine *e)
 
 bool ws_engine_idle(const struct ws_engine *e)
 {
-    if (eng_pool_busy(e->pool) || eng_pool_busy(e->builders))
+    if (e->has_held || eng_pool_busy(e->pool) || eng_pool_busy(e->builders))
         return false;
     for (size_t i = 0; i < e->nparts; i++)
         if (e->parts[i].committed < eng_inflight_next(&e->parts[i]) &&

@@ -25,6 +25,7 @@ struct ws_engine_stats {
     uint64_t sink_failures;
     uint64_t idle_triggers, input_rows_mismatches;
     uint64_t rebalances; /* assignment changes seen: each drops what was in hand (I2) */
+    uint64_t given_back; /* notifications polled before the heads loaded, given back to Kafka */
 };
 
 /* Reads the signing key and creates clients, spool and sinks; nothing is consumed yet. */

@@ -117,9 +117,11 @@ struct ws_engine {
     bool heads_loaded;
     int64_t heads_retry_at; /* the heads failed to load: not asked again before this */
     unsigned heads_attempts;
-    /* a notification polled while the heads could not be loaded: taken before the next poll */
+    /* a notification polled while the heads could not be loaded and that could not be given
+     * back to the consumer: taken before the next poll */
     struct ws_kafka_msg held;
     bool has_held;
+    bool gave_back; /* the consumer is paused on a given-back notification until the heads load */
     size_t in_hand; /* notifications polled and not yet done: intake pauses at MAX_IN_HAND */
     volatile sig_atomic_t stop;
     struct ws_engine_stats stats;

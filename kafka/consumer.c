@@ -33,6 +33,7 @@ struct ws_kafka_consumer {
     _Atomic uint64_t generation;
     _Atomic bool woken;                     /* a wake since the last poll returned */
     rd_kafka_topic_partition_list_t *owned; /* current assignment, NULL when none */
+    bool paused;                            /* ws_kafka_consumer_give_back paused owned */
 };
 
 static void apply_assignment(struct ws_kafka_consumer *c, rd_kafka_resp_err_t what,
@@ -70,6 +71,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t what,
     c->owned = NULL;
     if (rd_kafka_assignment(rk, &now) == RD_KAFKA_RESP_ERR_NO_ERROR)
         c->owned = now;
+    /* a partition assigned again may keep its pause: the new assignment starts unpaused */
+    if (c->paused && c->owned)
+        (void)rd_kafka_resume_partitions(rk, c->owned);
+    c->paused = false;
     atomic_fetch_add(&c->generation, 1);
 }
 
@@ -236,6 +241,45 @@ void ws_kafka_msg_release(struct ws_kafka_msg *m)
         return;
     rd_kafka_message_destroy(m->handle_);
     memset(m, 0, sizeof(*m));
+}
+
+ws_err_t ws_kafka_consumer_give_back(struct ws_kafka_consumer *c, struct ws_kafka_msg *m,
+                                     char *errbuf, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_error_t *error;
+    ws_err_t err = WS_OK;
+
+    if (!m->handle_)
+        return ws_fail(WS_ERR_INVALID, errbuf, errlen, "give_back: no message");
+    /* pause first: nothing more is fetched, and what was fetched is dropped (version barrier) */
+    if (c->owned) {
+        (void)rd_kafka_pause_partitions(c->rk, c->owned);
+        c->paused = true;
+    }
+    if (!(l = rd_kafka_topic_partition_list_new(1)))
+        return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "give_back: out of memory");
+    rd_kafka_topic_partition_list_add(l, c->topic, m->partition)->offset = m->offset;
+    if ((error = rd_kafka_seek_partitions(c->rk, l, 2000))) {
+        err = ws_fail(WS_ERR_KAFKA, errbuf, errlen, "seek %s[%d] to %lld: %s", c->topic,
+                      (int)m->partition, (long long)m->offset, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (l->elems[0].err) {
+        err = ws_fail(ws_kafka_int_err(l->elems[0].err), errbuf, errlen, "seek %s[%d] to %lld: %s",
+                      c->topic, (int)m->partition, (long long)m->offset,
+                      rd_kafka_err2str(l->elems[0].err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!err)
+        ws_kafka_msg_release(m); /* else the caller keeps it: the position is past it */
+    return err;
+}
+
+void ws_kafka_consumer_resume(struct ws_kafka_consumer *c)
+{
+    if (c->paused && c->owned)
+        (void)rd_kafka_resume_partitions(c->rk, c->owned);
+    c->paused = false;
 }
 
 uint64_t ws_kafka_consumer_generation(const struct ws_kafka_consumer *c)

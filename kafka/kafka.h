@@ -200,6 +200,15 @@ void ws_kafka_consumer_wake(struct ws_kafka_consumer *c);
  * lost. If it differs from the value seen when per-query state was loaded, reload. Any thread.
  */
 uint64_t ws_kafka_consumer_generation(const struct ws_kafka_consumer *c);
+/*
+ * Give m back: every assigned partition is paused and m's partition sought back to m's
+ * offset, so later polls still serve the group (rebalances, heartbeats) but deliver nothing
+ * until ws_kafka_consumer_resume; then m comes again. m is released on success; on failure the
+ * caller still has it (and the position is past it). A rebalance's new assignment is not paused.
+ */
+ws_err_t ws_kafka_consumer_give_back(struct ws_kafka_consumer *c, struct ws_kafka_msg *m,
+                                     char *errbuf, size_t errlen) WS_MUST_CHECK;
+void ws_kafka_consumer_resume(struct ws_kafka_consumer *c);
 /* Whether partition of the subscribed topic is currently assigned to this member. Poll thread. */
 bool ws_kafka_consumer_owns(const struct ws_kafka_consumer *c, int32_t partition);
 

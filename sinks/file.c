@@ -272,8 +272,8 @@ static int ring_wait(struct io_uring *ring, unsigned want)
  * io_uring: every chunk of every file written with up to NBUF writes in flight (the next chunk
  * read from the spool while they go), then every file's fsync submitted together.
  */
-static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char *bufs, char *errbuf,
-                           size_t errlen)
+static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char *bufs, bool *stuck,
+                           char *errbuf, size_t errlen)
 {
     struct ureq rq[NBUF] = {{0}};
     unsigned inflight = 0;
@@ -311,8 +311,10 @@ static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char 
         }
         if (!inflight)
             break;
-        if ((rc = ring_wait(ring, 1)) < 0)
+        if ((rc = ring_wait(ring, 1)) < 0) {
+            *stuck = true; /* writes may still be in flight: their buffers must outlive them */
             return ws_fail(WS_ERR_IO, errbuf, errlen, "io_uring submit: %s", strerror(-rc));
+        }
         err = ring_reap(ring, rq, p, &inflight, err, errbuf, errlen);
     }
     if (err)
@@ -325,11 +327,42 @@ static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char 
         inflight++;
     }
     while (inflight) {
-        if ((rc = ring_wait(ring, inflight)) < 0)
+        if ((rc = ring_wait(ring, inflight)) < 0) {
+            *stuck = true;
             return ws_fail(WS_ERR_IO, errbuf, errlen, "io_uring submit: %s", strerror(-rc));
+        }
         err = ring_reap(ring, rq, p, &inflight, err, errbuf, errlen);
     }
     return err;
+}
+
+static ws_err_t compare_existing(const char *path, const struct source *src, char *errbuf,
+                                 size_t errlen);
+
+/*
+ * Rename a complete temporary file onto its name. once (write-once objects): never over an
+ * object that appeared meanwhile (another writer between the compare and here): identical
+ * bytes there are success, other bytes WS_ERR_EXISTS_DIFFERENT. A filesystem without
+ * RENAME_NOREPLACE gets a plain rename (the compare before it is then the only check).
+ */
+static ws_err_t put_rename(const struct put *p, bool once, char *errbuf, size_t errlen)
+{
+    if (once && renameat2(AT_FDCWD, p->tmp, AT_FDCWD, p->path, RENAME_NOREPLACE) == 0)
+        return WS_OK;
+    if (once && errno == EEXIST) {
+        ws_err_t err = compare_existing(p->path, p->src, errbuf, errlen);
+        return err != WS_ERR_NOT_FOUND
+                   ? err
+                   : ws_fail(WS_ERR_IO, errbuf, errlen, "%s appeared and went while it was written",
+                             p->path);
+    }
+    if (once && errno != EINVAL && errno != ENOSYS)
+        return ws_fail(ws_errno_local(errno), errbuf, errlen, "rename %s: %s", p->path,
+                       strerror(errno));
+    if (rename(p->tmp, p->path) < 0)
+        return ws_fail(ws_errno_local(errno), errbuf, errlen, "rename %s: %s", p->path,
+                       strerror(errno));
+    return WS_OK;
 }
 
 /*
@@ -337,10 +370,11 @@ static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char 
  * in order, then one fsync of their directory (they share it) that makes the renames durable.
  * On failure no temporary file is left and nothing is renamed that was not complete.
  */
-static ws_err_t write_set(bool uring, struct put *p, size_t n, char *errbuf, size_t errlen)
+static ws_err_t write_set(bool uring, bool once, struct put *p, size_t n, char *errbuf,
+                          size_t errlen)
 {
     struct io_uring ring;
-    bool ring_ok = uring && io_uring_queue_init(RING_ENTRIES, &ring, 0) == 0;
+    bool ring_ok = uring && io_uring_queue_init(RING_ENTRIES, &ring, 0) == 0, stuck = false;
     char *bufs = NULL;
     ws_err_t err = WS_OK;
     size_t i;
@@ -353,19 +387,17 @@ static ws_err_t write_set(bool uring, struct put *p, size_t n, char *errbuf, siz
     if (!err && !(bufs = malloc((ring_ok ? NBUF : 1) * (size_t)CHUNK)))
         err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "%s: out of memory", p[0].path);
     if (!err)
-        err = ring_ok ? fill_uring(&ring, p, n, bufs, errbuf, errlen)
+        err = ring_ok ? fill_uring(&ring, p, n, bufs, &stuck, errbuf, errlen)
                       : fill_syscalls(p, n, bufs, errbuf, errlen);
     if (ring_ok)
-        io_uring_queue_exit(&ring); /* nothing in flight: fill_uring drained it */
-    free(bufs);
+        io_uring_queue_exit(&ring);
+    if (!stuck) /* else a broken ring may still write from them: leaked, never reused */
+        free(bufs);
     for (i = 0; i < n; i++)
         if (p[i].fd >= 0)
             close(p[i].fd);
     for (i = 0; i < n && !err; i++)
-        if (rename(p[i].tmp, p[i].path) < 0)
-            err = ws_fail(ws_errno_local(errno), errbuf, errlen, "rename %s: %s", p[i].path,
-                          strerror(errno));
-        else
+        if (!(err = put_rename(&p[i], once, errbuf, errlen)))
             p[i].tmp[0] = '\0';
     for (i = 0; i < n; i++)
         if (p[i].tmp[0])
@@ -379,7 +411,8 @@ ws_err_t ws_file_write_atomic(const char *path, const void *data, size_t len, ch
     struct source src = {.fd = -1, .mem = data, .size = len};
     struct put p = {.path = path, .src = &src};
 
-    return write_set(false, &p, 1, errbuf, errlen); /* small: syscalls cost less than a ring */
+    /* replaced in place (the checkpoint); small: syscalls cost less than a ring */
+    return write_set(false, false, &p, 1, errbuf, errlen);
 }
 
 /*
@@ -513,7 +546,10 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     env_err = needs_write(envpath, &env, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = envpath, .src = &env};
-    err = n ? write_set(f->uring, set, n, errbuf, errlen) : WS_OK;
+    /* both already there: fsync their directory anyway, in case the renames before a crash
+     * never reached the disk (the window then counts as published, I1) */
+    err = n ? write_set(f->uring, true, set, n, errbuf, errlen)
+            : fsync_parent(envpath, errbuf, errlen);
     if (!err && env_err && env_err != WS_ERR_NOT_FOUND)
         err = ws_fail(env_err, errbuf, errlen, "%s", why);
 out:

@@ -156,7 +156,7 @@ static void scenario_single_broker(unsigned *faults)
                 CHECK(run_until(&r, want, 30000, true),
                       "%s error %d x%d: window %lld LOST: not attested in 30 s", apis[i].api,
                       apis[i].codes[k], count, (long long)r.next_batch - 1);
-                while (group && now_ms() - t0 < 30000) {
+                for (double t1 = now_ms(); group && now_ms() - t1 < 30000;) {
                     ws_engine_get_stats(r.e, &st);
                     if (st.rebalances >= st0.rebalances + 2 && ws_engine_idle(r.e))
                         break;
@@ -209,8 +209,8 @@ static void scenario_single_broker(unsigned *faults)
         do {
             (void)run_steps(&r, UINT64_MAX, 100, true, false);
             ws_engine_get_stats(r.e, &st);
-        } while (st.rebalances < st0.rebalances + 2 && now_ms() - t0 < 15000);
-        CHECK(st.rebalances >= st0.rebalances + 2, "no rejoin in 15 s (%llu rebalances)",
+        } while (st.rebalances < st0.rebalances + 2 && now_ms() - t0 < 30000);
+        CHECK(st.rebalances >= st0.rebalances + 2, "no rejoin in 30 s (%llu rebalances)",
               (unsigned long long)(st.rebalances - st0.rebalances));
         post_window(&r, 2);
         t0 = now_ms();
@@ -218,6 +218,8 @@ static void scenario_single_broker(unsigned *faults)
             (void)run_steps(&r, UINT64_MAX, 100, true, false);
         ws_engine_get_stats(r.e, &st);
         CHECK(st.windows == st0.windows, "a window attested while the heads were unreadable");
+        CHECK(st.given_back > st0.given_back,
+              "the notification was never polled while the heads were unreadable");
         CHECK(ws_kafka_broker_set_topic_error(b, "windowseal.attestations.heads", 0) == WS_OK,
               "set_topic_error heads 0");
         t0 = now_ms();
