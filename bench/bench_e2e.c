@@ -212,6 +212,16 @@ static double attest(struct ws_engine *e, struct ws_kafka_producer *p, const cha
 /* ------------------------------------------------------------------------------------------ */
 /* e2e                                                                                          */
 
+/* CPU seconds (user + system) of this process, or of its waited-for children. */
+static double cpu_seconds(int who)
+{
+    struct rusage ru;
+
+    getrusage(who, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 static double run_baseline(const char *self_dir, const char *bootstrap, const char *topic,
                            const int64_t from[NPART], const int64_t until[NPART], uint64_t *records)
 {
@@ -484,7 +494,7 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
     for (int z = 0; z < 2; z++) {
         char topic[32];
         int64_t next[NPART] = {0}, from[NPART];
-        double er[16], br[16], eng_best = 0, parts[4][16], tot[16];
+        double er[16], br[16], eng_best = 0, parts[4][16], tot[16], ecpu[16], bcpu[16], btime[16];
         int nw = sizes[z].windows;
 
         snprintf(topic, sizeof topic, "data%zu", sizes[z].value);
@@ -493,10 +503,17 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
             memcpy(from, next, sizeof from);
             produce_records(p, topic, sizes[z].records, sizes[z].value, next);
             char *json = notification("bench", batch, topic, from, next);
+            double c0 = cpu_seconds(RUSAGE_SELF);
             double te = attest(e, p, "windowseal.batches", "bench", json);
+            double c1 = cpu_seconds(RUSAGE_SELF), k1 = cpu_seconds(RUSAGE_CHILDREN);
             free(json);
             double tb =
                 run_baseline(self_dir, ws_kafka_broker_bootstrap(b), topic, from, next, &got);
+            /* the engine's window: this process (broker, engine, its threads); the baseline's:
+             * the consumer child and this process meanwhile (the broker serving it) */
+            ecpu[w] = c1 - c0;
+            bcpu[w] = cpu_seconds(RUSAGE_SELF) - c1 + cpu_seconds(RUSAGE_CHILDREN) - k1;
+            btime[w] = tb;
             double bd[4];
             breakdown(rd, ws_kafka_broker_bootstrap(b), topic, from, next, bd);
             for (int k = 0; k < 4; k++)
@@ -522,6 +539,21 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
         printf("         prototype reader (all ranges assigned at once, unbounded prefetch) "
                "read+hash: %.0f ms vs ws_kafka_read_ranges' %.0f ms\n",
                median(parts[3], nw) * 1e3, m2 * 1e3);
+        {
+            /* The floor: the engine's window needs its CPU seconds spread over every core at
+             * best, so it cannot be faster than cpu / cores whatever the overlap. */
+            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+            double ec = median(ecpu, nw), bc = median(bcpu, nw), bt = median(btime, nw);
+            double floor_s = ec / (double)(ncpu > 0 ? ncpu : 1);
+            printf("         CPU (user+sys, medians): engine window %.0f ms of CPU in %.0f ms "
+                   "(%.2f cores busy; broker included), baseline %.0f ms in %.0f ms (%.2f cores; "
+                   "broker + consumer); per record: engine %.0f ns, baseline %.0f ns. With %ld "
+                   "cores the engine's window takes at least %.0f ms: ratio at most %.2f with "
+                   "this CPU cost\n",
+                   ec * 1e3, mt * 1e3, ec / mt, bc * 1e3, bt * 1e3, bc / bt,
+                   ec * 1e9 / (double)sizes[z].records, bc * 1e9 / (double)sizes[z].records, ncpu,
+                   floor_s * 1e3, bt / floor_s);
+        }
         if (z == 0)
             printf("TABLE\tend-to-end, %llu-record windows x 64 partitions, 100 B\t%.2f M rec/s\t"
                    "%.2f M rec/s (bare librdkafka batch consumer)\t%.2f\t>= 0.8; >= 1.5 M rec/s"

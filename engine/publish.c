@@ -111,8 +111,13 @@ static void artifact(const struct query *q, const struct pending *p, char window
                      struct ws_artifact *a)
 {
     ws_window_id(q->id, p->n.batch_id, window_id);
-    *a = (struct ws_artifact){q->id,       p->n.batch_id,   window_id,
-                              p->envelope, p->envelope_len, p->evidence_path};
+    *a = (struct ws_artifact){q->id,
+                              p->n.batch_id,
+                              window_id,
+                              p->envelope,
+                              p->envelope_len,
+                              p->evidence_path,
+                              p->envelope_path[0] ? p->envelope_path : NULL};
 }
 
 static void sink_failed(struct ws_engine *e, const struct query *q, const char *window_id,

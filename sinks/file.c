@@ -9,9 +9,18 @@
  * WS_ERR_EXISTS_DIFFERENT. Query ids reaching this file have passed ws_query_id_safe, so the
  * names cannot leave the directory.
  *
- * A window's two objects are one write set (write_set): both temporary files written, both
- * fsynced, then renamed in order (evidence first: an envelope's presence means complete) and
- * the directory fsynced once for both renames. With io_uring (ctx.io_uring, the spool's
+ * Linked, not copied, where it can be (option `link`, default on): the spool's evidence file,
+ * and its envelope file when it holds exactly the artifact's envelope, become the objects by
+ * linkat() when the spool and the directory share a filesystem. The spool fsynced those bytes
+ * before renaming them into place, so a link costs no data written and no file fsync, only
+ * the directory's fsync (one for the window); a window of gigabytes is not written twice. The
+ * spool only ever unlinks its names (a new window is a new file), so the objects never change
+ * under their names. Another filesystem (EXDEV) or one without hard links: copies, as below,
+ * for this sink instance from then on. Evidence first, then envelope, as for copies.
+ *
+ * Copies: a window's two objects are one write set (write_set): both temporary files written,
+ * both fsynced, then renamed in order (evidence first: an envelope's presence means complete)
+ * and the directory fsynced once for both renames. With io_uring (ctx.io_uring, the spool's
  * decision) the writes of both files go out together, NBUF chunks in flight while the next is
  * read from the spool, and the two fsyncs are in flight at once, so the journal commits them
  * together instead of one after the other (issue 14: ~1.1 ms each on this disk). Without it,
@@ -49,6 +58,7 @@
 struct file_conf {
     char *path;
     char *prefix;
+    bool link;
 };
 
 static const struct ws_option options[] = {
@@ -62,12 +72,20 @@ static const struct ws_option options[] = {
      .offset = offsetof(struct file_conf, prefix),
      .def = "",
      .help = "Prefix of every object name."},
+    {.name = "link",
+     .type = WS_OPT_BOOL,
+     .offset = offsetof(struct file_conf, link),
+     .def = "true",
+     .help = "Hard-link the spool's evidence and envelope files into the directory when both "
+             "are on one filesystem (no second copy, no second fsync of the bytes); false: "
+             "always write copies."},
 };
 
 struct file_sink {
     struct ws_sink base;
-    char *dir;  /* path + prefix */
-    bool uring; /* write sets through io_uring (ctx.io_uring, and the kernel allowed a ring) */
+    char *dir;    /* path + prefix */
+    bool uring;   /* write sets through io_uring (ctx.io_uring, and the kernel allowed a ring) */
+    bool no_link; /* the spool's files cannot be linked here (another filesystem): copies */
 };
 
 /* Our bytes: an open spool file (fd >= 0) or a buffer. */
@@ -179,7 +197,7 @@ static ws_err_t put_open(struct put *p, char *errbuf, size_t errlen)
 /* Plain syscalls: each file's bytes with write(), then its fsync, one file after the other. */
 static ws_err_t fill_syscalls(struct put *p, size_t n, char *buf, char *errbuf, size_t errlen)
 {
-    const char *chunk;
+    const char *chunk = NULL;
     ws_err_t err;
 
     for (size_t i = 0; i < n; i++) {
@@ -423,7 +441,7 @@ static ws_err_t compare_existing(const char *path, const struct source *src, cha
                                  size_t errlen)
 {
     char *theirs = NULL, *ours = NULL;
-    const char *chunk;
+    const char *chunk = NULL;
     struct stat st;
     ws_err_t err = WS_OK;
     size_t got;
@@ -479,6 +497,65 @@ static ws_err_t needs_write(const char *path, const struct source *src, char *er
     return compare_existing(path, src, errbuf, errlen);
 }
 
+/*
+ * The spool's file itself as the object: a hard link to it under the object's name. The spool
+ * fsynced the file's bytes before renaming it into place (disk/spool.c), so the new name needs
+ * only its directory's fsync, which the caller does once for the window. WS_OK: linked, or our
+ * bytes were already there (write once: EEXIST is compared); WS_ERR_NOT_FOUND: no link can be
+ * made here (another filesystem, or one without hard links: f->no_link from then on, copies);
+ * any other error stands.
+ */
+static ws_err_t put_link(struct file_sink *f, const char *from, const char *path,
+                         const struct source *src, char *errbuf, size_t errlen)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    ws_err_t err;
+
+    if (slash && slash != path) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if ((err = ws_mkdirs(dir, errbuf, errlen)))
+            return err;
+    }
+    if (linkat(AT_FDCWD, from, AT_FDCWD, path, 0) == 0)
+        return WS_OK;
+    switch (errno) {
+    case EEXIST: /* another writer since needs_write: ours only if it holds our bytes */
+        err = compare_existing(path, src, errbuf, errlen);
+        return err != WS_ERR_NOT_FOUND ? err
+                                       : ws_fail(WS_ERR_IO, errbuf, errlen,
+                                                 "%s appeared and went while it was linked", path);
+    case EXDEV:
+    case EPERM: /* a filesystem without hard links (FAT, some FUSE and network mounts) */
+    case EOPNOTSUPP:
+    case EMLINK:
+        f->no_link = errno != EMLINK;
+        return WS_ERR_NOT_FOUND;
+    default:
+        return ws_fail(ws_errno_local(errno), errbuf, errlen, "link %s -> %s: %s", from, path,
+                       strerror(errno));
+    }
+}
+
+/* Does the spool file at path hold exactly the n bytes at want? (An envelope: small.) */
+static bool same_file_bytes(const char *path, const char *want, size_t n)
+{
+    char *buf = NULL;
+    struct stat st;
+    bool same = false;
+    size_t got;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0)
+        return false;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == n &&
+        (buf = malloc(n ? n : 1)) && read_at(fd, 0, buf, n, &got) == 0 && got == n)
+        same = memcmp(buf, want, n) == 0;
+    free(buf);
+    close(fd);
+    return same;
+}
+
 static ws_err_t file_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
                             char *errbuf, size_t errlen)
 {
@@ -507,6 +584,7 @@ static ws_err_t file_create(const void *opts, const struct ws_sink_ctx *ctx, str
         if ((f->uring = io_uring_queue_init(RING_ENTRIES, &ring, 0) == 0))
             io_uring_queue_exit(&ring);
     }
+    f->no_link = !conf->link;
     f->base.ops = &ws_sink_file_ops;
     snprintf(f->base.label, sizeof f->base.label, "file:%s", conf->path);
     *out = &f->base;
@@ -537,17 +615,26 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     snprintf(evpath, sizeof evpath, "%s%s", f->dir, name);
     ws_object_name(a->query_id, a->batch_id, ".dsse.json", name);
     snprintf(envpath, sizeof envpath, "%s%s", f->dir, name);
+    /* The evidence: linked to the spool's file when the two share a filesystem, else copied. */
     err = needs_write(evpath, &ev, errbuf, errlen);
+    if (err == WS_ERR_NOT_FOUND && !f->no_link)
+        err = put_link(f, a->evidence_path, evpath, &ev, errbuf, errlen);
     if (err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = evpath, .src = &ev};
     else if (err)
         goto out;
-    /* an envelope that differs is reported, but the evidence before it is still written */
+    /* The envelope after it: linked too when the evidence is in place already and the spool's
+     * envelope file holds exactly these bytes (an adopted envelope does not). An envelope that
+     * differs is reported, but the evidence before it is still written. */
     env_err = needs_write(envpath, &env, why, sizeof why);
+    if (env_err == WS_ERR_NOT_FOUND && n == 0 && !f->no_link && a->envelope_path &&
+        same_file_bytes(a->envelope_path, a->envelope, a->envelope_len))
+        env_err = put_link(f, a->envelope_path, envpath, &env, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = envpath, .src = &env};
-    /* both already there: fsync their directory anyway, in case the renames before a crash
-     * never reached the disk (the window then counts as published, I1) */
+    /* Nothing left to copy (linked, or already there): fsync their directory anyway, for the
+     * links, or in case the renames before a crash never reached the disk (the window then
+     * counts as published, I1). */
     err = n ? write_set(f->uring, true, set, n, errbuf, errlen)
             : fsync_parent(envpath, errbuf, errlen);
     if (!err && env_err && env_err != WS_ERR_NOT_FOUND)

@@ -42,6 +42,9 @@ struct ws_artifact {
     const char *envelope; /* DSSE JSON */
     size_t envelope_len;
     const char *evidence_path; /* spool file holding the LZ4 evidence archive */
+    /* The spool file holding an envelope, or NULL. A sink may take the file itself (the file
+     * sink hard-links it) only after checking that it holds exactly `envelope`. */
+    const char *envelope_path;
 };
 
 /* What the engine lends every sink it creates; a sink takes what its type needs. */

@@ -4,7 +4,11 @@
  * and nothing touched), the mutable checkpoint, get, and the cause of failures (a spool file
  * that is gone: WS_ERR_IO, retriable; a directory where an object should be: WS_ERR_INVALID).
  *
- * Both write paths run the same checks: io_uring (ctx.io_uring) and plain syscalls.
+ * Both write paths run the same checks: io_uring (ctx.io_uring) and plain syscalls, with
+ * `link` off (copies). With `link` on (the default): the objects are the spool's files (same
+ * inode) when spool and sink share a filesystem, the envelope only when the spool's envelope
+ * file holds the artifact's bytes, write-once still compared before anything is linked; a
+ * spool on another filesystem (/dev/shm, when it is one) falls back to copies.
  *
  * Memory: the evidence is streamed, never held whole. A 64 MiB evidence file is published, then
  * published again (the compare path), and the process's peak RSS (getrusage ru_maxrss) must grow
@@ -92,7 +96,7 @@ static bool same_file(const char *a, const char *b)
     return same;
 }
 
-static struct ws_sink *make_sink(bool uring)
+static struct ws_sink *make_sink(bool uring, bool link)
 {
     char set[800];
     const char *sets[] = {set};
@@ -100,8 +104,9 @@ static struct ws_sink *make_sink(bool uring)
     struct ws_sink_ctx ctx = {.io_uring = uring};
     struct ws_sink *s = NULL;
 
-    snprintf(set, sizeof set, "sinks=[{\"type\":\"file\",\"path\":\"%s\",\"prefix\":\"p/\"}]",
-             root);
+    snprintf(set, sizeof set,
+             "sinks=[{\"type\":\"file\",\"path\":\"%s\",\"prefix\":\"p/\",\"link\":%s}]", root,
+             link ? "true" : "false");
     CHECK_OK(ws_config_load(NULL, sets, 1, ws_sink_types(), &c, errbuf, sizeof errbuf));
     if (c)
         CHECK_OK(ws_sink_create(&c->sinks[0], &ctx, &s, errbuf, sizeof errbuf));
@@ -109,16 +114,102 @@ static struct ws_sink *make_sink(bool uring)
     return s;
 }
 
-static ws_err_t publish(struct ws_sink *s, const char *evidence_path)
+static ws_err_t publish_env(struct ws_sink *s, const char *evidence_path, const char *env_path)
 {
     struct ws_artifact a = {.query_id = QID,
                             .batch_id = 3,
                             .window_id = QID "/3",
                             .envelope = envelope,
                             .envelope_len = strlen(envelope),
-                            .evidence_path = evidence_path};
+                            .evidence_path = evidence_path,
+                            .envelope_path = env_path};
 
     return ws_sink_publish(s, &a, errbuf, sizeof errbuf);
+}
+
+static ws_err_t publish(struct ws_sink *s, const char *evidence_path)
+{
+    return publish_env(s, evidence_path, NULL);
+}
+
+static bool write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(text, f) >= 0;
+
+    return (f && fclose(f) == 0) && ok;
+}
+
+static bool same_inode(const char *a, const char *b)
+{
+    struct stat x, y;
+
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* link on: the spool's files become the objects; copies where they cannot. */
+static void test_link(void)
+{
+    struct ws_sink *s = make_sink(true, true);
+    char spool_env[700], other_env[700], shm_dir[] = "/dev/shm/ws_sinks_file_XXXXXX";
+    char shm_ev[700], cmd[800];
+    struct stat st, sd;
+
+    if (!s)
+        return;
+    snprintf(spool_env, sizeof spool_env, "%s/spool.dsse.json", dir);
+    snprintf(other_env, sizeof other_env, "%s/other.dsse.json", dir);
+    CHECK(write_evidence(spool, 3, 17));
+    CHECK(write_text(spool_env, envelope) && write_text(other_env, "{\"adopted\":1}"));
+
+    /* same filesystem: both objects are the spool's files, nothing copied */
+    CHECK_OK(publish_env(s, spool, spool_env));
+    CHECK(same_inode(spool, evobj) && same_inode(spool_env, envobj));
+    CHECK(stat(evobj, &st) == 0 && st.st_nlink == 2);
+    /* again: identical, success, still the same files */
+    CHECK_OK(publish_env(s, spool, spool_env));
+    CHECK(same_inode(spool, evobj) && same_inode(spool_env, envobj));
+    /* the spool removes its names: the objects stay, whole */
+    CHECK(unlink(spool_env) == 0);
+    CHECK(stat(envobj, &st) == 0 && st.st_nlink == 1 && st.st_size == (off_t)strlen(envelope));
+
+    /* a spooled envelope with other bytes than the artifact's (adopted): the envelope is
+     * written from the artifact, the evidence still linked */
+    CHECK(unlink(evobj) == 0 && unlink(envobj) == 0);
+    CHECK_OK(publish_env(s, spool, other_env));
+    CHECK(same_inode(spool, evobj) && !same_inode(other_env, envobj));
+    CHECK(stat(envobj, &st) == 0 && st.st_size == (off_t)strlen(envelope));
+    /* no envelope file named: written from memory */
+    CHECK(unlink(envobj) == 0);
+    CHECK_OK(publish(s, spool));
+    CHECK(stat(envobj, &st) == 0 && st.st_size == (off_t)strlen(envelope));
+
+    /* write once before any link: another evidence there is refused, not replaced */
+    CHECK(unlink(evobj) == 0 && unlink(envobj) == 0);
+    CHECK(write_text(evobj, "someone else's evidence"));
+    CHECK(publish_env(s, spool, other_env) == WS_ERR_EXISTS_DIFFERENT);
+    CHECK(!same_inode(spool, evobj) && stat(envobj, &st) != 0);
+    CHECK(unlink(evobj) == 0);
+
+    /* a spool on another filesystem: copies, same bytes */
+    if (stat(dir, &sd) == 0 && mkdtemp(shm_dir) && stat(shm_dir, &st) == 0 &&
+        st.st_dev != sd.st_dev) {
+        snprintf(shm_ev, sizeof shm_ev, "%s/spool.evidence.lz4", shm_dir);
+        CHECK(write_evidence(shm_ev, 2, 5));
+        CHECK_OK(publish(s, shm_ev));
+        CHECK(!same_inode(shm_ev, evobj) && same_file(shm_ev, evobj));
+        CHECK(stat(evobj, &st) == 0 && st.st_nlink == 1);
+        printf("link: a spool on another filesystem (%s) was copied\n", shm_dir);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", shm_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cleanup failed\n");
+    } else {
+        printf("link: no second filesystem at /dev/shm, the cross-filesystem copy is not run\n");
+        if (shm_dir[strlen(shm_dir) - 1] != 'X')
+            rmdir(shm_dir);
+    }
+    unlink(other_env);
+    ws_sink_destroy(s);
 }
 
 static void flip_byte(const char *path, off_t off)
@@ -239,7 +330,7 @@ int main(void)
     }
     for (int uring = 1; uring >= 0; uring--) {
         printf("write path: %s\n", uring ? "io_uring" : "syscalls");
-        if ((s = make_sink(uring))) {
+        if ((s = make_sink(uring, false))) {
             test_stream_and_write_once(s);
             test_objects_and_causes(s);
             ws_sink_destroy(s);
@@ -248,6 +339,8 @@ int main(void)
         if (system(cmd) != 0)
             fprintf(stderr, "cleanup failed\n");
     }
+    printf("link on\n");
+    test_link();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
