@@ -27,6 +27,7 @@
  * is produced to the engine having it in every sink with its offset committed. Memory forks
  * instead (broker, producer and engine each in a child) so that ru_maxrss is the engine's alone.
  */
+#include "bench/lib/benchlib.h"
 #include "engine/engine.h"
 #include "disk/disk.h"
 #include "kafka/kafka.h"
@@ -211,16 +212,6 @@ static double attest(struct ws_engine *e, struct ws_kafka_producer *p, const cha
 
 /* ------------------------------------------------------------------------------------------ */
 /* e2e                                                                                          */
-
-/* CPU seconds (user + system) of this process, or of its waited-for children. */
-static double cpu_seconds(int who)
-{
-    struct rusage ru;
-
-    getrusage(who, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-}
 
 static double run_baseline(const char *self_dir, const char *bootstrap, const char *topic,
                            const int64_t from[NPART], const int64_t until[NPART], uint64_t *records)
@@ -503,16 +494,16 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
             memcpy(from, next, sizeof from);
             produce_records(p, topic, sizes[z].records, sizes[z].value, next);
             char *json = notification("bench", batch, topic, from, next);
-            double c0 = cpu_seconds(RUSAGE_SELF);
+            double c0 = bench_cpu_seconds(RUSAGE_SELF);
             double te = attest(e, p, "windowseal.batches", "bench", json);
-            double c1 = cpu_seconds(RUSAGE_SELF), k1 = cpu_seconds(RUSAGE_CHILDREN);
+            double c1 = bench_cpu_seconds(RUSAGE_SELF), k1 = bench_cpu_seconds(RUSAGE_CHILDREN);
             free(json);
             double tb =
                 run_baseline(self_dir, ws_kafka_broker_bootstrap(b), topic, from, next, &got);
             /* the engine's window: this process (broker, engine, its threads); the baseline's:
              * the consumer child and this process meanwhile (the broker serving it) */
             ecpu[w] = c1 - c0;
-            bcpu[w] = cpu_seconds(RUSAGE_SELF) - c1 + cpu_seconds(RUSAGE_CHILDREN) - k1;
+            bcpu[w] = bench_cpu_seconds(RUSAGE_SELF) - c1 + bench_cpu_seconds(RUSAGE_CHILDREN) - k1;
             btime[w] = tb;
             double bd[4];
             breakdown(rd, ws_kafka_broker_bootstrap(b), topic, from, next, bd);

@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char *g_self_dir;
 static const char *g_s3rver;
@@ -79,6 +80,7 @@ struct phase {
     double secs, wps;
     uint64_t windows, retries, sink_failures;
     unsigned long exchanges, connections;
+    double cpu_self, cpu_store; /* CPU seconds meanwhile: this process (engine, broker), s3rver */
     bool ok;
 };
 
@@ -88,7 +90,7 @@ static int64_t st_from(int w)
 }
 
 static void run_phase(struct bench *B, struct phase *ph, const char *sinks_json, int batches,
-                      struct bench_proxy *px)
+                      struct bench_proxy *px, pid_t store_pid)
 {
     char name[128], json[2048], query[64];
     int nwin = ST_QUERIES * batches;
@@ -128,11 +130,14 @@ static void run_phase(struct bench *B, struct phase *ph, const char *sinks_json,
             bench_notification(json, sizeof json, queries[w], b, ST_DATA, rg, ST_PARTS);
             jsons[w] = strdup(json);
         }
-    double t0 = bench_now_ms();
+    double t0 = bench_now_ms(), c0 = bench_cpu_seconds(RUSAGE_SELF),
+           s0 = store_pid ? bench_proc_cpu_seconds(store_pid) : 0;
     for (int w = 0; w < nwin; w++)
         bench_post(p, name, queries[w], jsons[w]);
     ph->ok = bench_step_until(e, p, st0.windows + (uint64_t)nwin, 600);
     ph->secs = (bench_now_ms() - t0) / 1e3;
+    ph->cpu_self = bench_cpu_seconds(RUSAGE_SELF) - c0;
+    ph->cpu_store = store_pid && s0 >= 0 ? bench_proc_cpu_seconds(store_pid) - s0 : 0;
     ws_engine_get_stats(e, &st);
     ph->windows = st.windows - st0.windows;
     ph->retries = st.retries - st0.retries;
@@ -202,7 +207,7 @@ static int cmd_store(bool quick)
                      "[{\"type\":\"s3\",\"endpoint\":\"http://127.0.0.1:%d\",\"bucket\":\"attest\","
                      "\"prefix\":\"%s/\",\"path_style\":true}]",
                      i == 1 ? s3.port : bench_proxy_port(px), ph[i].tag);
-        run_phase(&B, &ph[i], sinks, batches, i == 2 ? px : NULL);
+        run_phase(&B, &ph[i], sinks, batches, i == 2 ? px : NULL, i ? s3.pid : 0);
     }
     bench_proxy_stop(px);
     bench_s3rver_stop(&s3);
@@ -221,6 +226,23 @@ static int cmd_store(bool quick)
     }
     printf("(requests/win: request-response exchanges the proxy saw per window after the warm-up "
            "window, and connections opened meanwhile)\n");
+    {
+        /* Where the direct rate's ceiling is: CPU per window of s3rver and of this process (the
+         * engine with its broker, the delay proxy's thread in the last phase), on the cores. */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        printf("CPU per window (user+sys): ");
+        for (int i = 0; i < 3; i++) {
+            double n = ph[i].windows ? (double)ph[i].windows : 1;
+            printf("%s: engine+broker %.2f ms, s3rver %.2f ms%s", ph[i].tag,
+                   ph[i].cpu_self * 1e3 / n, ph[i].cpu_store * 1e3 / n, i < 2 ? "; " : "\n");
+        }
+        double per =
+            (ph[1].cpu_self + ph[1].cpu_store) / (ph[1].windows ? (double)ph[1].windows : 1);
+        printf("S3 direct: %.2f ms of CPU a window in all; %ld cores bound it to %.0f windows/s "
+               "at best; s3rver's share alone allows %.0f windows/s per core it gets\n",
+               per * 1e3, ncpu, per > 0 ? (double)ncpu / per : 0,
+               ph[1].cpu_store > 0 ? (double)ph[1].windows / ph[1].cpu_store : 0);
+    }
     double ratio = ph[1].wps > 0 ? ph[2].wps / ph[1].wps : 0;
     printf("TABLE\tslow store: S3 sink direct (s3rver, loopback), %d windows x 100 records, %d "
            "queries\t%.1f windows/s\t%.1f windows/s (file sink, same engine)\t%.2f\t"

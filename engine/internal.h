@@ -7,7 +7,8 @@
  *   intake.c   received -> queued | idle | dead-letter; producing dead letters (I4)
  *   build.c    queued -> spooled: records re-read, hashed, spooled, sealed (I2), on a build worker
  *   pool.c     the worker threads (build and store) and the handover to and from them
- *   hasher.c   a build worker's hashing thread: a big window fetched and hashed at once
+ *   hasher.c   a build worker's hashing and compressing threads: a big window fetched, hashed
+ *              and compressed at once
  *   outputs.c  what the batch wrote: plain files hashed, Iceberg snapshots resolved
  *   publish.c  spooled -> done: sinks, checkpoint, chain head (I1, I3); duplicates, conflicts
  *   commit.c   offsets in hand and commits (I1)
@@ -185,7 +186,8 @@ void eng_to_deadletter(struct pending *p, ws_err_t err, const char *reason);
 ws_err_t eng_deadletter(struct ws_engine *e, struct pending *p, char *errbuf,
                         size_t errlen) WS_MUST_CHECK;
 
-/* hasher.c: a build worker's hashing thread; records go in in window-stream order. */
+/* hasher.c: a build worker's hashing and compressing threads; records go in in window-stream
+ * order; between begin and finish the window's stream_out is the compressor's. */
 struct eng_hasher;
 ws_err_t eng_hasher_new(struct eng_hasher **out, char *errbuf, size_t errlen) WS_MUST_CHECK;
 void eng_hasher_destroy(struct eng_hasher *h);

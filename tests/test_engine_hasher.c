@@ -2,8 +2,10 @@
  * test_engine_hasher.c — the build worker's hashing thread (engine/hasher.c) gives exactly the
  * window the one-thread path gives: the same stream bytes, stream digest, Merkle root and
  * per-source counts, for windows that fill many chunks, records bigger than a chunk, empty
- * values and null keys, headers; an error on the hasher thread (a record outside every
- * declared range) reaches the caller, and the hasher takes the next window cleanly.
+ * values and null keys, headers; the evidence output, written whole chunks at a time by the
+ * compressor thread, gets the same bytes as record by record; a window without output; an
+ * error on the hasher thread (a record outside every declared range) and on the compressor
+ * thread (the output refuses) reach the caller, and the hasher takes the next window cleanly.
  */
 #include "engine/internal.h"
 #include "check.h"
@@ -19,9 +21,13 @@ struct sink {
     uint64_t bytes;
 };
 
+static uint64_t g_fail_after = UINT64_MAX; /* the output refuses once it has this many bytes */
+
 static ws_err_t sink_write(void *opaque, const void *buf, size_t len)
 {
     struct sink *s = opaque;
+    if (s->bytes + len > g_fail_after)
+        return WS_ERR_NOSPACE;
     ws_sha256_update(&s->sha, buf, len);
     s->bytes += len;
     return WS_OK;
@@ -59,8 +65,8 @@ static void make_record(uint64_t i, uint64_t n, uint8_t *val, size_t cap, struct
 }
 
 /* One window of n records, through the hasher (h) or on this thread (h NULL). */
-static ws_err_t window(struct eng_hasher *h, uint64_t n, bool stray, struct ws_window_result *res,
-                       uint8_t digest[32], uint64_t *bytes)
+static ws_err_t window(struct eng_hasher *h, uint64_t n, bool stray, bool out,
+                       struct ws_window_result *res, uint8_t digest[32], uint64_t *bytes)
 {
     static uint8_t val[(1u << 20) + 64];
     struct sink s;
@@ -71,7 +77,7 @@ static ws_err_t window(struct eng_hasher *h, uint64_t n, bool stray, struct ws_w
 
     ws_sha256_init(&s.sha);
     s.bytes = 0;
-    if (!(w = ws_window_new(sink_write, &s)))
+    if (!(w = ws_window_new(out ? sink_write : NULL, &s)))
         return WS_ERR_NOMEM;
     if ((err = ws_window_add_source(w, "t", 0, 0, (int64_t)(n / 2))) ||
         (err = ws_window_add_source(w, "t", 1, 0, (int64_t)(n - n / 2)))) {
@@ -105,8 +111,8 @@ static void same_window(struct eng_hasher *h, uint64_t n)
     uint8_t da[32], db[32];
     uint64_t ba = 0, bb = 0;
 
-    CHECK_OK(window(NULL, n, false, &a, da, &ba));
-    CHECK_OK(window(h, n, false, &b, db, &bb));
+    CHECK_OK(window(NULL, n, false, true, &a, da, &ba));
+    CHECK_OK(window(h, n, false, true, &b, db, &bb));
     CHECK(a.leaf_count == n && b.leaf_count == n);
     CHECK(a.bytes == b.bytes && ba == bb && ba > 0);
     CHECK(memcmp(a.root, b.root, 32) == 0);
@@ -130,11 +136,27 @@ int main(void)
     same_window(h, 60000); /* many chunks, and records bigger than a chunk (i % 5000 == 17) */
     /* an error on the hasher thread reaches the caller, at the latest from finish */
     errbuf[0] = '\0';
-    CHECK(window(h, 30000, true, &res, d, &bytes) == WS_ERR_INVALID);
+    CHECK(window(h, 30000, true, true, &res, d, &bytes) == WS_ERR_INVALID);
     CHECK(strstr(errbuf, "outside the declared range") != NULL);
     CHECK(strlen(errbuf) > 0);
     /* and the next window is clean */
     same_window(h, 20000);
+    /* the output refusing on the compressor thread, mid-window: the window fails with it */
+    errbuf[0] = '\0';
+    g_fail_after = 1u << 20;
+    CHECK(window(h, 30000, false, true, &res, d, &bytes) == WS_ERR_NOSPACE);
+    CHECK(strstr(errbuf, "window stream output failed") != NULL);
+    g_fail_after = UINT64_MAX;
+    same_window(h, 20000);
+    /* no output at all: the same digests, nothing written */
+    {
+        struct ws_window_result a, b;
+        uint8_t da[32];
+        uint64_t ba = 0;
+        CHECK_OK(window(NULL, 20000, false, true, &a, da, &ba));
+        CHECK_OK(window(h, 20000, false, false, &b, d, &bytes));
+        CHECK(memcmp(a.root, b.root, 32) == 0 && memcmp(a.stream_digest, b.stream_digest, 32) == 0);
+    }
     eng_hasher_destroy(h);
     return check_report("test_engine_hasher");
 }

@@ -295,6 +295,17 @@ static struct ws_window *window_new(ws_write_fn stream_out, void *opaque, enum w
     return w;
 }
 
+void ws_window_swap_output(struct ws_window *w, ws_write_fn out, void *opaque, ws_write_fn *old_out,
+                           void **old_opaque)
+{
+    if (old_out)
+        *old_out = w->out;
+    if (old_opaque)
+        *old_opaque = w->opaque;
+    w->out = out;
+    w->opaque = opaque;
+}
+
 struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque)
 {
     return window_new(stream_out, opaque, lanes_now());

@@ -271,6 +271,12 @@ struct ws_window_source {
 
 struct ws_window *ws_window_new(ws_write_fn stream_out, void *opaque);
 void ws_window_destroy(struct ws_window *w);
+/* Replace the window's stream_out (NULL: none) between records; *old_out / *old_opaque (may be
+ * NULL) get the previous one. A caller that takes the output over writes exactly the frames
+ * (u32 length || encoding) of the records it adds, in order (engine/hasher.c does, on a thread
+ * of its own). */
+void ws_window_swap_output(struct ws_window *w, ws_write_fn out, void *opaque, ws_write_fn *old_out,
+                           void **old_opaque);
 /* Declare a source range; sources may be declared in any order, before adding records. */
 ws_err_t ws_window_add_source(struct ws_window *w, const char *topic, int32_t partition,
                               int64_t from, int64_t until) WS_MUST_CHECK;

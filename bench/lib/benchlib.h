@@ -41,6 +41,11 @@ extern const char *bench_prog; /* prefix of bench_die's and the library's messag
 
 double bench_now_ms(void);  /* CLOCK_MONOTONIC, ms */
 double bench_wall_ms(void); /* CLOCK_REALTIME, ms (as Kafka's CreateTime) */
+/* CPU seconds (user + system) of this process (RUSAGE_SELF) or its waited-for children
+ * (RUSAGE_CHILDREN): the CPU a window costs, beside the time it takes */
+double bench_cpu_seconds(int who);
+/* The same of another running process (/proc/PID/stat, clock-tick resolution); -1 if unreadable */
+double bench_proc_cpu_seconds(pid_t pid);
 void bench_sleep_ms(double ms);
 _Noreturn void bench_die(const char *what, const char *why); /* "<prog>: what: why", exit 3 */
 double bench_pct(double *v, int n, double p); /* nearest-rank percentile (sorts v); 0 if n <= 0 */
