@@ -5,7 +5,8 @@
  * Covered: the request sequence of a publish (both existence GETs, evidence PUT strictly before
  * the envelope PUT, If-None-Match: *, x-amz-content-sha256 equal to a SHA-256 computed here with
  * OpenSSL, SigV4 credential scope, session token), write-once (identical bytes: no PUT; other
- * bytes: WS_ERR_EXISTS_DIFFERENT and nothing written; 412 answered by a GET and compare),
+ * bytes: WS_ERR_EXISTS_DIFFERENT and nothing written; 412 answered by a GET and compare;
+ * conditional_writes: no GETs, the 412 path does the check),
  * the mutable `put` (checkpoints), the cause of each failure, with its class (500 twice then
  * 200 and 503 SlowDown: WS_ERR_SINK_RETRY; 400 RequestTimeout and a response slower than
  * timeout_ms: WS_ERR_TIMEOUT; connection refused: WS_ERR_IO; 403 AccessDenied with the XML code
@@ -368,7 +369,7 @@ static void sha256_hex(const void *d, size_t n, char out[65])
 /* An s3 sink's settings, as a configuration file would give them. */
 struct s3_settings {
     const char *endpoint, *bucket, *prefix, *region;
-    bool path_style;
+    bool path_style, conditional;
     long timeout_ms;
 };
 
@@ -393,9 +394,9 @@ static ws_err_t create(const struct s3_settings *c, struct ws_sink **s, char *er
 
     snprintf(set, sizeof set,
              "sinks=[{\"type\":\"s3\",\"endpoint\":\"%s\",\"bucket\":\"%s\",\"prefix\":\"%s\","
-             "\"region\":\"%s\",\"path_style\":%s,\"timeout_ms\":%ld}]",
+             "\"region\":\"%s\",\"path_style\":%s,\"timeout_ms\":%ld,\"conditional_writes\":%s}]",
              c->endpoint, c->bucket, c->prefix, c->region, c->path_style ? "true" : "false",
-             c->timeout_ms);
+             c->timeout_ms, c->conditional ? "true" : "false");
     *s = NULL;
     if ((err = ws_config_load(NULL, sets, 1, ws_sink_types(), &cfg, errbuf, errlen)))
         return err;
@@ -790,6 +791,49 @@ out:
     ws_sink_destroy(s);
 }
 
+/* conditional_writes on a store that honours If-None-Match: no GETs, the 412 does the check */
+static void test_conditional(void)
+{
+    struct s3_settings c = conf(endpoint, 5000);
+    struct ws_sink *s = NULL;
+    char errbuf[1024];
+    unsigned char *other = malloc(evlen);
+
+    c.conditional = true;
+    CHECK_OK(create(&c, &s, errbuf, sizeof errbuf));
+    if (!s || !other)
+        goto out;
+    reset_server();
+    srv.honor_inm = true;
+    CHECK_OK(publish(s, errbuf, sizeof errbuf));
+    CHECK(count_reqs("GET") == 0 && count_reqs("PUT") == 2);
+    CHECK(find_req("PUT", EV_PATH) >= 0 && find_req("PUT", ENV_PATH) > find_req("PUT", EV_PATH));
+    CHECK(obj_is(EV_PATH, evdata, evlen) && obj_is(ENV_PATH, envelope, strlen(envelope)));
+    /* again (a re-processed window): 412 twice, compared, identical: success, nothing replaced */
+    srv.nlog = 0;
+    CHECK_OK(publish(s, errbuf, sizeof errbuf));
+    CHECK(count_reqs("PUT") == 2 && count_reqs("GET") == 2);
+    CHECK(srv.log[find_req("PUT", EV_PATH)].status == 412);
+    /* another evidence there: refused, not replaced, and no envelope written */
+    reset_server();
+    srv.honor_inm = true;
+    memcpy(other, evdata, evlen);
+    other[evlen / 3] ^= 0x40;
+    store_obj(EV_PATH, other, evlen);
+    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_EXISTS_DIFFERENT);
+    CHECK(obj_is(EV_PATH, other, evlen) && find_req("PUT", ENV_PATH) < 0);
+    CHECK(strstr(errbuf, "different") && strstr(errbuf, "evidence.lz4"));
+    /* another envelope there: refused (the engine may adopt it), not replaced */
+    reset_server();
+    srv.honor_inm = true;
+    store_obj(ENV_PATH, "{}", 2);
+    CHECK(publish(s, errbuf, sizeof errbuf) == WS_ERR_EXISTS_DIFFERENT);
+    CHECK(obj_is(ENV_PATH, "{}", 2) && obj_is(EV_PATH, evdata, evlen));
+out:
+    free(other);
+    ws_sink_destroy(s);
+}
+
 static void test_token_and_vhost(void)
 {
     struct ws_sink *s;
@@ -1096,6 +1140,7 @@ int main(void)
     test_retriable();
     test_permanent();
     test_write_once();
+    test_conditional();
     test_token_and_vhost();
     test_client_uris();
     use_checker = checker_s3; /* the client's requests: keys encoded once, as S3 signs them */
