@@ -503,11 +503,16 @@ static ws_err_t needs_write(const char *path, const struct source *src, char *er
  * only its directory's fsync, which the caller does once for the window. WS_OK: linked, or our
  * bytes were already there (write once: EEXIST is compared); WS_ERR_NOT_FOUND: no link can be
  * made here (another filesystem, or one without hard links: f->no_link from then on, copies);
- * any other error stands.
+ * any other error stands. The bytes were checked through src, the link is made by name: what
+ * the new name holds is checked again (want: the inode src->fd is open on; NULL: the bytes,
+ * for a small envelope), and a link to anything else is taken back (the spool's name moved to
+ * another file in between; retriable).
  */
 static ws_err_t put_link(struct file_sink *f, const char *from, const char *path,
-                         const struct source *src, char *errbuf, size_t errlen)
+                         const struct source *src, const struct stat *want, char *errbuf,
+                         size_t errlen)
 {
+    struct stat got;
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
     ws_err_t err;
@@ -517,8 +522,14 @@ static ws_err_t put_link(struct file_sink *f, const char *from, const char *path
         if ((err = ws_mkdirs(dir, errbuf, errlen)))
             return err;
     }
-    if (linkat(AT_FDCWD, from, AT_FDCWD, path, 0) == 0)
-        return WS_OK;
+    if (linkat(AT_FDCWD, from, AT_FDCWD, path, 0) == 0) {
+        if (want ? stat(path, &got) == 0 && got.st_dev == want->st_dev && got.st_ino == want->st_ino
+                 : compare_existing(path, src, errbuf, errlen) == WS_OK)
+            return WS_OK;
+        unlink(path);
+        return ws_fail(WS_ERR_IO, errbuf, errlen, "%s: the spool file changed while it was linked",
+                       path);
+    }
     switch (errno) {
     case EEXIST: /* another writer since needs_write: ours only if it holds our bytes */
         err = compare_existing(path, src, errbuf, errlen);
@@ -528,6 +539,7 @@ static ws_err_t put_link(struct file_sink *f, const char *from, const char *path
     case EXDEV:
     case EPERM: /* a filesystem without hard links (FAT, some FUSE and network mounts) */
     case EOPNOTSUPP:
+    case ENOSYS: /* FUSE without link support (sshfs without its hardlink extension) */
     case EMLINK:
         f->no_link = errno != EMLINK;
         return WS_ERR_NOT_FOUND;
@@ -618,7 +630,7 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     /* The evidence: linked to the spool's file when the two share a filesystem, else copied. */
     err = needs_write(evpath, &ev, errbuf, errlen);
     if (err == WS_ERR_NOT_FOUND && !f->no_link)
-        err = put_link(f, a->evidence_path, evpath, &ev, errbuf, errlen);
+        err = put_link(f, a->evidence_path, evpath, &ev, &st, errbuf, errlen);
     if (err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = evpath, .src = &ev};
     else if (err)
@@ -629,7 +641,7 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     env_err = needs_write(envpath, &env, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND && n == 0 && !f->no_link && a->envelope_path &&
         same_file_bytes(a->envelope_path, a->envelope, a->envelope_len))
-        env_err = put_link(f, a->envelope_path, envpath, &env, why, sizeof why);
+        env_err = put_link(f, a->envelope_path, envpath, &env, NULL, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = envpath, .src = &env};
     /* Nothing left to copy (linked, or already there): fsync their directory anyway, for the

@@ -369,10 +369,12 @@ grep -q "2 chains verified, 0 failed" "$T/last.out" && ok "audit verified both c
     bad "audit output: $(tail -3 "$T/last.out")"
 ev="$T/att/$QB/00000000000000000003.evidence.lz4"
 cp "$ev" "$T/saved.lz4"
+# a new file put in place, never the object rewritten: with the file sink's hard links the
+# object may still be the spool's file too
 $PY -c "
-import sys
+import os, sys
 p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[len(b) // 2] ^= 0x01
-open(p, 'wb').write(b)" "$ev"
+open(p + '.t', 'wb').write(b); os.replace(p + '.t', p)" "$ev"
 expect 1 "windowseal audit with one flipped evidence byte in $QB/3" \
     "$WS" audit "$T/att" --pubkey "$T/k.pub"
 if grep -q "FAIL $QB: 00000000000000000003.dsse.json" "$T/last.out"; then
@@ -382,7 +384,7 @@ else
 fi
 grep -q "ok   $QA" "$T/last.out" && ok "audit still passes the intact chain of $QA" ||
     bad "audit output lacks 'ok   $QA'"
-cp "$T/saved.lz4" "$ev"
+cp "$T/saved.lz4" "$ev.t" && mv "$ev.t" "$ev"
 expect 0 "windowseal audit after restoring the byte" "$WS" audit "$T/att" --pubkey "$T/k.pub"
 
 step "10: windowseal demo"
