@@ -283,7 +283,6 @@ static ws_err_t resume_from_spool(struct ws_engine *e, struct query *q, struct p
     memcpy(p->envelope, sw->envelope, sw->envelope_len + 1);
     p->envelope_len = sw->envelope_len;
     snprintf(p->evidence_path, sizeof p->evidence_path, "%s", sw->evidence_path);
-    ws_spool_path(e->spool, q->id, p->n.batch_id, ".dsse.json", p->envelope_path);
     spooled(p, v.leaf_count, v.bytes);
     p->resumed = true;
     ws_log(WS_LOG_INFO, "window_resumed", "query=%s batch=%lld source=spool", q->id,
@@ -353,7 +352,6 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
     if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope, p->envelope_len,
                                      errbuf, errlen)))
         goto out;
-    ws_spool_path(e->spool, q->id, p->n.batch_id, ".dsse.json", p->envelope_path);
     spooled(p, res.leaf_count, res.bytes);
 out:
     ws_window_destroy(w);

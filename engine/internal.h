@@ -70,8 +70,7 @@ struct pending {
     char *envelope;
     size_t envelope_len;
     char evidence_path[PATH_MAX];
-    char envelope_path[PATH_MAX]; /* the spooled envelope: p->envelope's bytes, unless adopted */
-    unsigned sinks_done;          /* bitmask */
+    unsigned sinks_done; /* bitmask */
     bool head_done;
     struct ws_head new_head;
     uint64_t window_records, window_bytes;

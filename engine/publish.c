@@ -107,17 +107,14 @@ static ws_err_t try_adopt(struct ws_engine *e, const struct query *q, struct pen
     return WS_OK;
 }
 
+/* envelope_path: the spooled envelope's file for the object stores (a file sink may link it),
+ * NULL for the topic. */
 static void artifact(const struct query *q, const struct pending *p, char window_id[],
-                     struct ws_artifact *a)
+                     const char *envelope_path, struct ws_artifact *a)
 {
     ws_window_id(q->id, p->n.batch_id, window_id);
-    *a = (struct ws_artifact){q->id,
-                              p->n.batch_id,
-                              window_id,
-                              p->envelope,
-                              p->envelope_len,
-                              p->evidence_path,
-                              p->envelope_path[0] ? p->envelope_path : NULL};
+    *a = (struct ws_artifact){q->id,           p->n.batch_id,    window_id,    p->envelope,
+                              p->envelope_len, p->evidence_path, envelope_path};
 }
 
 static void sink_failed(struct ws_engine *e, const struct query *q, const char *window_id,
@@ -149,18 +146,19 @@ static void sink_published(struct ws_engine *e, struct pending *p, size_t i)
 ws_err_t eng_store(struct ws_engine *e, struct ws_sink *const *sinks, const struct query *q,
                    struct pending *p, char *errbuf, size_t errlen)
 {
-    char window_id[WS_WINDOW_ID_MAX];
+    char window_id[WS_WINDOW_ID_MAX], envelope_path[PATH_MAX];
     struct ws_artifact a;
     ws_err_t err;
 
-    artifact(q, p, window_id, &a);
+    ws_spool_path(e->spool, q->id, p->n.batch_id, ".dsse.json", envelope_path);
+    artifact(q, p, window_id, envelope_path, &a);
     for (size_t i = 0; i + 1 < e->nsinks; i++) {
         if (p->sinks_done & (1u << i))
             continue;
         err = ws_sink_publish(sinks[i], &a, errbuf, errlen);
         if (err == WS_ERR_EXISTS_DIFFERENT &&
             try_adopt(e, q, p, sinks[i], errbuf, errlen) == WS_OK) {
-            artifact(q, p, window_id, &a);
+            artifact(q, p, window_id, envelope_path, &a);
             err = ws_sink_publish(sinks[i], &a, errbuf, errlen);
         }
         if (!err)
@@ -232,7 +230,7 @@ ws_err_t eng_topic_submit(struct ws_engine *e, struct query *q, struct pending *
 
     if (!new_delivery(p))
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory");
-    artifact(q, p, window_id, &a);
+    artifact(q, p, window_id, NULL, &a);
     if ((err = ws_sink_submit(e->sinks[e->nsinks - 1], &a, p->dv, errbuf, errlen))) {
         free(p->dv);
         p->dv = NULL;

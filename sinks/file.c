@@ -457,7 +457,9 @@ static ws_err_t compare_existing(const char *path, const struct source *src, cha
     }
     if ((uint64_t)st.st_size != src->size)
         goto out_different;
-    if (!(theirs = malloc(CHUNK)) || (src->fd >= 0 && !(ours = malloc(CHUNK)))) {
+    /* pieces of at most CHUNK: a small object (an envelope) takes buffers of its own size */
+    size_t cap = src->size < CHUNK ? (size_t)src->size + 1 : CHUNK;
+    if (!(theirs = malloc(cap)) || (src->fd >= 0 && !(ours = malloc(cap)))) {
         err = ws_fail(WS_ERR_NOMEM, errbuf, errlen, "%s: out of memory", path);
         goto out_free;
     }
@@ -549,25 +551,6 @@ static ws_err_t put_link(struct file_sink *f, const char *from, const char *path
     }
 }
 
-/* Does the spool file at path hold exactly the n bytes at want? (An envelope: small.) */
-static bool same_file_bytes(const char *path, const char *want, size_t n)
-{
-    char *buf = NULL;
-    struct stat st;
-    bool same = false;
-    size_t got;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-    if (fd < 0)
-        return false;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == n &&
-        (buf = malloc(n ? n : 1)) && read_at(fd, 0, buf, n, &got) == 0 && got == n)
-        same = memcmp(buf, want, n) == 0;
-    free(buf);
-    close(fd);
-    return same;
-}
-
 static ws_err_t file_create(const void *opts, const struct ws_sink_ctx *ctx, struct ws_sink **out,
                             char *errbuf, size_t errlen)
 {
@@ -609,7 +592,7 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     struct file_sink *f = (struct file_sink *)s;
     struct source ev = {.path = a->evidence_path};
     struct source env = {.fd = -1, .mem = a->envelope, .size = a->envelope_len};
-    char name[256], evpath[PATH_MAX], envpath[PATH_MAX], why[512] = "";
+    char name[256], evpath[PATH_MAX], envpath[PATH_MAX], why[512] = "", scratch[512];
     struct put set[MAX_PUTS];
     struct stat st;
     size_t n = 0;
@@ -640,7 +623,7 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
      * differs is reported, but the evidence before it is still written. */
     env_err = needs_write(envpath, &env, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND && n == 0 && !f->no_link && a->envelope_path &&
-        same_file_bytes(a->envelope_path, a->envelope, a->envelope_len))
+        compare_existing(a->envelope_path, &env, scratch, sizeof scratch) == WS_OK)
         env_err = put_link(f, a->envelope_path, envpath, &env, NULL, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = envpath, .src = &env};
