@@ -129,5 +129,7 @@ void ws_log_setup(const char *level, const char *format);
 /* kv is "key=value key2=value2"-style text already escaped by the caller for logfmt; msg free. */
 void ws_log(enum ws_log_level lvl, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Would ws_log print at lvl? For lines that cost something to assemble. */
+bool ws_log_enabled(enum ws_log_level lvl);
 
 #endif /* WS_DISK_H */

@@ -40,6 +40,11 @@ static void json_escape(FILE *f, const char *s)
     }
 }
 
+bool ws_log_enabled(enum ws_log_level lvl)
+{
+    return lvl >= min_level;
+}
+
 void ws_log(enum ws_log_level lvl, const char *event, const char *fmt, ...)
 {
     char detail[2048], ts[32];

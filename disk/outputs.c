@@ -616,8 +616,8 @@ static void run_workers(struct shared *sh)
 
     for (unsigned i = 1; i < n; i++)
         if (pthread_create(&th[started], NULL, worker, sh) == 0)
-            started++;
-    worker(sh); /* the caller is a worker too */
+            (void)pthread_setname_np(th[started++], "ws:digest"); /* for top -H, perf */
+    worker(sh);                                                   /* the caller is a worker too */
     for (unsigned i = 0; i < started; i++)
         pthread_join(th[i], NULL);
 }

@@ -303,6 +303,7 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
     struct ws_spool_window sw;
     ws_err_t err;
 
+    eng_mark(p, MK_BUILD);
     /* After a restart the window may already be complete in the spool: deliver, don't redo. */
     if (ws_spool_lookup(e->spool, q->id, p->n.batch_id, &sw, errbuf, errlen) == WS_OK) {
         err = resume_from_spool(e, q, p, &sw, errbuf, errlen);
@@ -339,6 +340,7 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
     if ((err = fetch_window(e, r, h, p, w, &res, errbuf, errlen)) ||
         (err = check_input_rows(q, p, &res, errbuf, errlen)))
         goto out;
+    eng_mark(p, MK_READ);
     if ((err = ws_evidence_finish(ew))) {
         ws_fail(err, errbuf, errlen, "evidence: %s", ws_strerror(err));
         goto out;
@@ -346,13 +348,16 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
     if ((err = ws_spool_commit(sf, &path, errbuf, errlen)))
         goto out;
     snprintf(p->evidence_path, sizeof p->evidence_path, "%s", path);
+    eng_mark(p, MK_EVIDENCE);
     if ((err = seal(e, lake, q, p, &res, errbuf, errlen)))
         goto out;
+    eng_mark(p, MK_SEALED);
     WS_TEST_HOOK("spool_envelope");
     if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope, p->envelope_len,
                                      errbuf, errlen)))
         goto out;
     spooled(p, res.leaf_count, res.bytes);
+    eng_mark(p, MK_SPOOLED);
 out:
     ws_window_destroy(w);
     ws_evidence_writer_destroy(ew);

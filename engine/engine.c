@@ -285,6 +285,37 @@ static void backoff(struct ws_engine *e, struct pending *p)
     ws_metrics_add(e->metrics, "windowseal_retries_total", NULL, 1);
 }
 
+/*
+ * "window_timing query=q batch=b ms: wait=.. read=.. ... total=..": each figure is the time from
+ * the mark before to that one (enum mark), total from received to the head acknowledged. The
+ * attestation's Kafka CreateTime is taken at produce: received..topic is the engine's share of
+ * the notification-to-attestation latency (bench_slowstore latency prints their medians).
+ */
+void eng_log_timing(const struct query *q, const struct pending *p)
+{
+    static const char *const names[MK_COUNT] = {
+        [MK_BUILD] = "wait",          [MK_READ] = "read",        [MK_EVIDENCE] = "evidence",
+        [MK_SEALED] = "seal",         [MK_SPOOLED] = "envelope", [MK_BUILT] = "to_engine",
+        [MK_STORE] = "to_store",      [MK_STORED] = "store",     [MK_TOPIC] = "to_topic",
+        [MK_TOPIC_ACK] = "topic_ack", [MK_HEAD_ACK] = "head_ack"};
+    char buf[512];
+    size_t n = 0;
+    int64_t prev = p->mark[MK_RECEIVED];
+
+    if (!prev || !ws_log_enabled(WS_LOG_DEBUG))
+        return;
+    for (int m = MK_RECEIVED + 1; m < MK_COUNT && n < sizeof buf; m++) {
+        if (!p->mark[m])
+            continue;
+        n += (size_t)snprintf(buf + n, sizeof buf - n, " %s=%.2f", names[m],
+                              (double)(p->mark[m] - prev) / 1e3);
+        prev = p->mark[m];
+    }
+    ws_log(WS_LOG_DEBUG, "window_timing", "query=%s batch=%lld ms:%s total=%.2f", q->id,
+           (long long)p->n.batch_id, n < sizeof buf ? buf : "",
+           (double)(prev - p->mark[MK_RECEIVED]) / 1e3);
+}
+
 static const char *stage_name(enum stage s)
 {
     static const char *const names[] = {"queued", "building", "spooled",    "storing",
@@ -384,8 +415,11 @@ static bool step_produce(struct ws_engine *e, struct query *q, struct pending *p
                     : eng_head_submit(e, q, p, errbuf, errlen);
         if (err && err != WS_ERR_AGAIN) /* AGAIN: the producer's queue drains as reports come */
             failed(e, q, p, err, errbuf);
-        else if (!err)
+        else if (!err) {
+            if (topic)
+                eng_mark(p, MK_TOPIC);
             WS_TEST_HOOK(topic ? "topic_submitted" : "head_submitted");
+        }
         return false; /* sent: the report comes in a later step */
     }
     if (!p->dv->done)
@@ -399,6 +433,9 @@ static bool step_produce(struct ws_engine *e, struct query *q, struct pending *p
     }
     p->attempts = 0;
     p->stage = topic ? ST_HEAD : ST_DONE;
+    eng_mark(p, topic ? MK_TOPIC_ACK : MK_HEAD_ACK);
+    if (!topic)
+        eng_log_timing(q, p);
     return true;
 }
 
@@ -459,6 +496,7 @@ static void advance_query(struct ws_engine *e, struct query *q)
 /* What the engine thread keeps of a window built on a worker: stats, counters, its stage. */
 static void build_finished(struct ws_engine *e, struct query *q, struct pending *p)
 {
+    eng_mark(p, MK_BUILT);
     p->stage = ST_SPOOLED;
     p->attempts = 0;
     e->stats.records += p->window_records;

@@ -210,6 +210,9 @@ ws_err_t eng_hasher_new(struct eng_hasher **out, char *errbuf, size_t errlen)
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "cannot start a compressor thread");
     }
     h->zstarted = true;
+    /* "ws:hash", "ws:lz4": what `top -H`, perf and gdb show (best effort) */
+    (void)pthread_setname_np(h->thread, "ws:hash");
+    (void)pthread_setname_np(h->zthread, "ws:lz4");
     *out = h;
     return WS_OK;
 }

@@ -217,6 +217,7 @@ ws_err_t eng_intake(struct ws_engine *e, const struct ws_kafka_msg *m)
     }
     ws_log(WS_LOG_DEBUG, "received", "query=%s batch=%lld partition=%d offset=%lld", q->id,
            (long long)p->n.batch_id, p->partition, (long long)p->offset);
+    eng_mark(p, MK_RECEIVED);
     queue_insert(q, p);
     return WS_OK;
 }

@@ -45,6 +45,31 @@ enum stage {
     ST_DONE,       /* attested, duplicate or dead-lettered: its offset may be committed */
 };
 
+struct query;
+
+/*
+ * Where a window's time goes: the monotonic microseconds at which it passed each point, written
+ * by whoever holds the window then (its stage says who: the worker between submit and done,
+ * else the engine thread), read on the engine thread once it is done, for the debug line
+ * "window_timing" (eng_log_timing). A retry overwrites the later marks; 0: not passed (a window
+ * resumed from the spool skips the build's).
+ */
+enum mark {
+    MK_RECEIVED,  /* intake: parsed and queued */
+    MK_BUILD,     /* a build worker starts it */
+    MK_READ,      /* every record read and hashed (the evidence still open) */
+    MK_EVIDENCE,  /* the evidence durable in the spool */
+    MK_SEALED,    /* statement made and signed */
+    MK_SPOOLED,   /* the envelope durable in the spool: the worker is done */
+    MK_BUILT,     /* back on the engine thread */
+    MK_STORE,     /* a store worker starts it */
+    MK_STORED,    /* every object store holds it, the checkpoint written */
+    MK_TOPIC,     /* the attestation produced (its Kafka CreateTime is about now) */
+    MK_TOPIC_ACK, /* ... and acknowledged */
+    MK_HEAD_ACK,  /* the chain head acknowledged: done */
+    MK_COUNT
+};
+
 struct pending {
     int32_t partition;
     int64_t offset;
@@ -77,8 +102,16 @@ struct pending {
     struct ws_kafka_delivery *dv; /* ST_STORED, ST_HEAD: the message in flight (heap) */
     ws_err_t job_err;             /* ST_BUILDING, ST_STORING: the worker's outcome ... */
     char job_why[512];            /* ... and its reason */
-    struct pending *next; /* in its query's queue: by batch id, or in arrival order (orphans) */
+    struct pending *next;   /* in its query's queue: by batch id, or in arrival order (orphans) */
+    int64_t mark[MK_COUNT]; /* enum mark */
 };
+
+static inline void eng_mark(struct pending *p, enum mark m)
+{
+    p->mark[m] = ws_clock_us();
+}
+/* The debug line "window_timing": milliseconds between the marks a window passed. */
+void eng_log_timing(const struct query *q, const struct pending *p);
 
 struct query {
     char id[129];

@@ -109,6 +109,15 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* "ws:build0", "ws:store1": what `top -H`, perf and gdb show (at most 15 bytes; best effort). */
+static void name_thread(pthread_t t, const char *what, unsigned i)
+{
+    char name[16];
+
+    snprintf(name, sizeof name, "ws:%.6s%u", what, i);
+    (void)pthread_setname_np(t, name);
+}
+
 ws_err_t eng_pool_new(struct ws_engine *e, const struct eng_work *work, unsigned nworkers,
                       struct eng_pool **out, char *errbuf, size_t errlen)
 {
@@ -138,6 +147,7 @@ ws_err_t eng_pool_new(struct ws_engine *e, const struct eng_work *work, unsigned
             return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "cannot start %s worker %u", work->name,
                            i);
         w->started = true;
+        name_thread(w->thread, work->name, i);
     }
     return WS_OK;
 }

@@ -197,9 +197,13 @@ static ws_err_t store_run(struct ws_engine *e, void *ctx, struct query *q, struc
                           char *errbuf, size_t errlen)
 {
     struct store_ctx *c = ctx;
+    ws_err_t err;
 
     WS_TEST_HOOK("store_worker");
-    return eng_store(e, c->sinks, q, p, errbuf, errlen);
+    eng_mark(p, MK_STORE);
+    if (!(err = eng_store(e, c->sinks, q, p, errbuf, errlen)))
+        eng_mark(p, MK_STORED);
+    return err;
 }
 
 static void store_close(void *ctx)

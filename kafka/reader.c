@@ -287,11 +287,12 @@ static void list_offsets(rd_kafka_t *rk, const struct ws_kafka_range *rg, const 
 /*
  * Wait until every range idx[0..n) is retained and complete, ranges judged in window order: the
  * first permanent failure (unknown partition, records no longer retained) ends the wait at once;
- * incomplete ranges and retriable query failures are asked again until the deadline.
+ * incomplete ranges and retriable query failures are asked again until the deadline. On success
+ * end[i] is range i's high watermark as the broker last answered (>= its until).
  */
 static ws_err_t wait_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *rg,
-                            const size_t *idx, size_t n, int64_t deadline, char *errbuf,
-                            size_t errlen)
+                            const size_t *idx, size_t n, int64_t deadline, int64_t *end,
+                            char *errbuf, size_t errlen)
 {
     int64_t *lo = NULL, *hi, seen_hi = -1; /* seen_hi: kept from the last round answered */
     rd_kafka_resp_err_t *elo = NULL, *ehi;
@@ -344,8 +345,10 @@ static ws_err_t wait_ranges(struct ws_kafka_reader *r, const struct ws_kafka_ran
                 pending = true;
             }
         }
-        if (!pending)
+        if (!pending) {
+            memcpy(end, hi, n * sizeof(*end));
             goto out_free;
+        }
         if (ws_kafka_int_left(deadline, WMARK_RETRY_MS) == 0)
             break;
         sleep_ms(ws_kafka_int_left(deadline, WMARK_RETRY_MS));
@@ -447,6 +450,7 @@ struct slot {
     const struct ws_kafka_range *g;
     rd_kafka_queue_t *q; /* the partition's own fetch queue, split off the consumer queue */
     bool assigned;
+    bool at_end;          /* until was the partition's high watermark when the read began */
     bool capped;          /* its queue was last seen at a cap: the fetcher may be parked */
     uint64_t taken, size; /* records taken and their key + value bytes: the average size */
     size_t left;          /* queue length after the last take */
@@ -694,10 +698,17 @@ static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_
  * records to the consumer queue. The split sticks for the partition's life (librdkafka marks the
  * queue app-forwarded, and a later fetch start leaves such a queue alone), so doing it again on
  * every read is a no-op that also covers a partition librdkafka recreated meanwhile.
+ *
+ * A drained range is unassigned at once, so that its partition stops fetching beyond until,
+ * unless it ended at its partition's high watermark (end[i], from wait_ranges; NULL: unknown):
+ * then only what is produced to it during the read can be fetched beyond until, and it is left
+ * assigned until the one unassign at the end. Each incremental unassign is a round trip to
+ * librdkafka's main thread (~50 us measured, 0.35 ms of a 1000-record read over 8 partitions),
+ * and a caught-up stream job's batches end at the log end.
  */
 static ws_err_t fetch_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *rg,
-                             const size_t *idx, size_t n, int64_t deadline, ws_kafka_record_fn fn,
-                             void *opaque, char *errbuf, size_t errlen)
+                             const size_t *idx, size_t n, const int64_t *end, int64_t deadline,
+                             ws_kafka_record_fn fn, void *opaque, char *errbuf, size_t errlen)
 {
     rd_kafka_resp_err_t kerr;
     struct slot *s;
@@ -714,11 +725,12 @@ static ws_err_t fetch_ranges(struct ws_kafka_reader *r, const struct ws_kafka_ra
             goto out_unassign;
         }
         rd_kafka_queue_forward(s[i].q, NULL);
+        s[i].at_end = end && end[i] == s[i].g->until;
     }
     for (i = 0; i < n && !err; i++) {
         err = drain(r, s, n, i, &next, deadline, fn, opaque, errbuf, errlen);
         /* Done with it: stop fetching beyond until (the last one goes with the rest below). */
-        if (!err && i + 1 < n)
+        if (!err && i + 1 < n && !s[i].at_end)
             err = reassign(r, s, i, i + 1, false, errbuf, errlen);
     }
 
@@ -752,7 +764,7 @@ ws_err_t ws_kafka_read_ranges(struct ws_kafka_reader *r, const struct ws_kafka_r
                               size_t n, int timeout_ms, ws_kafka_record_fn fn, void *opaque,
                               char *errbuf, size_t errlen)
 {
-    int64_t deadline;
+    int64_t deadline, *end;
     size_t i, ne = 0, *idx;
     ws_err_t err;
 
@@ -776,17 +788,23 @@ ws_err_t ws_kafka_read_ranges(struct ws_kafka_reader *r, const struct ws_kafka_r
     }
     if (ne == 0)
         return WS_OK; /* nothing to read: no broker request */
-    if (!(idx = malloc(ne * sizeof(*idx))))
+    idx = malloc(ne * sizeof(*idx));
+    end = malloc(ne * sizeof(*end));
+    if (!idx || !end) {
+        free(idx);
+        free(end);
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %zu ranges", ne);
+    }
     for (i = 0, ne = 0; i < n; i++)
         if (ranges[i].from < ranges[i].until)
             idx[ne++] = i;
     deadline = ws_clock_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     r->last_error[0] = '\0';
-    err = wait_ranges(r, ranges, idx, ne, deadline, errbuf, errlen);
+    err = wait_ranges(r, ranges, idx, ne, deadline, end, errbuf, errlen);
     if (!err)
-        err = fetch_ranges(r, ranges, idx, ne, deadline, fn, opaque, errbuf, errlen);
+        err = fetch_ranges(r, ranges, idx, ne, end, deadline, fn, opaque, errbuf, errlen);
     free(idx);
+    free(end);
     return err;
 }
 
@@ -883,7 +901,7 @@ ws_err_t ws_kafka_read_all(struct ws_kafka_reader *r, const char *topic, ws_kafk
         g.from = lo;
         g.until = hi;
         if (!err && lo < hi)
-            err = fetch_ranges(r, &g, &zero, 1, deadline, fn, opaque, errbuf, errlen);
+            err = fetch_ranges(r, &g, &zero, 1, NULL, deadline, fn, opaque, errbuf, errlen);
         if (err)
             return err;
     }

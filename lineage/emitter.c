@@ -649,6 +649,7 @@ ws_err_t ws_lineage_emitter_new(const struct ws_lineage_emitter_conf *conf,
         goto fail;
     }
     em->started = true;
+    (void)pthread_setname_np(em->worker, "ws:lineage"); /* for top -H, perf, gdb */
     *out = em;
     return WS_OK;
 fail:

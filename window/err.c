@@ -50,6 +50,14 @@ int64_t ws_clock_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t ws_clock_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 ws_err_t ws_fail(ws_err_t err, char *errbuf, size_t errlen, const char *fmt, ...)
 {
     va_list ap;

@@ -91,6 +91,7 @@ bool ws_err_retriable(ws_err_t err);   /* true: the engine may retry with backof
 
 /* Milliseconds of CLOCK_MONOTONIC: deadlines, backoff and durations (never in a statement). */
 int64_t ws_clock_ms(void);
+int64_t ws_clock_us(void); /* CLOCK_MONOTONIC, microseconds */
 
 /* snprintf into errbuf (if non-NULL) and return err: `return ws_fail(e, eb, el, "x %d", 1);` */
 ws_err_t ws_fail(ws_err_t err, char *errbuf, size_t errlen, const char *fmt, ...)

@@ -122,6 +122,9 @@ void bench_s3_credentials(void); /* AWS_* in the environment as s3rver knows the
 
 enum { BENCH_TAP_REBALANCE, BENCH_TAP_RECEIVED, BENCH_TAP_ATTESTED, BENCH_TAP_NEV };
 #define BENCH_TAP_BATCHES 4096
+/* the stages of the engine's window_timing line (engine/internal.h, enum mark), in order */
+#define BENCH_TAP_NSTAGES 11
+extern const char *const bench_tap_stages[BENCH_TAP_NSTAGES];
 
 struct bench_tap {
     int saved, rfd;
@@ -130,6 +133,10 @@ struct bench_tap {
     /* wall-clock ms (CLOCK_REALTIME, as Kafka's CreateTime) when the engine logged that it
      * received batch b (the first time): 0 none */
     double received_wall[BENCH_TAP_BATCHES];
+    /* the engine's `window_timing` debug line of batch b: ms of each stage (bench_tap_stages),
+     * -1 where the line had none; has_timing[b]: a line was seen */
+    float stage_ms[BENCH_TAP_BATCHES][BENCH_TAP_NSTAGES];
+    bool has_timing[BENCH_TAP_BATCHES];
 };
 
 /* stderr into a pipe read by a thread, ws_log at `level` (logfmt); lines other than debug and

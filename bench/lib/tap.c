@@ -5,7 +5,8 @@
  * bench_tap_start points fd 2 at a pipe and raises ws_log to `level`; a thread reads the pipe
  * and notes, with the monotonic clock, the first line of each event (rebalance: the group join;
  * received: a notification polled, a debug line; window_attested), and, with the wall clock
- * (comparable with Kafka's CreateTime), when each batch id was first received. Lines other than
+ * (comparable with Kafka's CreateTime), when each batch id was first received, and each batch's
+ * window_timing line (where the engine's time went, stage by stage). Lines other than
  * debug and info go on to the real stderr, so a warning or an error still shows. bench_tap_stop
  * puts ws_log back to warn and fd 2 back, which closes the pipe's last write end: the thread
  * reads EOF and is joined, after which the bench reads what it noted. One tap at a time.
@@ -21,6 +22,28 @@
 
 /* by enum BENCH_TAP_* */
 static const char *const tap_events[BENCH_TAP_NEV] = {"rebalance", "received", "window_attested"};
+
+const char *const bench_tap_stages[BENCH_TAP_NSTAGES] = {
+    "wait",     "read",  "evidence", "seal",      "envelope", "to_engine",
+    "to_store", "store", "to_topic", "topic_ack", "head_ack"};
+
+/* "... event=window_timing detail... query=q batch=b ms: wait=0.05 read=1.20 ... total=..." */
+static void note_timing(struct bench_tap *tp, const char *line)
+{
+    const char *b = strstr(line, " batch=");
+    long long batch = b ? strtoll(b + 7, NULL, 10) : -1;
+
+    if (batch < 0 || batch >= BENCH_TAP_BATCHES || tp->has_timing[batch])
+        return;
+    for (int s = 0; s < BENCH_TAP_NSTAGES; s++) {
+        char pat[32];
+        const char *v;
+        snprintf(pat, sizeof pat, " %s=", bench_tap_stages[s]);
+        v = strstr(line, pat);
+        tp->stage_ms[batch][s] = v ? strtof(v + strlen(pat), NULL) : -1.0f;
+    }
+    tp->has_timing[batch] = true;
+}
 
 static void *tap_main(void *arg)
 {
@@ -48,6 +71,8 @@ static void *tap_main(void *arg)
                 if (batch >= 0 && batch < BENCH_TAP_BATCHES && !tp->received_wall[batch])
                     tp->received_wall[batch] = wall;
             }
+            if (strstr(line, " event=window_timing "))
+                note_timing(tp, line);
             if (!strstr(line, "level=debug") && !strstr(line, "level=info")) {
                 *nl = '\n';
                 if (write(tp->saved, line, (size_t)(nl - line + 1)) < 0)
