@@ -52,6 +52,18 @@ ws_err_t ws_spool_write(void *spool_file, const void *buf, size_t len); /* ws_wr
  * durable by the envelope's (ws_spool_put_envelope, same directory, one directory fsync). */
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf,
                          size_t errlen) WS_MUST_CHECK;
+/* The bytes are complete: start the last write and the fsync without waiting (io_uring; plain
+ * syscalls do both here). No write may follow; ws_spool_commit or ..._with_envelope wait. */
+void ws_spool_sync_start(struct ws_spool_file *f);
+/* The window's envelope beside its evidence f, both durable: the envelope written and its fsync
+ * started while f's may still run; once both are durable f is renamed into place
+ * (*evidence_path names it), then the envelope, then one directory fsync; if the envelope
+ * cannot be written neither file appears. What ws_spool_commit + ws_spool_put_envelope do,
+ * with the two fsyncs overlapping. Free f as usual afterwards, whatever the result. */
+ws_err_t ws_spool_commit_with_envelope(struct ws_spool_file *f, const char *query_id,
+                                       int64_t batch_id, const char *env, size_t len,
+                                       const char **evidence_path, char *errbuf,
+                                       size_t errlen) WS_MUST_CHECK;
 void ws_spool_abort(struct ws_spool_file *f);
 void ws_spool_file_free(struct ws_spool_file *f);
 /* The envelope beside it, durable. */

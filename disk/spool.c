@@ -6,7 +6,10 @@
  * Layout mirrors the object stores: <spool>/<queryId>/<batch20>.evidence.lz4 and .dsse.json.
  * Each file is written to "<name>.tmp", fsynced, renamed into place and the directory fsynced;
  * the evidence first, then the envelope, so an envelope in the spool means a complete window
- * (ws_spool_lookup). Removal goes the other way round: envelope first.
+ * (ws_spool_lookup). Removal goes the other way round: envelope first. The engine overlaps the
+ * two fsyncs (ws_spool_sync_start, then ws_spool_commit_with_envelope): the evidence's runs
+ * while the window is sealed and its envelope written, and both renames wait for both fsyncs,
+ * evidence first, then one directory fsync; the order of what becomes visible is unchanged.
  *
  * Write path. Bytes are staged in SPOOL_NBUF page-aligned blocks of SPOOL_BLOCK bytes; a full
  * block is written at its (block-aligned) file offset while the caller goes on producing the
@@ -99,7 +102,9 @@ struct ws_spool_file {
     uint64_t written; /* bytes accepted, counted in the spool's total */
     ws_err_t sticky;  /* first error: many writes, one check */
     int sticky_errno;
-    bool sync_done; /* the linked fsync completed (or was cancelled): sync_res */
+    bool sync_started;  /* sync_start ran: the last write and the fsync are on their way */
+    bool sync_finished; /* sync_finish ran: durable, or sticky says why not */
+    bool sync_done;     /* the linked fsync completed (or was cancelled): sync_res */
     int sync_res;
     char tmp[PATH_MAX];
     char path[PATH_MAX];
@@ -651,6 +656,7 @@ ws_err_t ws_spool_write(void *opaque, const void *buf, size_t len)
     const uint8_t *p = buf;
 
     assert(file_ok(f));
+    assert(!f->sync_started); /* ws_spool_sync_start: the bytes were complete */
     WS_TEST_HOOK("spool_write");
     while (len && !f->sticky) {
         struct block *b;
@@ -683,11 +689,36 @@ ws_err_t ws_spool_write(void *opaque, const void *buf, size_t len)
     return f->sticky;
 }
 
-/* The last block and the fsync: linked in one submission with io_uring, in order without. */
-static void flush_and_sync(struct ws_spool_file *f)
+/* The last block (linked) and the fsync, in one submission; nothing is waited for. */
+static void sync_submit(struct ws_spool_file *f, struct block *b)
+{
+    struct io_uring_sqe *sqe;
+
+    if (b && b->done < b->len)
+        prep_write(f, f->cur, IOSQE_IO_LINK);
+    if (f->sticky || !(sqe = ws_uring_sqe(f->ring))) {
+        set_sticky(f, EIO);
+        return;
+    }
+    io_uring_prep_fsync(sqe, f->fd, 0);
+    io_uring_sqe_set_data64(sqe, tag(f, SPOOL_NBUF));
+    f->sync_done = false;
+    io_uring_submit(&f->ring->ring);
+}
+
+/*
+ * The file's bytes are all written: start the last block's write and the fsync. With io_uring
+ * they are linked in one submission and not waited for (sync_finish reaps them), so the caller
+ * can go on — sealing the window, writing its envelope — while the disk works. The earlier
+ * blocks are reaped first: a linked fsync only orders after its own link. Without io_uring the
+ * write and the fsync are done here.
+ */
+static void sync_start(struct ws_spool_file *f)
 {
     struct block *b = f->cur >= 0 ? &f->blk[f->cur] : NULL;
 
+    assert(!f->sync_started);
+    f->sync_started = true;
     drain(f);
     if (b)
         b->done = 0;
@@ -698,18 +729,19 @@ static void flush_and_sync(struct ws_spool_file *f)
             set_sticky(f, errno);
         return;
     }
-    while (!f->sticky) {
-        struct io_uring_sqe *sqe;
-        if (b && b->done < b->len)
-            prep_write(f, f->cur, IOSQE_IO_LINK);
-        if (f->sticky || !(sqe = ws_uring_sqe(f->ring))) {
-            set_sticky(f, EIO);
-            break;
-        }
-        io_uring_prep_fsync(sqe, f->fd, 0);
-        io_uring_sqe_set_data64(sqe, tag(f, SPOOL_NBUF));
-        f->sync_done = false;
-        /* A short final write resubmits its rest unlinked (complete) and cancels the fsync. */
+    if (!f->sticky)
+        sync_submit(f, b);
+}
+
+/* Wait for what sync_start submitted; a short final write resubmits its rest (unlinked: the
+ * fsync was cancelled) with a new fsync. Afterwards the bytes are durable or f->sticky says why. */
+static void sync_finish(struct ws_spool_file *f)
+{
+    struct block *b = f->cur >= 0 ? &f->blk[f->cur] : NULL;
+
+    assert(f->sync_started && !f->sync_finished);
+    f->sync_finished = true;
+    while (f->ring && !f->sticky) {
         while ((!f->sync_done || (b && b->inflight)) && f->ring->inflight && !f->sticky)
             reap_one(f);
         drain(f);
@@ -725,7 +757,9 @@ static void flush_and_sync(struct ws_spool_file *f)
         }
         if (f->sync_res == 0 && (!b || b->done == b->len))
             break;
+        sync_submit(f, b);
     }
+    drain(f); /* nothing of ours may stay in flight: the blocks go back to the pool */
     if (b)
         b->busy = false;
 }
@@ -742,7 +776,10 @@ static ws_err_t file_commit(struct ws_spool_file *f, bool sync_dir, char *errbuf
     struct stat st;
     uint64_t old = 0;
 
-    flush_and_sync(f);
+    if (!f->sync_started)
+        sync_start(f);
+    if (!f->sync_finished)
+        sync_finish(f);
     f->cur = -1;
     if (f->sticky)
         return ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp,
@@ -763,6 +800,13 @@ static ws_err_t file_commit(struct ws_spool_file *f, bool sync_dir, char *errbuf
     *strrchr(dir, '/') = '\0';
     room_made(f->spool);
     return sync_dir ? ws_fsync_dir(dir, errbuf, errlen) : WS_OK;
+}
+
+void ws_spool_sync_start(struct ws_spool_file *f)
+{
+    assert(file_ok(f));
+    if (!f->sync_started)
+        sync_start(f);
 }
 
 ws_err_t ws_spool_commit(struct ws_spool_file *f, const char **path, char *errbuf, size_t errlen)
@@ -807,6 +851,46 @@ void ws_spool_file_free(struct ws_spool_file *f)
     ws_spool_abort(f);
     ring_put(f->spool, f->ring);
     free(f);
+}
+
+/*
+ * The envelope of the window whose evidence is ev (sync started, not committed): the envelope's
+ * write and fsync go out while the evidence's may still be in flight; once both are durable the
+ * evidence is renamed into place, then the envelope, then the one directory fsync (an envelope
+ * that cannot be written leaves neither file under its name) — the same order of
+ * renames and the same durability as ws_spool_commit followed by ws_spool_put_envelope, with
+ * the two fsyncs overlapping instead of one after the other.
+ */
+ws_err_t ws_spool_commit_with_envelope(struct ws_spool_file *ev, const char *query_id,
+                                       int64_t batch_id, const char *env, size_t len,
+                                       const char **evidence_path, char *errbuf, size_t errlen)
+{
+    struct ws_spool_file *f = NULL;
+    ws_err_t err;
+
+    assert(file_ok(ev));
+    ws_spool_sync_start(ev);
+    if ((err = file_begin(ev->spool, query_id, batch_id, ".dsse.json", &f, errbuf, errlen)))
+        return err;
+    if ((err = ws_spool_write(f, env, len))) {
+        ws_fail(err, errbuf, errlen, "spool envelope: %s", ws_strerror(err));
+        goto out;
+    }
+    sync_start(f);
+    sync_finish(f); /* the envelope durable before anything is renamed: a failure shows nothing */
+    if (f->sticky) {
+        err = ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp,
+                      f->sticky_errno ? strerror(f->sticky_errno) : ws_strerror(f->sticky));
+        goto out;
+    }
+    if ((err = file_commit(ev, false, errbuf, errlen)))
+        goto out; /* the envelope's temporary file goes with f */
+    *evidence_path = ev->path;
+    WS_TEST_HOOK("spool_envelope");
+    err = file_commit(f, true, errbuf, errlen);
+out:
+    ws_spool_file_free(f);
+    return err;
 }
 
 ws_err_t ws_spool_put_envelope(struct ws_spool *s, const char *query_id, int64_t batch_id,

@@ -345,17 +345,17 @@ ws_err_t eng_build(struct ws_engine *e, struct ws_kafka_reader *r, struct eng_ha
         ws_fail(err, errbuf, errlen, "evidence: %s", ws_strerror(err));
         goto out;
     }
-    if ((err = ws_spool_commit(sf, &path, errbuf, errlen)))
-        goto out;
-    snprintf(p->evidence_path, sizeof p->evidence_path, "%s", path);
+    /* The evidence's fsync runs while the window is sealed and its envelope written; the two
+     * files are renamed in order once both are durable (ws_spool_commit_with_envelope). */
+    ws_spool_sync_start(sf);
     eng_mark(p, MK_EVIDENCE);
     if ((err = seal(e, lake, q, p, &res, errbuf, errlen)))
         goto out;
     eng_mark(p, MK_SEALED);
-    WS_TEST_HOOK("spool_envelope");
-    if ((err = ws_spool_put_envelope(e->spool, q->id, p->n.batch_id, p->envelope, p->envelope_len,
-                                     errbuf, errlen)))
+    if ((err = ws_spool_commit_with_envelope(sf, q->id, p->n.batch_id, p->envelope, p->envelope_len,
+                                             &path, errbuf, errlen)))
         goto out;
+    snprintf(p->evidence_path, sizeof p->evidence_path, "%s", path);
     spooled(p, res.leaf_count, res.bytes);
     eng_mark(p, MK_SPOOLED);
 out:

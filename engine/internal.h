@@ -58,9 +58,9 @@ enum mark {
     MK_RECEIVED,  /* intake: parsed and queued */
     MK_BUILD,     /* a build worker starts it */
     MK_READ,      /* every record read and hashed (the evidence still open) */
-    MK_EVIDENCE,  /* the evidence durable in the spool */
+    MK_EVIDENCE,  /* the evidence complete, its fsync started */
     MK_SEALED,    /* statement made and signed */
-    MK_SPOOLED,   /* the envelope durable in the spool: the worker is done */
+    MK_SPOOLED,   /* evidence and envelope durable in the spool: the worker is done */
     MK_BUILT,     /* back on the engine thread */
     MK_STORE,     /* a store worker starts it */
     MK_STORED,    /* every object store holds it, the checkpoint written */

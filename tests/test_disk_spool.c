@@ -4,7 +4,9 @@
  * The reference for "what a spool file holds" is the input itself, generated from a seeded PRNG
  * and fed in chunks of awkward sizes; the io_uring and plain-syscall backends are each compared
  * with it and with each other. Covered:
- *   - both backends write byte-identical files (raw stream, LZ4 evidence, envelope);
+ *   - both backends write byte-identical files (raw stream, LZ4 evidence, envelope, and a
+ *     window committed the engine's way: the evidence's fsync started, then
+ *     ws_spool_commit_with_envelope; found again by the resume lookup);
  *   - several threads writing and removing windows of one spool at once (the engine's build
  *     workers): every file exactly its input, the byte count exact afterwards;
  *   - nothing is visible under the final name before commit, nothing at all after abort;
@@ -13,7 +15,8 @@
  *   - spool.io_uring=on when the kernel refuses io_uring (a seccomp filter in a child) is an
  *     error naming io_uring, and auto falls back;
  *   - a 2 MiB tmpfs: ENOSPC becomes WS_ERR_NOSPACE, no partial file, ws_spool_full() reflects
- *     both the byte bound and the full disk. This part needs mount(2) in a private mount
+ *     both the byte bound and the full disk, and an envelope that does not fit beside an
+ *     evidence whose fsync is in flight leaves neither file. This part needs mount(2) in a private mount
  *     namespace (root in CI); without it every other check still runs and the program exits 77.
  */
 #include "disk/disk.h"
@@ -199,14 +202,34 @@ static void write_window(enum ws_io_mode mode, const char *dir, int64_t batch, c
     ws_spool_file_free(f);
     CHECK(ws_spool_put_envelope(s, QID, batch + 1, (const char *)data, 5000, errbuf,
                                 sizeof errbuf) == WS_OK);
+    /* batch+2: the engine's path, the evidence's fsync started before its envelope is written */
+    CHECK(ws_spool_begin(s, QID, batch + 2, &f, errbuf, sizeof errbuf) == WS_OK);
+    CHECK(feed(f, data, len) == WS_OK);
+    ws_spool_sync_start(f);
+    ws_spool_sync_start(f); /* twice: no-op */
+    ws_spool_path(s, QID, batch + 2, ".evidence.lz4", path);
+    CHECK(!exists(path)); /* started is not committed */
+    committed = NULL;
+    CHECK(ws_spool_commit_with_envelope(f, QID, batch + 2, (const char *)data + 1, 4000, &committed,
+                                        errbuf, sizeof errbuf) == WS_OK);
+    CHECK(committed && strcmp(committed, path) == 0);
+    ws_spool_file_free(f);
+    {
+        struct ws_spool_window win;
+        CHECK(ws_spool_lookup(s, QID, batch + 2, &win, errbuf, sizeof errbuf) == WS_OK);
+        CHECK(win.envelope_len == 4000 && win.evidence_bytes == len &&
+              strcmp(win.evidence_path, path) == 0);
+        ws_spool_window_free(&win);
+    }
     ws_spool_close(s);
 }
 
 static void test_backends_identical(bool have_uring)
 {
     char on[300], off[300], a[600], b[600], cmd[2000];
-    const char *sfx[] = {".evidence.lz4", ".evidence.lz4", ".dsse.json"};
-    const int64_t batch[] = {7, 8, 8};
+    const char *sfx[] = {".evidence.lz4", ".evidence.lz4", ".dsse.json", ".evidence.lz4",
+                         ".dsse.json"};
+    const int64_t batch[] = {7, 8, 8, 9, 9};
     size_t len = 3 * (1 << 20) + 12345, la, lb;
     uint8_t *data = make_data(len, 42), *pa, *pb;
     char name[256];
@@ -216,14 +239,16 @@ static void test_backends_identical(bool have_uring)
     if (have_uring)
         write_window(WS_IO_ON, on, 7, data, len);
     write_window(WS_IO_OFF, off, 7, data, len);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         ws_object_name(QID, batch[i], sfx[i], name);
         snprintf(a, sizeof a, "%s/%s", on, name);
         snprintf(b, sizeof b, "%s/%s", off, name);
         pb = slurp(b, &lb);
         CHECK(pb != NULL);
-        if (i == 0)
+        if (i == 0 || i == 3)
             CHECK(lb == len && pb && memcmp(pb, data, len) == 0); /* exactly the input */
+        if (i == 4)
+            CHECK(lb == 4000 && pb && memcmp(pb, data + 1, 4000) == 0);
         if (i == 2)
             CHECK(lb == 5000 && pb && memcmp(pb, data, 5000) == 0);
         if (i == 1) { /* the real lz4 CLI gives the input back */
@@ -468,6 +493,17 @@ static void tmpfs_case(enum ws_io_mode mode, const char *mnt)
         CHECK(ws_spool_put_envelope(s, QID, 1, (const char *)env, big, errbuf, sizeof errbuf) ==
               WS_ERR_NOSPACE);
         ws_spool_path(s, QID, 1, ".dsse.json", path);
+        CHECK(!exists(path) && count_files(dir, ".tmp") == 0);
+        /* nor with its evidence's fsync in flight (the engine's path): neither file appears */
+        CHECK(ws_spool_begin(s, QID, 3, &f, errbuf, sizeof errbuf) == WS_OK);
+        CHECK(feed(f, data, 1000) == WS_OK);
+        ws_spool_sync_start(f);
+        CHECK(ws_spool_commit_with_envelope(f, QID, 3, (const char *)env, big, &p, errbuf,
+                                            sizeof errbuf) == WS_ERR_NOSPACE);
+        ws_spool_file_free(f);
+        ws_spool_path(s, QID, 3, ".evidence.lz4", path);
+        CHECK(!exists(path));
+        ws_spool_path(s, QID, 3, ".dsse.json", path);
         CHECK(!exists(path) && count_files(dir, ".tmp") == 0);
         free(env);
     }
