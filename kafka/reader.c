@@ -700,9 +700,11 @@ static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_
  * every read is a no-op that also covers a partition librdkafka recreated meanwhile.
  *
  * A drained range is unassigned at once, so that its partition stops fetching beyond until,
- * unless it ended at its partition's high watermark (end[i], from wait_ranges; NULL: unknown):
+ * unless the window is small (at most AHEAD_RECORDS records: its read takes milliseconds) and
+ * the range ended at its partition's high watermark (end[i], from wait_ranges; NULL: unknown):
  * then only what is produced to it during the read can be fetched beyond until, and it is left
- * assigned until the one unassign at the end. Each incremental unassign is a round trip to
+ * assigned until the one unassign at the end. (A big window's read takes seconds, in which an
+ * active producer could fill the queue of every partition left assigned: not deferred.) Each incremental unassign is a round trip to
  * librdkafka's main thread (~50 us measured, 0.35 ms of a 1000-record read over 8 partitions),
  * and a caught-up stream job's batches end at the log end.
  */
@@ -713,8 +715,11 @@ static ws_err_t fetch_ranges(struct ws_kafka_reader *r, const struct ws_kafka_ra
     rd_kafka_resp_err_t kerr;
     struct slot *s;
     size_t i, next = 0;
+    uint64_t records = 0;
     ws_err_t err = WS_OK;
 
+    for (i = 0; i < n; i++)
+        records += span(&rg[idx[i]]);
     if (!(s = calloc(n, sizeof(*s))))
         return ws_fail(WS_ERR_NOMEM, errbuf, errlen, "out of memory for %zu ranges", n);
     for (i = 0; i < n; i++) {
@@ -725,7 +730,7 @@ static ws_err_t fetch_ranges(struct ws_kafka_reader *r, const struct ws_kafka_ra
             goto out_unassign;
         }
         rd_kafka_queue_forward(s[i].q, NULL);
-        s[i].at_end = end && end[i] == s[i].g->until;
+        s[i].at_end = end && records <= AHEAD_RECORDS && end[i] == s[i].g->until;
     }
     for (i = 0; i < n && !err; i++) {
         err = drain(r, s, n, i, &next, deadline, fn, opaque, errbuf, errlen);

@@ -10,10 +10,10 @@
  * which the callback checks for every record delivered. The delivered sequence must equal, record
  * for record, the window-stream order (range 0 in offset order, then range 1, ...) and what
  * per-range ws_kafka_read_range reads give. Covered: many windows of random partition sets and
- * sub-ranges on one reader (no stale assignment, no record of one window in the next; ranges
- * that end at their partition's high watermark stay assigned until the read's end, the others
- * are unassigned as soon as they are drained, and the whole-topic window is all of the first
- * kind), empty
+ * sub-ranges on one reader (no stale assignment, no record of one window in the next; in the
+ * small windows ranges that end at their partition's high watermark stay assigned until the
+ * read's end, the others, and every range of a window with the long topic, are unassigned as
+ * soon as they are drained), empty
  * ranges and windows, long ranges, a range beyond the high watermark (TIMEOUT before any record),
  * records no longer retained, unknown partition and topic, a callback error (abort, then the
  * reader is clean), bad arguments, and read_range/read_all on partitions read_ranges used.
