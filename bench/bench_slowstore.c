@@ -396,6 +396,7 @@ static void lat_stats(const char *what, const struct feeder *f, const int64_t *n
     double *bd = calloc((size_t)f->nwin, sizeof *bd);
     int nb = 0;
     double *pl = calloc((size_t)f->nwin, sizeof *pl), *wk = calloc((size_t)f->nwin, sizeof *wk);
+    double *sc = calloc((size_t)f->nwin, sizeof *sc); /* scratch for the stage medians */
     int n = 0, ns = 0;
 
     for (int i = 0; i < f->nwin; i++) {
@@ -425,9 +426,9 @@ static void lat_stats(const char *what, const struct feeder *f, const int64_t *n
         for (int i = 0; i < f->nwin; i++) {
             int64_t b = f->batches[i];
             if (b < BENCH_TAP_BATCHES && tp->has_timing[b] && tp->stage_ms[b][s] >= 0)
-                pl[k++] = tp->stage_ms[b][s];
+                sc[k++] = tp->stage_ms[b][s];
         }
-        r->stage_p50[s] = k ? bench_pct(pl, k, 0.5) : -1;
+        r->stage_p50[s] = k ? bench_pct(sc, k, 0.5) : -1;
         if (k > r->ntiming)
             r->ntiming = k;
     }
@@ -444,11 +445,12 @@ static void lat_stats(const char *what, const struct feeder *f, const int64_t *n
                 if (strcmp(bench_tap_stages[s], "to_topic") == 0)
                     break;
             }
-            pl[k++] = sum;
+            sc[k++] = sum;
         }
-        r->engine_p50 = k ? bench_pct(pl, k, 0.5) : -1;
-        r->engine_p99 = k ? bench_pct(pl, k, 0.99) : -1;
+        r->engine_p50 = k ? bench_pct(sc, k, 0.5) : -1;
+        r->engine_p99 = k ? bench_pct(sc, k, 0.99) : -1;
     }
+    free(sc);
     r->bare_p50 = bench_pct(bd, nb, 0.5);
     r->bare_p99 = bench_pct(bd, nb, 0.99);
     if (nb != f->nwin)
