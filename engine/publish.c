@@ -46,25 +46,20 @@ static void window_metrics(struct ws_engine *e, const struct query *q, const str
  * replaced in every object store once that store holds the window. Deterministic like the
  * envelope, so a retry or a re-processed window writes the same bytes.
  */
-static ws_err_t put_checkpoint(struct ws_engine *e, const struct query *q, const struct pending *p,
-                               struct ws_sink *s, char *errbuf, size_t errlen)
+static ws_err_t make_checkpoint(struct ws_engine *e, const struct query *q, const struct pending *p,
+                                char name[200], char **note, size_t *len, char *errbuf,
+                                size_t errlen)
 {
     uint8_t root[WS_HASH_LEN];
-    char name[200], *note = NULL;
-    size_t len = 0;
     ws_err_t err;
 
-    if (!ws_sink_can_put(s))
-        return WS_OK;
     ws_merkle_root(&p->new_head.log, root);
     err = ws_checkpoint_sign(&e->key, WS_CHECKPOINT_KEYNAME, q->id, p->new_head.log.size, root,
-                             &note, &len);
+                             note, len);
     if (err)
         return ws_fail(err, errbuf, errlen, "checkpoint: %s", ws_strerror(err));
-    snprintf(name, sizeof name, "%s/checkpoint", q->id);
-    err = ws_sink_put(s, name, note, len, errbuf, errlen);
-    free(note);
-    return err;
+    snprintf(name, 200, "%s/checkpoint", q->id);
+    return WS_OK;
 }
 
 /*
@@ -113,8 +108,13 @@ static void artifact(const struct query *q, const struct pending *p, char window
                      const char *envelope_path, struct ws_artifact *a)
 {
     ws_window_id(q->id, p->n.batch_id, window_id);
-    *a = (struct ws_artifact){q->id,           p->n.batch_id,    window_id,    p->envelope,
-                              p->envelope_len, p->evidence_path, envelope_path};
+    *a = (struct ws_artifact){.query_id = q->id,
+                              .batch_id = p->n.batch_id,
+                              .window_id = window_id,
+                              .envelope = p->envelope,
+                              .envelope_len = p->envelope_len,
+                              .evidence_path = p->evidence_path,
+                              .envelope_path = envelope_path};
 }
 
 static void sink_failed(struct ws_engine *e, const struct query *q, const char *window_id,
@@ -140,6 +140,45 @@ static void sink_published(struct ws_engine *e, struct pending *p, size_t i)
 }
 
 /*
+ * Window and checkpoint into one object store. A store that takes the checkpoint with the window
+ * (the file sink: one directory fsync for both) gets it in the artifact; the others get it by
+ * ws_sink_put once they hold the window. The checkpoint is made after any adoption: the
+ * adopted envelope's statement digest is in the log it signs.
+ */
+static ws_err_t publish_one(struct ws_engine *e, const struct query *q, struct pending *p,
+                            struct ws_sink *s, char window_id[], const char *envelope_path,
+                            char *errbuf, size_t errlen)
+{
+    bool with = ws_sink_takes_checkpoint(s);
+    struct ws_artifact a;
+    char name[200], *note = NULL;
+    size_t len = 0;
+    ws_err_t err = WS_OK;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        artifact(q, p, window_id, envelope_path, &a);
+        free(note);
+        note = NULL;
+        if (ws_sink_can_put(s) &&
+            (err = make_checkpoint(e, q, p, name, &note, &len, errbuf, errlen)))
+            break;
+        if (with && note) {
+            a.checkpoint_name = name;
+            a.checkpoint = note;
+            a.checkpoint_len = len;
+        }
+        err = ws_sink_publish(s, &a, errbuf, errlen);
+        if (attempt > 0 || err != WS_ERR_EXISTS_DIFFERENT ||
+            try_adopt(e, q, p, s, errbuf, errlen) != WS_OK)
+            break;
+    }
+    if (!err && !with && note)
+        err = ws_sink_put(s, name, note, len, errbuf, errlen);
+    free(note);
+    return err;
+}
+
+/*
  * On a store worker (pool.c), with that worker's own sink instances: every object store that
  * does not hold the window yet, in order, each followed by the query's checkpoint.
  */
@@ -147,22 +186,14 @@ ws_err_t eng_store(struct ws_engine *e, struct ws_sink *const *sinks, const stru
                    struct pending *p, char *errbuf, size_t errlen)
 {
     char window_id[WS_WINDOW_ID_MAX], envelope_path[PATH_MAX];
-    struct ws_artifact a;
     ws_err_t err;
 
     ws_spool_path(e->spool, q->id, p->n.batch_id, ".dsse.json", envelope_path);
-    artifact(q, p, window_id, envelope_path, &a);
+    ws_window_id(q->id, p->n.batch_id, window_id);
     for (size_t i = 0; i + 1 < e->nsinks; i++) {
         if (p->sinks_done & (1u << i))
             continue;
-        err = ws_sink_publish(sinks[i], &a, errbuf, errlen);
-        if (err == WS_ERR_EXISTS_DIFFERENT &&
-            try_adopt(e, q, p, sinks[i], errbuf, errlen) == WS_OK) {
-            artifact(q, p, window_id, envelope_path, &a);
-            err = ws_sink_publish(sinks[i], &a, errbuf, errlen);
-        }
-        if (!err)
-            err = put_checkpoint(e, q, p, sinks[i], errbuf, errlen);
+        err = publish_one(e, q, p, sinks[i], window_id, envelope_path, errbuf, errlen);
         if (err) {
             sink_failed(e, q, window_id, sinks[i], err, errbuf);
             return err;

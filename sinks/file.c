@@ -52,7 +52,7 @@
 
 #define CHUNK (256u * 1024)
 #define NBUF 4          /* chunks in flight at once on the io_uring path */
-#define MAX_PUTS 2      /* objects in one write set: a window's evidence and envelope */
+#define MAX_PUTS 3      /* objects in one write set: a window's evidence, envelope, checkpoint */
 #define RING_ENTRIES 16 /* > NBUF + MAX_PUTS: a submission slot is always free */
 
 struct file_conf {
@@ -164,6 +164,7 @@ static ws_err_t write_all(int fd, const char *p, size_t n, const char *path, cha
 struct put {
     const char *path;
     const struct source *src;
+    bool replace; /* a mutable object (the checkpoint): renamed over what is there */
     char tmp[PATH_MAX];
     int fd; /* the temporary file, -1 when not open */
 };
@@ -415,7 +416,7 @@ static ws_err_t write_set(bool uring, bool once, struct put *p, size_t n, char *
         if (p[i].fd >= 0)
             close(p[i].fd);
     for (i = 0; i < n && !err; i++)
-        if (!(err = put_rename(&p[i], once, errbuf, errlen)))
+        if (!(err = put_rename(&p[i], once && !p[i].replace, errbuf, errlen)))
             p[i].tmp[0] = '\0';
     for (i = 0; i < n; i++)
         if (p[i].tmp[0])
@@ -592,10 +593,12 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
     struct file_sink *f = (struct file_sink *)s;
     struct source ev = {.path = a->evidence_path};
     struct source env = {.fd = -1, .mem = a->envelope, .size = a->envelope_len};
-    char name[256], evpath[PATH_MAX], envpath[PATH_MAX], why[512] = "", scratch[512];
+    struct source ck = {.fd = -1, .mem = a->checkpoint, .size = a->checkpoint_len};
+    char name[256], evpath[PATH_MAX], envpath[PATH_MAX], ckpath[PATH_MAX], why[512] = "";
+    char scratch[512];
     struct put set[MAX_PUTS];
     struct stat st;
-    size_t n = 0;
+    size_t n = 0, copies;
     ws_err_t err, env_err;
 
     if ((ev.fd = open(a->evidence_path, O_RDONLY | O_CLOEXEC)) < 0)
@@ -627,10 +630,17 @@ static ws_err_t file_publish(struct ws_sink *s, const struct ws_artifact *a, cha
         env_err = put_link(f, a->envelope_path, envpath, &env, NULL, why, sizeof why);
     if (env_err == WS_ERR_NOT_FOUND)
         set[n++] = (struct put){.path = envpath, .src = &env};
+    copies = n;
+    /* The checkpoint last, renamed after the window's objects and made durable by the same
+     * directory fsync (it shares their directory); not when the envelope was refused. */
+    if (a->checkpoint && (env_err == WS_OK || env_err == WS_ERR_NOT_FOUND)) {
+        snprintf(ckpath, sizeof ckpath, "%s%s", f->dir, a->checkpoint_name);
+        set[n++] = (struct put){.path = ckpath, .src = &ck, .replace = true};
+    }
     /* Nothing left to copy (linked, or already there): fsync their directory anyway, for the
      * links, or in case the renames before a crash never reached the disk (the window then
-     * counts as published, I1). */
-    err = n ? write_set(f->uring, true, set, n, errbuf, errlen)
+     * counts as published, I1). A set of the small checkpoint alone goes by syscalls. */
+    err = n ? write_set(f->uring && copies, true, set, n, errbuf, errlen)
             : fsync_parent(envpath, errbuf, errlen);
     if (!err && env_err && env_err != WS_ERR_NOT_FOUND)
         err = ws_fail(env_err, errbuf, errlen, "%s", why);
@@ -675,6 +685,7 @@ const struct ws_sink_ops ws_sink_file_ops = {
     .create = file_create,
     .publish = file_publish,
     .put = file_put,
+    .publishes_checkpoint = true,
     .get = file_get,
     .destroy = file_destroy,
 };

@@ -96,3 +96,8 @@ bool ws_sink_can_put(const struct ws_sink *s)
 {
     return s->ops->put != NULL;
 }
+
+bool ws_sink_takes_checkpoint(const struct ws_sink *s)
+{
+    return s->ops->publishes_checkpoint;
+}

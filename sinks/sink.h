@@ -45,6 +45,13 @@ struct ws_artifact {
     /* The spool file holding an envelope, or NULL. A sink may take the file itself (the file
      * sink hard-links it) only after checking that it holds exactly `envelope`. */
     const char *envelope_path;
+    /* The query's checkpoint after this window (name "<queryId>/checkpoint"), or NULL. A sink
+     * that takes it with the window (ws_sink_takes_checkpoint) replaces it once the window's
+     * objects are in place, durable with them through one directory fsync, and never when the
+     * window was refused; into the others the engine puts it (ws_sink_put) after publishing. */
+    const char *checkpoint_name;
+    const char *checkpoint;
+    size_t checkpoint_len;
 };
 
 /* What the engine lends every sink it creates; a sink takes what its type needs. */
@@ -87,6 +94,9 @@ struct ws_sink_ops {
      */
     ws_err_t (*put)(struct ws_sink *s, const char *name, const void *data, size_t len, char *errbuf,
                     size_t errlen);
+    /* publish writes ws_artifact.checkpoint with the window's objects (the engine then does not
+     * put it separately). */
+    bool publishes_checkpoint;
     /* Read back an object ("<queryId>/<batch20>.dsse.json"); NULL if the sink cannot read. */
     ws_err_t (*get)(struct ws_sink *s, const char *name, char **buf, size_t *len, char *errbuf,
                     size_t errlen);
@@ -125,6 +135,8 @@ bool ws_sink_can_submit(const struct ws_sink *s);
 bool ws_sink_can_get(const struct ws_sink *s);
 /* The sink holds named mutable objects (ws_sink_put, the checkpoint): object stores. */
 bool ws_sink_can_put(const struct ws_sink *s);
+/* ws_sink_publish writes the artifact's checkpoint too (ws_artifact.checkpoint): the file sink. */
+bool ws_sink_takes_checkpoint(const struct ws_sink *s);
 
 /*
  * Durable file write used by the file sink and the spool: write to a temporary name in the same

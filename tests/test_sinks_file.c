@@ -8,7 +8,9 @@
  * `link` off (copies). With `link` on (the default): the objects are the spool's files (same
  * inode) when spool and sink share a filesystem, the envelope only when the spool's envelope
  * file holds the artifact's bytes, write-once still compared before anything is linked; a
- * spool on another filesystem (/dev/shm, when it is one) falls back to copies.
+ * spool on another filesystem (/dev/shm, when it is one) falls back to copies. The checkpoint
+ * that rides along with a window (ws_artifact.checkpoint), on both paths, linked and copied:
+ * written with the window, replaced by a retry's, untouched when the window is refused.
  *
  * Memory: the evidence is streamed, never held whole. A 64 MiB evidence file is published, then
  * published again (the compare path), and the process's peak RSS (getrusage ru_maxrss) must grow
@@ -212,6 +214,67 @@ static void test_link(void)
     ws_sink_destroy(s);
 }
 
+/* Does path hold exactly text? */
+static bool holds(const char *path, const char *text)
+{
+    char buf[256];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+
+    if (f)
+        fclose(f);
+    return f && n == strlen(text) && memcmp(buf, text, n) == 0;
+}
+
+/*
+ * The checkpoint riding along with the window (ws_artifact.checkpoint): written with the
+ * window's objects (linked or copied), replaced by the next one, and left alone when the
+ * window is refused.
+ */
+static void test_checkpoint(bool uring, bool link)
+{
+    struct ws_sink *s = make_sink(uring, link);
+    char spool_env[700], ckobj[700], cmd[800];
+    struct ws_artifact a = {.query_id = QID,
+                            .batch_id = 3,
+                            .window_id = QID "/3",
+                            .envelope = envelope,
+                            .envelope_len = strlen(envelope),
+                            .evidence_path = spool,
+                            .checkpoint_name = QID "/checkpoint",
+                            .checkpoint = "ckpt one\n",
+                            .checkpoint_len = 9};
+
+    if (!s)
+        return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/p'", root); /* what earlier checks left there */
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+    CHECK(ws_sink_takes_checkpoint(s) && ws_sink_can_put(s));
+    snprintf(spool_env, sizeof spool_env, "%s/spool.dsse.json", dir);
+    snprintf(ckobj, sizeof ckobj, "%s/p/%s/checkpoint", root, QID);
+    a.envelope_path = spool_env;
+    CHECK(write_evidence(spool, 1, 1) && write_text(spool_env, envelope));
+    CHECK_OK(ws_sink_publish(s, &a, errbuf, sizeof errbuf));
+    CHECK(same_file(spool, evobj) && holds(envobj, envelope) && holds(ckobj, "ckpt one\n"));
+    CHECK(same_inode(spool, evobj) == link);
+    /* the window again (a retry): identical objects, the checkpoint replaced */
+    a.checkpoint = "ckpt two!\n";
+    a.checkpoint_len = 10;
+    CHECK_OK(ws_sink_publish(s, &a, errbuf, sizeof errbuf));
+    CHECK(holds(ckobj, "ckpt two!\n"));
+    /* another envelope there: refused, and the checkpoint is not moved */
+    CHECK(unlink(envobj) == 0 && write_text(envobj, "{\"other\":1}"));
+    a.checkpoint = "ckpt three\n";
+    a.checkpoint_len = 11;
+    CHECK(ws_sink_publish(s, &a, errbuf, sizeof errbuf) == WS_ERR_EXISTS_DIFFERENT);
+    CHECK(holds(ckobj, "ckpt two!\n"));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", root, spool_env);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+    ws_sink_destroy(s);
+}
+
 static void flip_byte(const char *path, off_t off)
 {
     int fd = open(path, O_RDWR);
@@ -341,6 +404,9 @@ int main(void)
     }
     printf("link on\n");
     test_link();
+    for (int uring = 1; uring >= 0; uring--)
+        for (int link = 1; link >= 0; link--)
+            test_checkpoint(uring, link);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
