@@ -103,6 +103,7 @@ struct ws_spool_file {
     ws_err_t sticky;  /* first error: many writes, one check */
     int sticky_errno;
     bool sync_started;  /* sync_start ran: the last write and the fsync are on their way */
+    int last;           /* after sync_start: the final block (in flight until sync_finish), -1 */
     bool sync_finished; /* sync_finish ran: durable, or sticky says why not */
     bool sync_done;     /* the linked fsync completed (or was cancelled): sync_res */
     int sync_res;
@@ -575,6 +576,7 @@ static ws_err_t file_begin(struct ws_spool *s, const char *query_id, int64_t bat
         return WS_ERR_NOMEM;
     f->spool = s;
     f->cur = -1;
+    f->last = -1;
     f->fd = -1;
     ws_spool_path(s, query_id, batch_id, suffix, f->path);
     if (snprintf(f->tmp, sizeof f->tmp, "%s.tmp", f->path) >= (int)sizeof f->tmp) {
@@ -695,7 +697,7 @@ static void sync_submit(struct ws_spool_file *f, struct block *b)
     struct io_uring_sqe *sqe;
 
     if (b && b->done < b->len)
-        prep_write(f, f->cur, IOSQE_IO_LINK);
+        prep_write(f, f->last, IOSQE_IO_LINK);
     if (f->sticky || !(sqe = ws_uring_sqe(f->ring))) {
         set_sticky(f, EIO);
         return;
@@ -719,12 +721,15 @@ static void sync_start(struct ws_spool_file *f)
 
     assert(!f->sync_started);
     f->sync_started = true;
+    f->last = f->cur; /* no block is being filled any more: the final one is on its way */
+    f->cur = -1;
     drain(f);
     if (b)
         b->done = 0;
     if (!f->ring) {
         if (b)
-            pwrite_block(f, b);
+            pwrite_block(f, b); /* done with it: not busy */
+        f->last = -1;
         if (!f->sticky && fsync(f->fd) < 0)
             set_sticky(f, errno);
         return;
@@ -737,7 +742,7 @@ static void sync_start(struct ws_spool_file *f)
  * fsync was cancelled) with a new fsync. Afterwards the bytes are durable or f->sticky says why. */
 static void sync_finish(struct ws_spool_file *f)
 {
-    struct block *b = f->cur >= 0 ? &f->blk[f->cur] : NULL;
+    struct block *b = f->last >= 0 ? &f->blk[f->last] : NULL;
 
     assert(f->sync_started && !f->sync_finished);
     f->sync_finished = true;
@@ -762,6 +767,7 @@ static void sync_finish(struct ws_spool_file *f)
     drain(f); /* nothing of ours may stay in flight: the blocks go back to the pool */
     if (b)
         b->busy = false;
+    f->last = -1;
 }
 
 /*
