@@ -377,10 +377,8 @@ static void print_stages(const char *what, const struct lat_result *r)
         if (r->stage_p50[s] < 0)
             continue;
         printf(" %s %.2f", bench_tap_stages[s], r->stage_p50[s]);
-        if (strcmp(bench_tap_stages[s], "topic_ack") == 0 ||
-            strcmp(bench_tap_stages[s], "head_ack") == 0)
-            continue;
-        sum += r->stage_p50[s];
+        if (s <= BENCH_TAP_TO_TOPIC)
+            sum += r->stage_p50[s];
     }
     printf("  (sum of these up to to_topic %.2f; per window received -> to_topic p50 %.2f, p99 "
            "%.2f)\n",
@@ -439,12 +437,9 @@ static void lat_stats(const char *what, const struct feeder *f, const int64_t *n
             double sum = 0;
             if (b >= BENCH_TAP_BATCHES || !tp->has_timing[b])
                 continue;
-            for (int s = 0; s < BENCH_TAP_NSTAGES; s++) {
+            for (int s = 0; s <= BENCH_TAP_TO_TOPIC; s++)
                 if (tp->stage_ms[b][s] > 0)
                     sum += tp->stage_ms[b][s];
-                if (strcmp(bench_tap_stages[s], "to_topic") == 0)
-                    break;
-            }
             sc[k++] = sum;
         }
         r->engine_p50 = k ? bench_pct(sc, k, 0.5) : -1;

@@ -770,6 +770,13 @@ static void sync_finish(struct ws_spool_file *f)
     f->last = -1;
 }
 
+/* f's sticky error, naming its temporary file and the errno behind it. */
+static ws_err_t sticky_fail(const struct ws_spool_file *f, char *errbuf, size_t errlen)
+{
+    return ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp,
+                   f->sticky_errno ? strerror(f->sticky_errno) : ws_strerror(f->sticky));
+}
+
 /*
  * Flush, fsync, rename into place; the directory fsync only with sync_dir: the evidence is
  * renamed without it, because its envelope is renamed into the same directory next and that
@@ -788,8 +795,7 @@ static ws_err_t file_commit(struct ws_spool_file *f, bool sync_dir, char *errbuf
         sync_finish(f);
     f->cur = -1;
     if (f->sticky)
-        return ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp,
-                       f->sticky_errno ? strerror(f->sticky_errno) : ws_strerror(f->sticky));
+        return sticky_fail(f, errbuf, errlen);
     if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
         old = (uint64_t)st.st_size; /* a window rebuilt after a crash replaces its old file */
     WS_TEST_HOOK("spool_rename");
@@ -885,8 +891,7 @@ ws_err_t ws_spool_commit_with_envelope(struct ws_spool_file *ev, const char *que
     sync_start(f);
     sync_finish(f); /* the envelope durable before anything is renamed: a failure shows nothing */
     if (f->sticky) {
-        err = ws_fail(f->sticky, errbuf, errlen, "spool %s: %s", f->tmp,
-                      f->sticky_errno ? strerror(f->sticky_errno) : ws_strerror(f->sticky));
+        err = sticky_fail(f, errbuf, errlen);
         goto out;
     }
     if ((err = file_commit(ev, false, errbuf, errlen)))

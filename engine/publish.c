@@ -142,10 +142,10 @@ static void sink_published(struct ws_engine *e, struct pending *p, size_t i)
 /*
  * Window and checkpoint into one object store. A store that takes the checkpoint with the window
  * (the file sink: one directory fsync for both) gets it in the artifact; the others get it by
- * ws_sink_put once they hold the window. The checkpoint is made after any adoption: the
- * adopted envelope's statement digest is in the log it signs.
+ * ws_sink_put once they hold the window. Made from p as it is now: after an adoption, the
+ * adopted envelope's statement digest is in the log the checkpoint signs.
  */
-static ws_err_t publish_one(struct ws_engine *e, const struct query *q, struct pending *p,
+static ws_err_t publish_one(struct ws_engine *e, const struct query *q, const struct pending *p,
                             struct ws_sink *s, char window_id[], const char *envelope_path,
                             char *errbuf, size_t errlen)
 {
@@ -153,25 +153,17 @@ static ws_err_t publish_one(struct ws_engine *e, const struct query *q, struct p
     struct ws_artifact a;
     char name[200], *note = NULL;
     size_t len = 0;
-    ws_err_t err = WS_OK;
+    ws_err_t err;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
-        artifact(q, p, window_id, envelope_path, &a);
-        free(note);
-        note = NULL;
-        if (ws_sink_can_put(s) &&
-            (err = make_checkpoint(e, q, p, name, &note, &len, errbuf, errlen)))
-            break;
-        if (with && note) {
-            a.checkpoint_name = name;
-            a.checkpoint = note;
-            a.checkpoint_len = len;
-        }
-        err = ws_sink_publish(s, &a, errbuf, errlen);
-        if (attempt > 0 || err != WS_ERR_EXISTS_DIFFERENT ||
-            try_adopt(e, q, p, s, errbuf, errlen) != WS_OK)
-            break;
+    artifact(q, p, window_id, envelope_path, &a);
+    if (ws_sink_can_put(s) && (err = make_checkpoint(e, q, p, name, &note, &len, errbuf, errlen)))
+        return err;
+    if (with && note) {
+        a.checkpoint_name = name;
+        a.checkpoint = note;
+        a.checkpoint_len = len;
     }
+    err = ws_sink_publish(s, &a, errbuf, errlen);
     if (!err && !with && note)
         err = ws_sink_put(s, name, note, len, errbuf, errlen);
     free(note);
@@ -194,6 +186,8 @@ ws_err_t eng_store(struct ws_engine *e, struct ws_sink *const *sinks, const stru
         if (p->sinks_done & (1u << i))
             continue;
         err = publish_one(e, q, p, sinks[i], window_id, envelope_path, errbuf, errlen);
+        if (err == WS_ERR_EXISTS_DIFFERENT && try_adopt(e, q, p, sinks[i], errbuf, errlen) == WS_OK)
+            err = publish_one(e, q, p, sinks[i], window_id, envelope_path, errbuf, errlen);
         if (err) {
             sink_failed(e, q, window_id, sinks[i], err, errbuf);
             return err;

@@ -704,9 +704,10 @@ static ws_err_t drain(struct ws_kafka_reader *r, struct slot *s, size_t n, size_
  * the range ended at its partition's high watermark (end[i], from wait_ranges; NULL: unknown):
  * then only what is produced to it during the read can be fetched beyond until, and it is left
  * assigned until the one unassign at the end. (A big window's read takes seconds, in which an
- * active producer could fill the queue of every partition left assigned: not deferred.) Each incremental unassign is a round trip to
- * librdkafka's main thread (~50 us measured, 0.35 ms of a 1000-record read over 8 partitions),
- * and a caught-up stream job's batches end at the log end.
+ * active producer could fill the queue of every partition left assigned: not deferred.) Each
+ * incremental unassign is a round trip to librdkafka's main thread (~50 us measured, 0.35 ms of
+ * a 1000-record read over 8 partitions), and a caught-up stream job's batches end at the log
+ * end.
  */
 static ws_err_t fetch_ranges(struct ws_kafka_reader *r, const struct ws_kafka_range *rg,
                              const size_t *idx, size_t n, const int64_t *end, int64_t deadline,

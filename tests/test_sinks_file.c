@@ -116,15 +116,21 @@ static struct ws_sink *make_sink(bool uring, bool link)
     return s;
 }
 
+/* Window 3 of QID: the test envelope, this evidence, this spooled envelope (or NULL). */
+static struct ws_artifact window3(const char *evidence_path, const char *env_path)
+{
+    return (struct ws_artifact){.query_id = QID,
+                                .batch_id = 3,
+                                .window_id = QID "/3",
+                                .envelope = envelope,
+                                .envelope_len = strlen(envelope),
+                                .evidence_path = evidence_path,
+                                .envelope_path = env_path};
+}
+
 static ws_err_t publish_env(struct ws_sink *s, const char *evidence_path, const char *env_path)
 {
-    struct ws_artifact a = {.query_id = QID,
-                            .batch_id = 3,
-                            .window_id = QID "/3",
-                            .envelope = envelope,
-                            .envelope_len = strlen(envelope),
-                            .evidence_path = evidence_path,
-                            .envelope_path = env_path};
+    struct ws_artifact a = window3(evidence_path, env_path);
 
     return ws_sink_publish(s, &a, errbuf, sizeof errbuf);
 }
@@ -235,15 +241,7 @@ static void test_checkpoint(bool uring, bool link)
 {
     struct ws_sink *s = make_sink(uring, link);
     char spool_env[700], ckobj[700], cmd[800];
-    struct ws_artifact a = {.query_id = QID,
-                            .batch_id = 3,
-                            .window_id = QID "/3",
-                            .envelope = envelope,
-                            .envelope_len = strlen(envelope),
-                            .evidence_path = spool,
-                            .checkpoint_name = QID "/checkpoint",
-                            .checkpoint = "ckpt one\n",
-                            .checkpoint_len = 9};
+    struct ws_artifact a;
 
     if (!s)
         return;
@@ -253,7 +251,10 @@ static void test_checkpoint(bool uring, bool link)
     CHECK(ws_sink_takes_checkpoint(s) && ws_sink_can_put(s));
     snprintf(spool_env, sizeof spool_env, "%s/spool.dsse.json", dir);
     snprintf(ckobj, sizeof ckobj, "%s/p/%s/checkpoint", root, QID);
-    a.envelope_path = spool_env;
+    a = window3(spool, spool_env);
+    a.checkpoint_name = QID "/checkpoint";
+    a.checkpoint = "ckpt one\n";
+    a.checkpoint_len = 9;
     CHECK(write_evidence(spool, 1, 1) && write_text(spool_env, envelope));
     CHECK_OK(ws_sink_publish(s, &a, errbuf, sizeof errbuf));
     CHECK(same_file(spool, evobj) && holds(envobj, envelope) && holds(ckobj, "ckpt one\n"));

@@ -182,23 +182,17 @@ compress_n(const int N, struct lane_state *const *st, const uint8_t *const *blk)
     }
 }
 
-static TGT __attribute__((noinline)) void compress_x1(struct lane_state *const *st,
-                                                      const uint8_t *const *blk)
-{
-    compress_n(1, st, blk);
-}
+/* compress_n for N busy lanes, out of line, compiled for ATTR's instruction set. */
+#define COMPRESS(NAME, ATTR, N)                                                                    \
+    static ATTR __attribute__((noinline)) void NAME(struct lane_state *const *st,                  \
+                                                    const uint8_t *const *blk)                     \
+    {                                                                                              \
+        compress_n(N, st, blk);                                                                    \
+    }
 
-static TGT __attribute__((noinline)) void compress_x2(struct lane_state *const *st,
-                                                      const uint8_t *const *blk)
-{
-    compress_n(2, st, blk);
-}
-
-static TGT __attribute__((noinline)) void compress_x3(struct lane_state *const *st,
-                                                      const uint8_t *const *blk)
-{
-    compress_n(3, st, blk);
-}
+COMPRESS(compress_x1, TGT, 1)
+COMPRESS(compress_x2, TGT, 2)
+COMPRESS(compress_x3, TGT, 3)
 
 /* H0..H7 <-> ABEF/CDGH */
 static TGT void state_load(struct lane_state *s, const uint32_t h[8])
@@ -372,54 +366,64 @@ RUN_NI(run_ni, , lane_block, compress_x1, compress_x2, compress_x3)
  */
 #define TGTVL __attribute__((target("sha,sse4.1,ssse3,avx512f,avx512bw,avx512vl,bmi2")))
 
+/*
+ * Block ln->blk of a lane's padded message (prefix || data || 0x80 || zeros || bit length) as
+ * byte masks over its 64 bytes, for masked loads and moves (lane_block_vl, lane_row): m the
+ * message bytes, byte i read at base + i (base may point one before data or past its end; only
+ * bytes under m are read, and those are inside), lo the prefix (bit 0), m80 the 0x80 after the
+ * message, last: the bit length goes in bytes 56..63. Branch-free. A block job has plen 0 and
+ * is all data: m all ones, nothing else.
+ */
+struct block_masks {
+    uint64_t m, m80;
+    unsigned lo;
+    bool last;
+    uintptr_t base;
+};
+
+static inline __attribute__((always_inline, target("bmi2"))) struct block_masks
+block_masks(const struct lane *ln)
+{
+    const struct ws_sha256_job *j = ln->job;
+    uint64_t v0 = (uint64_t)ln->blk * 64; /* first virtual byte */
+    uint64_t total = j->out ? ln->total : v0 + 64, rem = total > v0 ? total - v0 : 0;
+    struct block_masks b;
+
+    b.lo = v0 < ln->plen;
+    b.m = _bzhi_u64(~0ULL, rem >= 64 ? 64 : (unsigned)rem) & ~(uint64_t)b.lo;
+    b.m80 = total >= v0 && rem < 64 ? 1ULL << rem : 0;
+    b.last = j->out && ln->blk == ln->nblk - 1;
+    b.base = (uintptr_t)j->data + v0 - ln->plen;
+    return b;
+}
+
 static inline __attribute__((always_inline)) TGTVL const uint8_t *lane_block_vl(struct lane *ln)
 {
     const struct ws_sha256_job *j = ln->job;
-    uint64_t v0 = (uint64_t)ln->blk * 64, total, rem, m, m80;
-    uintptr_t base;
-    unsigned lo, hi;
+    uint64_t v0 = (uint64_t)ln->blk * 64;
+    struct block_masks b;
 
     if (!j->out)
         return j->data + v0;
     if (v0 >= ln->plen && v0 + 64 <= ln->total)
         return j->data + v0 - ln->plen; /* plain message bytes: in place */
-    total = ln->total;
-    rem = total > v0 ? total - v0 : 0;
-    lo = v0 < ln->plen;
-    hi = rem >= 64 ? 64 : (unsigned)rem;
-    m = _bzhi_u64(~0ULL, hi) & ~(uint64_t)lo; /* block bytes that are message bytes */
-    m80 = total >= v0 && rem < 64 ? 1ULL << rem : 0;
-    /* byte i of the block is data[v0 + i - plen]: only bytes under m are read */
-    base = (uintptr_t)j->data + v0 - ln->plen;
+    b = block_masks(ln);
     for (int k = 0; k < 4; k++) {
-        __m128i c = _mm_maskz_loadu_epi8((__mmask16)(m >> (16 * k)), (const void *)(base + 16 * k));
+        __m128i c =
+            _mm_maskz_loadu_epi8((__mmask16)(b.m >> (16 * k)), (const void *)(b.base + 16 * k));
         if (k == 0)
-            c = _mm_mask_set1_epi8(c, (__mmask16)lo, (char)j->prefix);
-        c = _mm_mask_set1_epi8(c, (__mmask16)(m80 >> (16 * k)), (char)0x80);
-        if (k == 3 && ln->blk == ln->nblk - 1)
-            c = _mm_mask_set1_epi64(c, 2, (long long)__builtin_bswap64(total * 8));
+            c = _mm_mask_set1_epi8(c, (__mmask16)b.lo, (char)j->prefix);
+        c = _mm_mask_set1_epi8(c, (__mmask16)(b.m80 >> (16 * k)), (char)0x80);
+        if (k == 3 && b.last)
+            c = _mm_mask_set1_epi64(c, 2, (long long)__builtin_bswap64(ln->total * 8));
         _mm_store_si128((__m128i *)(void *)(ln->buf + 16 * k), c);
     }
     return ln->buf;
 }
 
-static TGTVL __attribute__((noinline)) void compress_vl_x1(struct lane_state *const *st,
-                                                           const uint8_t *const *blk)
-{
-    compress_n(1, st, blk);
-}
-
-static TGTVL __attribute__((noinline)) void compress_vl_x2(struct lane_state *const *st,
-                                                           const uint8_t *const *blk)
-{
-    compress_n(2, st, blk);
-}
-
-static TGTVL __attribute__((noinline)) void compress_vl_x3(struct lane_state *const *st,
-                                                           const uint8_t *const *blk)
-{
-    compress_n(3, st, blk);
-}
+COMPRESS(compress_vl_x1, TGTVL, 1)
+COMPRESS(compress_vl_x2, TGTVL, 2)
+COMPRESS(compress_vl_x3, TGTVL, 3)
 
 RUN_NI(run_ni_vl, TGTVL, lane_block_vl, compress_vl_x1, compress_vl_x2, compress_vl_x3)
 
@@ -518,23 +522,16 @@ static TGT512 __attribute__((noinline)) void compress_x16(__m512i st[8], const _
  */
 static inline __attribute__((always_inline)) TGT512 __m512i lane_row(const struct lane *ln)
 {
-    /* Branch-free: 16 lanes at different phases of different jobs made every test here a coin
-     * flip for the predictor. A block job has plen 0 and fin 0: all 64 bytes, no padding. */
-    const struct ws_sha256_job *j = ln->job;
-    uint64_t v0 = (uint64_t)ln->blk * 64; /* first virtual byte: prefix || data || padding */
-    uint64_t total = j->out ? ln->total : v0 + 64, rem = total > v0 ? total - v0 : 0;
-    unsigned lo = v0 < ln->plen, hi = rem >= 64 ? 64 : (unsigned)rem;
-    uint64_t m = _bzhi_u64(~0ULL, hi) & ~(uint64_t)lo;
-    uint64_t m80 = total >= v0 && rem < 64 ? 1ULL << rem : 0;
-    __mmask8 mlen = j->out && ln->blk == ln->nblk - 1 ? 0x80 : 0;
+    /* Branch-free (block_masks): 16 lanes at different phases of different jobs made every test
+     * here a coin flip for the predictor. */
+    struct block_masks b = block_masks(ln);
     __m512i row;
 
-    /* byte i of the block is data[v0 + i - plen]: the address may be one before data or past
-     * its end, but only bytes under m are read, and those are inside */
-    row = _mm512_maskz_loadu_epi8(m, (const void *)((uintptr_t)j->data + v0 - ln->plen));
-    row = _mm512_mask_set1_epi8(row, lo, (char)j->prefix);
-    row = _mm512_mask_set1_epi8(row, m80, (char)0x80);
-    return _mm512_mask_set1_epi64(row, mlen, (long long)__builtin_bswap64(ln->total * 8));
+    row = _mm512_maskz_loadu_epi8(b.m, (const void *)b.base);
+    row = _mm512_mask_set1_epi8(row, b.lo, (char)ln->job->prefix);
+    row = _mm512_mask_set1_epi8(row, b.m80, (char)0x80);
+    return _mm512_mask_set1_epi64(row, b.last ? 0x80 : 0,
+                                  (long long)__builtin_bswap64(ln->total * 8));
 }
 
 /* 16 message jobs with the same prefix (or none) and length: their lanes start, pad and end

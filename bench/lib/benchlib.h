@@ -124,6 +124,8 @@ enum { BENCH_TAP_REBALANCE, BENCH_TAP_RECEIVED, BENCH_TAP_ATTESTED, BENCH_TAP_NE
 #define BENCH_TAP_BATCHES 4096
 /* the stages of the engine's window_timing line (engine/internal.h, enum mark), in order */
 #define BENCH_TAP_NSTAGES 11
+/* ... and the one that ends at the attestation's produce (its CreateTime); the acks follow it */
+#define BENCH_TAP_TO_TOPIC 8
 extern const char *const bench_tap_stages[BENCH_TAP_NSTAGES];
 
 struct bench_tap {
