@@ -11,7 +11,8 @@
 # Steps: 1 broker + key + config; 2-3 data and notifications (native and Spark progress shapes)
 # posted before the engine first runs; 4 attestations checked (file sink, attestations topic,
 # recomputed roots, windowseal verify); 5 bad notifications dead-lettered while later batches
-# are attested; 6 a gap; 7 SIGTERM and restart: the chains continue; 8 failover between two
+# are attested; 6 a gap; 7 SIGTERM (engine 1, logging at debug, has a window_timing line with
+# every stage for each window it attested) and restart: the chains continue; 8 failover between two
 # instances of one group after a kill -9; 9 windowseal audit, and a flipped evidence byte;
 # 10 windowseal demo. Bounded (< 3 minutes); WS_IT_KEEP=1 keeps the temp dir for a post-mortem.
 # Not covered: a notification naming a topic that does not exist. The embedded broker (librdkafka's
@@ -213,7 +214,7 @@ cat >"$T/config.json" <<EOF
  "spool": {"path": "$T/spool"},
  "engine": {"gap_wait_ms": 1500, "fetch_timeout_ms": 3000, "retry_base_ms": 100,
             "retry_max_ms": 2000},
- "log": {"level": "info"}}
+ "log": {"level": "debug"}}
 EOF
 expect 0 "windowseal config check accepts the config" "$WS" config check -c "$T/config.json"
 
@@ -300,6 +301,35 @@ else
         bad "engine 1 exited $rc after SIGTERM"
 fi
 grep -q 'event=stop ' "$T/e1.log" && ok "engine 1 logged its stop line" || bad "no stop line in e1.log"
+# Where each window's time went (debug): one window_timing line per attested window, every
+# stage of a window built from Kafka, in order, adding up to its total.
+timing=$($PY - "$T/e1.log" <<'EOF'
+import re, sys
+stages = ["wait", "read", "evidence", "seal", "envelope", "to_engine", "to_store", "store",
+          "to_topic", "topic_ack", "head_ack"]
+attested, timed, bad = set(), {}, []
+for line in open(sys.argv[1]):
+    m = re.search(r"event=window_attested query=(\S+) window=(\S+) ", line)
+    if m:
+        attested.add(m.group(2))
+    m = re.search(r"event=window_timing query=(\S+) batch=(\d+) ms:(.*) total=([\d.]+)", line)
+    if m:
+        kv = re.findall(r" (\w+)=([\d.]+)", m.group(3))
+        w = "%s/%s" % (m.group(1), m.group(2))
+        timed[w] = kv
+        total = sum(float(v) for _, v in kv)
+        if [k for k, _ in kv] != stages:
+            bad.append("%s: stages %s" % (w, [k for k, _ in kv]))
+        elif abs(total - float(m.group(4))) > 0.01 * len(kv):
+            bad.append("%s: stages add up to %.2f, total %s" % (w, total, m.group(4)))
+missing = sorted(attested - set(timed))
+print("%d %d %s" % (len(attested), len(missing) + len(bad), "; ".join(missing + bad)[:300]))
+EOF
+)
+read -r n_attested n_wrong _ <<<"$timing"
+[ "${n_attested:-0}" -gt 0 ] && [ "${n_wrong:-1}" = 0 ] &&
+    ok "engine 1: a window_timing line with all 11 stages for each of its $n_attested attested windows" ||
+    bad "window_timing lines: $timing"
 start_engine "$T/e1b.log"
 E1=$PID
 H "A/7" batch A 7
