@@ -18,7 +18,8 @@
  *
  * Ratio = kcat time / engine time (higher is better; the target is >= 0.8): medians of the
  * windows. Exit 77 if kcat is missing (bench/run leaves the row out), 3 on a setup failure.
- * Prints its own table, then a `TABLE<TAB>...` line for bench/run.
+ * Prints its own table, the engine's window_timing stages and the CPU each thread used in the
+ * engine's windows (where the time goes), then a `TABLE<TAB>...` line for bench/run.
  */
 #include "bench/lib/benchlib.h"
 #include "disk/disk.h"
@@ -91,6 +92,23 @@ static void check_retained(const char *boot, const struct bench_range *rg)
     ws_kafka_reader_destroy(rd);
 }
 
+/* The engine's own split of the timed windows (batches 2..nw+1), medians of each stage. */
+static void print_stages(const struct bench_tap *tp, int nw)
+{
+    double v[8];
+
+    printf("engine stages (window_timing, p50 ms):");
+    for (int s = 0; s < BENCH_TAP_NSTAGES; s++) {
+        int n = 0;
+        for (int w = 0; w < nw; w++)
+            if (tp->has_timing[w + 2] && tp->stage_ms[w + 2][s] >= 0)
+                v[n++] = tp->stage_ms[w + 2][s];
+        if (n)
+            printf(" %s %.1f", bench_tap_stages[s], bench_median(v, n));
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *kcat = "/usr/bin/kcat";
@@ -101,6 +119,9 @@ int main(int argc, char **argv)
     struct ws_config *cfg;
     struct ws_engine *e;
     struct bench B;
+    static struct bench_tap tp; /* ~200 KiB: not on the stack */
+    /* CPU by thread over the engine's timed spans: before, after one, the sum (and a zero) */
+    static struct bench_threads thw0, thw1, thsum, thnone;
     double te[8], tk[8], ce[8], ck[8];
     int nw;
 
@@ -142,6 +163,7 @@ int main(int argc, char **argv)
            "started at once) reading the same ranges right after. Median of %d windows.\n\n",
            NPART * PER_PART, NPART, NPART, nw);
     printf("%8s %10s %10s %8s\n", "window", "engine s", "kcat s", "ratio");
+    bench_tap_start(&tp, "debug"); /* each window's window_timing line: where its time went */
     for (int w = 0; w < nw; w++) {
         for (int i = 0; i < NPART; i++) {
             rg[i] = (struct bench_range){i, (int64_t)w * PER_PART, (int64_t)(w + 1) * PER_PART};
@@ -149,11 +171,14 @@ int main(int argc, char **argv)
         }
         bench_flush(data);
         bench_notification(json, sizeof json, QUERY, w + 1, TOPIC, rg, NPART);
+        bench_threads_snap(&thw0);
         double t0 = bench_now_ms(), c0 = bench_cpu_seconds(RUSAGE_SELF);
         bench_post(notif, TAG ".batches", QUERY, json);
         if (!bench_step_until(e, notif, (uint64_t)w + 2, 120))
             bench_die("engine", "window not attested (see the log above)");
         te[w] = (bench_now_ms() - t0) / 1e3;
+        bench_threads_snap(&thw1);
+        bench_threads_add(&thsum, &thw0, &thw1);
         double c1 = bench_cpu_seconds(RUSAGE_SELF), k1 = bench_cpu_seconds(RUSAGE_CHILDREN);
         tk[w] = run_kcat(kcat, B.boot, rg);
         /* the engine's window: this process (broker included); kcat's: the kcat children and
@@ -164,8 +189,13 @@ int main(int argc, char **argv)
         printf("%8d %10.3f %10.3f %7.2fx\n", w + 1, te[w], tk[w], tk[w] / te[w]);
         fflush(stdout);
     }
+    bench_tap_stop(&tp);
     double me = bench_median(te, nw), mk = bench_median(tk, nw);
     printf("%8s %10.3f %10.3f %7.2fx\n", "median", me, mk, mk / me);
+    print_stages(&tp, nw);
+    printf("CPU by thread in the engine's window (ms, mean; broker and producers included):");
+    bench_threads_print(&thnone, &thsum, nw);
+    printf("\n");
     {
         /* The floor: the engine's window needs its CPU seconds over every core at best. */
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -3,7 +3,7 @@
  * parts of the benches that are no bench of their own, so that a bench program stays its
  * measurements and its table.
  *
- *   util.c             clocks, exit on a setup failure, percentiles, verdicts
+ *   util.c             clocks, CPU by thread, exit on a setup failure, percentiles, verdicts
  *   fixture.c          embedded broker + key in a temporary directory, producers, records,
  *                      native notifications, engines configured from `--set` strings, stepping
  *   slowstore_proxy.c  the delay proxy: a loopback TCP proxy adding N ms to every request
@@ -47,6 +47,25 @@ double bench_cpu_seconds(int who);
 /* The same of another running process (/proc/PID/stat, clock-tick resolution); -1 if unreadable */
 double bench_proc_cpu_seconds(pid_t pid);
 void bench_sleep_ms(double ms);
+/* Where a process's CPU goes, thread by thread: a snapshot of every thread of this process (its
+ * name and its time on CPU, /proc/self/task/TID/schedstat, ns resolution). */
+#define BENCH_THREADS_MAX 256
+struct bench_threads {
+    int n;
+    struct {
+        int tid;
+        char comm[16];
+        double ms;
+    } t[BENCH_THREADS_MAX];
+};
+void bench_threads_snap(struct bench_threads *s);
+/* Print "name ms ..." for the CPU each thread name used from a to b, divided by div (e.g. per
+ * window), largest first; names that differ only in a trailing number are one (ws:build0 and
+ * ws:build1 are ws:build*, the reader's and the producers' rdk:broker1 likewise). */
+/* acc += b - a, thread by thread (acc starts zeroed): the CPU of several timed spans */
+void bench_threads_add(struct bench_threads *acc, const struct bench_threads *a,
+                       const struct bench_threads *b);
+void bench_threads_print(const struct bench_threads *a, const struct bench_threads *b, double div);
 _Noreturn void bench_die(const char *what, const char *why); /* "<prog>: what: why", exit 3 */
 double bench_pct(double *v, int n, double p); /* nearest-rank percentile (sorts v); 0 if n <= 0 */
 double bench_median(double *v, int n);        /* bench_pct(v, n, 0.5) */
