@@ -463,7 +463,7 @@ ws_err_t ws_iceberg_resolve(const struct ws_iceberg_catalog_conf *cat, const cha
     char sid[24], why[512], ml_sha[WS_HASH_HEX_LEN + 1];
     uint8_t dig[WS_HASH_LEN];
     uint64_t got;
-    int64_t id;
+    int64_t id = 0; /* set by parse_i64 when job_snapshot_id is given, the only case it is read */
     ws_err_t err;
 
     memset(out, 0, sizeof *out);
