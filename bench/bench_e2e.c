@@ -487,16 +487,22 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
         int64_t next[NPART] = {0}, from[NPART];
         double er[16], br[16], eng_best = 0, parts[4][16], tot[16], ecpu[16], bcpu[16], btime[16];
         int nw = sizes[z].windows;
+        /* CPU by thread over the engine's windows: before and after one, the sum, a zero */
+        static struct bench_threads th0, th1, thsum, thnone;
 
+        memset(&thsum, 0, sizeof thsum);
         snprintf(topic, sizeof topic, "data%zu", sizes[z].value);
         for (int w = 0; w < nw; w++, batch++) {
             uint64_t got = 0;
             memcpy(from, next, sizeof from);
             produce_records(p, topic, sizes[z].records, sizes[z].value, next);
             char *json = notification("bench", batch, topic, from, next);
+            bench_threads_snap(&th0);
             double c0 = bench_cpu_seconds(RUSAGE_SELF);
             double te = attest(e, p, "windowseal.batches", "bench", json);
             double c1 = bench_cpu_seconds(RUSAGE_SELF), k1 = bench_cpu_seconds(RUSAGE_CHILDREN);
+            bench_threads_snap(&th1);
+            bench_threads_add(&thsum, &th0, &th1);
             free(json);
             double tb =
                 run_baseline(self_dir, ws_kafka_broker_bootstrap(b), topic, from, next, &got);
@@ -544,6 +550,9 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
                    ec * 1e3, mt * 1e3, ec / mt, bc * 1e3, bt * 1e3, bc / bt,
                    ec * 1e9 / (double)sizes[z].records, bc * 1e9 / (double)sizes[z].records, ncpu,
                    floor_s * 1e3, bt / floor_s);
+            printf("         CPU by thread in the engine's window (ms, mean; broker included):");
+            bench_threads_print(&thnone, &thsum, nw);
+            printf("\n");
         }
         if (z == 0)
             printf("TABLE\tend-to-end, %llu-record windows x 64 partitions, 100 B\t%.2f M rec/s\t"
