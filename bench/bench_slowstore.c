@@ -410,11 +410,18 @@ static void lat_stats(const char *what, const struct feeder *f, const int64_t *n
         }
         if (b < BENCH_TAP_BATCHES && bc->recv_wall[b])
             bd[nb++] = bc->recv_wall[b] - (double)nt[b];
-        if (v[n] > 50)
+        if (v[n] > 50) {
             printf("  %s: batch %lld took %.0f ms (notification -> received %.1f ms, received -> "
-                   "attestation %.1f ms)\n",
+                   "attestation %.1f ms)",
                    what, (long long)b, v[n], rw ? rw - (double)nt[b] : -1,
                    rw ? (double)at[b] - rw : -1);
+            /* where: the stages of its window_timing line */
+            for (int s = 0; b < BENCH_TAP_BATCHES && tp->has_timing[b] && s < BENCH_TAP_NSTAGES;
+                 s++)
+                printf("%s %s %.2f", s ? "" : "; stages ms:", bench_tap_stages[s],
+                       tp->stage_ms[b][s]);
+            printf("\n");
+        }
         n++;
     }
     r->nsplit = ns;
