@@ -43,7 +43,7 @@
  * on Intel Emerald Rapids SHA-NI is throughput-bound and AVX-512 lanes win), so the first
  * window of the process calibrates: two synthetic windows (512 records of 100-byte values, 64 of
  * 1 KiB) on every engine the CPU has, five rounds in rotating order, best round each, thread CPU
- * time; ~5 ms. The engine with the lowest time relative to one lane's, summed over both sizes,
+ * time; ~3.5 ms. The engine with the lowest time relative to one lane's, summed over both sizes,
  * is taken; one whose root or digest differs from one lane's never is. ws_window_lanes_force
  * overrides the choice, ws_sha256_mb_enable(false) turns lanes off; ws_window_lanes_describe
  * gives the one line for the log.
@@ -119,11 +119,11 @@ struct ws_window {
  * engine wins moves with the record size: on AMD Zen 4 SHA-NI x3 beats AVX-512 x16 by 5-20% at
  * 100 B but 40-50% at 1 KiB, and on a noisy host (a busy neighbour on the SHA unit) the 100 B
  * figures alone picked AVX-512 there; on Intel Emerald Rapids AVX-512 wins at 100 B by 40%
- * and SHA-NI is 2-6% ahead at 1 KiB (bench/README.md). The score is the sum over both sizes of the engine's
- * time relative to one lane's, lowest wins: each size counts the same, whatever its length.
- * About 0.2 ms a pass here, 4-5 ms in all for three engines (ws_window_lanes_describe reports
- * it), once per process. Thread CPU time, not wall time: a pass preempted on a busy machine
- * must not lose.
+ * and SHA-NI is 2-6% ahead at 1 KiB (bench/README.md). The score is the sum over both sizes of
+ * the engine's time relative to one lane's, lowest wins: each size counts the same, whatever
+ * its length. About 0.1-0.2 ms a pass here, 3.2-3.9 ms in all for three engines
+ * (ws_window_lanes_describe reports it), once per process. Thread CPU time, not wall time: a
+ * pass preempted on a busy machine must not lose.
  */
 #define CAL_ROUNDS 5
 #define CAL_SIZES 2

@@ -310,8 +310,9 @@ ws_err_t ws_window_finish(struct ws_window *w, struct ws_window_result *res) WS_
  * AVX-512 lanes are) and on the record size (on AMD Zen 4 SHA-NI wins by 5-20% at 100 B, by
  * 40-50% at 1 KiB), so the first ws_window_new of a process runs two small synthetic windows
  * (512 records of 100-byte values, 64 of 1 KiB) on every supported engine, best of 5 each,
- * about 5 ms in all, and windows then use the fastest over both sizes. Every engine gives byte-identical results (the
- * calibration checks that too and drops any that disagrees); only the speed differs.
+ * about 3.5 ms in all, and windows then use the fastest over both sizes. Every engine gives
+ * byte-identical results (the calibration checks that too and drops any that disagrees); only
+ * the speed differs.
  * Thread-safe; the calibration runs once even when threads race to it.
  */
 struct ws_window_lanes_info {
@@ -325,7 +326,8 @@ struct ws_window_lanes_info {
 /* The choice (calibrating now if no window has been made yet) and its figures. */
 void ws_window_lanes(struct ws_window_lanes_info *info);
 /* One line for the log: "hash lanes: SHA-NI x3 (fastest measured, 100 B / 1 KiB values; one
- * lane (OpenSSL) 2.90 / 0.61 M rec/s; ...; calibration 4.6 ms)". Always NUL-terminated; returns info's chosen engine. */
+ * lane (OpenSSL) 2.99 / 0.73 M rec/s; ...; calibration 3.5 ms)". Always NUL-terminated;
+ * returns info's chosen engine. */
 enum ws_sha256_lanes ws_window_lanes_describe(char *buf, size_t len);
 /* Override: new windows use engine e (WS_LANES_AUTO: the measured choice); an unsupported e
  * falls back to WS_LANES_ONE. For operators on CPUs where the measurement misleads, and for tests
