@@ -75,7 +75,7 @@ static const struct key keys[] = {
         "with its own connections); windows of one query are stored one after the other."),
     KEY("engine", "hash_lanes", WS_OPT_ENUM, hash_lanes, "auto", 0, 0, "auto|one|shani|avx512",
         "SHA-256 engine for the window hashes: auto measures the engines this CPU has at start "
-        "(100-byte and 1 KiB records, about 5 ms) and takes the fastest over both; one, shani or "
+        "(100-byte and 1 KiB records, about 4 ms) and takes the fastest over both; one, shani or "
         "avx512 force one (same bytes)."),
     KEY("engine", "build_workers", WS_OPT_INT, build_workers, "2", 1, 64, NULL,
         "Windows being built at once (records re-read, hashed, compressed, spooled; one worker "
