@@ -67,7 +67,8 @@ struct ws_kafka_reader;
 typedef ws_err_t (*ws_kafka_record_fn)(void *opaque, const struct ws_record *r);
 
 /*
- * Create a reader. Defaults: fetch.wait.max.ms=1, queued.min.messages=1000000,
+ * Create a reader. Defaults: fetch.wait.max.ms=1, queued.min.messages=16384 and
+ * queued.max.messages.kbytes=16384 (a partition's fetch-ahead: flat memory, reader.c),
  * isolation.level=read_uncommitted (must match the Spark source's kafka.isolation.level: with
  * read_committed Spark's offsets and ours would disagree on aborted records).
  * Forced: enable.auto.commit=false, enable.partition.eof=true, auto.offset.reset=error (a range
