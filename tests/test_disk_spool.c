@@ -12,6 +12,10 @@
  *   - nothing is visible under the final name before commit, nothing at all after abort;
  *   - the byte count, the bound (ws_spool_full) and the resume lookup;
  *   - temporary files of a crashed run are removed at open;
+ *   - recycling: a delivered window's files go to <spool>/.free emptied, and the next files are
+ *     those inodes again with exactly their own bytes; a file a file sink hard-linked is never
+ *     recycled (its linked copy keeps its bytes while later windows are written); .free is
+ *     emptied at open and not counted;
  *   - spool.io_uring=on when the kernel refuses io_uring (a seccomp filter in a child) is an
  *     error naming io_uring, and auto falls back;
  *   - a 2 MiB tmpfs: ENOSPC becomes WS_ERR_NOSPACE, no partial file, ws_spool_full() reflects
@@ -639,6 +643,107 @@ static void test_concurrent(enum ws_io_mode mode)
     ws_spool_close(s);
 }
 
+/* Entries directly in dir (not dot-names). */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* One window's evidence (data) and envelope committed; their inodes in ino[0..1]. */
+static void put_window(struct ws_spool *s, int64_t batch, const uint8_t *data, size_t len,
+                       ino_t ino[2])
+{
+    char errbuf[512], path[PATH_MAX];
+    struct ws_spool_file *f = NULL;
+    const char *p = NULL;
+    struct stat st;
+
+    CHECK(ws_spool_begin(s, QID, batch, &f, errbuf, sizeof errbuf) == WS_OK);
+    if (!f)
+        return;
+    CHECK(feed(f, data, len) == WS_OK);
+    ws_spool_sync_start(f);
+    CHECK(ws_spool_commit_with_envelope(f, QID, batch, "{\"e\":1}", 7, &p, errbuf, sizeof errbuf) ==
+          WS_OK);
+    ws_spool_file_free(f);
+    ws_spool_path(s, QID, batch, ".evidence.lz4", path);
+    CHECK(stat(path, &st) == 0 && (size_t)st.st_size == len);
+    ino[0] = st.st_ino;
+    ws_spool_path(s, QID, batch, ".dsse.json", path);
+    CHECK(stat(path, &st) == 0 && st.st_size == 7);
+    ino[1] = st.st_ino;
+}
+
+static void test_recycle(enum ws_io_mode mode)
+{
+    char dir[PATH_MAX], fdir[PATH_MAX + 8], path[PATH_MAX], linked[PATH_MAX + 16], errbuf[512];
+    uint8_t *big = make_data(300000, 77), *small = make_data(10, 78), *other = make_data(5000, 79);
+    struct ws_spool *s = NULL;
+    ino_t a[2], b[2], c[2], d[2];
+    uint8_t *got;
+    size_t gl;
+
+    snprintf(dir, sizeof dir, "%s/recycle-%d", base, (int)mode);
+    snprintf(fdir, sizeof fdir, "%s/.free", dir);
+    CHECK(ws_spool_open(dir, mode, 1ull << 40, &s, errbuf, sizeof errbuf) == WS_OK);
+    if (!s)
+        goto out;
+    CHECK(count_entries(fdir) == 0);
+    put_window(s, 1, big, 300000, a);
+    ws_spool_remove(s, QID, 1);
+    ws_spool_check(s);
+    CHECK(count_entries(fdir) == 2); /* both files wait in .free ... */
+    CHECK(ws_spool_bytes(s) == 0);   /* ... emptied, and not counted */
+    put_window(s, 2, small, 10, b);  /* the same inodes again, their own bytes only */
+    CHECK((b[0] == a[0] || b[0] == a[1]) && (b[1] == a[0] || b[1] == a[1]) && b[0] != b[1]);
+    CHECK(count_entries(fdir) == 0);
+    ws_spool_path(s, QID, 2, ".evidence.lz4", path);
+    got = slurp(path, &gl);
+    CHECK(got && gl == 10 && memcmp(got, small, 10) == 0);
+    free(got);
+    CHECK(ws_spool_bytes(s) == 17);
+    ws_spool_remove(s, QID, 2);
+
+    /* A file sink's hard link: that inode is the sink's object and never comes back. */
+    put_window(s, 3, big, 300000, c);
+    ws_spool_path(s, QID, 3, ".evidence.lz4", path);
+    snprintf(linked, sizeof linked, "%s/linked-%d", base, (int)mode);
+    CHECK(link(path, linked) == 0);
+    ws_spool_remove(s, QID, 3);
+    CHECK(count_entries(fdir) == 1); /* the envelope only */
+    put_window(s, 4, other, 5000, d);
+    put_window(s, 5, other, 5000, d);
+    CHECK(d[0] != c[0] && d[1] != c[0]);
+    got = slurp(linked, &gl);
+    CHECK(got && gl == 300000 && memcmp(got, big, gl) == 0);
+    free(got);
+    ws_spool_remove(s, QID, 4);
+    CHECK(count_entries(fdir) == 2);
+    ws_spool_check(s);
+    ws_spool_close(s);
+
+    /* A new start empties .free: nothing found there is trusted. */
+    CHECK(ws_spool_open(dir, mode, 1ull << 40, &s, errbuf, sizeof errbuf) == WS_OK);
+    if (s) {
+        CHECK(count_entries(fdir) == 0);
+        CHECK(ws_spool_bytes(s) == 5007); /* window 5 */
+        ws_spool_close(s);
+    }
+out:
+    free(big);
+    free(small);
+    free(other);
+}
+
 int main(void)
 {
     bool have_uring, mounted;
@@ -659,6 +764,9 @@ int main(void)
     }
     test_sizes(WS_IO_OFF);
     test_abort_bound_lookup(WS_IO_OFF);
+    if (have_uring)
+        test_recycle(WS_IO_ON);
+    test_recycle(WS_IO_OFF);
     if (have_uring)
         test_concurrent(WS_IO_ON);
     test_concurrent(WS_IO_OFF);
