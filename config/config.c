@@ -70,7 +70,7 @@ static const struct key keys[] = {
         "First retry delay for retriable failures (doubles, with jitter)."),
     KEY("engine", "retry_max_ms", WS_OPT_INT, retry_max_ms, "30000", 1, 86400000, NULL,
         "Largest retry delay."),
-    KEY("engine", "max_windows_in_flight", WS_OPT_INT, max_windows_in_flight, "16", 1, 256, NULL,
+    KEY("engine", "max_windows_in_flight", WS_OPT_INT, max_windows_in_flight, "32", 1, 256, NULL,
         "Windows being written to the object stores at once (one store worker thread each, "
         "with its own connections); windows of one query are stored one after the other."),
     KEY("engine", "hash_lanes", WS_OPT_ENUM, hash_lanes, "auto", 0, 0, "auto|one|shani|avx512",
