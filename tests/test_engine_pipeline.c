@@ -9,6 +9,9 @@
  */
 #include "engine_rig.h"
 
+#include <dirent.h>
+#include <limits.h>
+
 /* (5) concurrent windows: many queries in flight at once, fewer store workers than windows */
 
 #define NQUERIES 12
@@ -184,14 +187,42 @@ static int64_t wait_committed(struct rig *r, int64_t want, double timeout_ms)
     return c;
 }
 
+/* The spool's .free after windows of a copying sink: some files wait there, all of them empty. */
+static void check_recycled(const struct rig *r)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 300];
+    struct dirent *de;
+    struct stat st;
+    unsigned n = 0, full = 0;
+    DIR *d;
+
+    snprintf(dir, sizeof dir, "%s/spool/.free", r->dir);
+    CHECK((d = opendir(dir)) != NULL, "no %s", dir);
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        n++;
+        full += stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0;
+    }
+    closedir(d);
+    CHECK(n > 0 && n <= 64 && full == 0, "spool .free: %u files, %u of them not empty", n, full);
+    note("concurrent windows: %u emptied files wait in the spool's .free", n);
+}
+
 static void scenario_concurrent(unsigned *faults)
 {
     static const char *const topics[] = {"windowseal.attestations", "windowseal.attestations.heads",
                                          "windowseal.batches.dlq"};
     /* four store workers for twelve windows; a delivery not acknowledged in 1 s fails (and the
-     * engine produces it again) rather than waiting the producer's default 30 s */
-    static const char *const extra[] = {"engine.max_windows_in_flight=4",
-                                        "kafka.properties.message.timeout.ms=1000", NULL};
+     * engine produces it again) rather than waiting the producer's default 30 s; the file sink
+     * copies (link false), so the spool recycles every window's files (disk/spool.c) while
+     * other windows are written: each copy must still verify with its own evidence */
+    static char sinks[600];
+    const char *const extra[] = {"engine.max_windows_in_flight=4",
+                                 "kafka.properties.message.timeout.ms=1000", sinks, NULL};
     struct ws_engine_stats st0, st;
     struct ws_kafka_broker *b = NULL;
     struct rig r = {0};
@@ -213,6 +244,8 @@ static void scenario_concurrent(unsigned *faults)
     for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) /* not waited for on first use */
         CHECK(ws_kafka_broker_create_topic(b, topics[i], 1, errbuf, sizeof errbuf) == WS_OK, "%s",
               errbuf);
+    snprintf(sinks, sizeof sinks, "sinks=[{\"type\":\"file\",\"path\":\"%s/att\",\"link\":false}]",
+             r.dir);
     if (!rig_start(&r, ws_kafka_broker_bootstrap(b), extra)) {
         CHECK(0, "rig_start");
         goto out;
@@ -292,6 +325,7 @@ static void scenario_concurrent(unsigned *faults)
          (unsigned long long)(st.retries - st0.retries));
 
     final_checks(&r, "concurrent windows", 0);
+    check_recycled(&r);
     ws_engine_get_stats(r.e, &st);
     CHECK(st.windows == 2 * NQUERIES,
           "concurrent windows: %llu windows attested (%llu duplicates), %d posted",

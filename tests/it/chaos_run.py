@@ -234,8 +234,8 @@ def lane_kill(a):
                     time.sleep(rnd.uniform(0.0, 1.5))
                 time.sleep(rnd.uniform(0.0, 0.05))
                 e.kill9()
-                files = [f for _, _, fs in os.walk(os.path.join(a.dir, "spool")) for f in fs
-                         if not f.startswith(".")]
+                files = [f for d, _, fs in os.walk(os.path.join(a.dir, "spool")) for f in fs
+                         if not f.startswith(".") and os.path.basename(d) != ".free"]
                 where = "outside %.2f s after the assignment: %d windows attested in this run; " \
                     "left in the spool: %d complete files, %d temporary" % (
                         time.time() - e.t0 - (first_event_delay(e, "rebalance") or 0),
