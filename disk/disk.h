@@ -86,7 +86,9 @@ struct ws_spool_window {
 ws_err_t ws_spool_lookup(struct ws_spool *s, const char *query_id, int64_t batch_id,
                          struct ws_spool_window *out, char *errbuf, size_t errlen) WS_MUST_CHECK;
 void ws_spool_window_free(struct ws_spool_window *w);
-/* Every sink holds the window: remove its files from the spool. */
+/* Every sink holds the window: remove its files from the spool. A file no other name links
+ * may be recycled (emptied and reused for a later window: spool.c, Recycling), so nobody may
+ * keep a spool path or descriptor past this call; only a hard link keeps a file as it was. */
 void ws_spool_remove(struct ws_spool *s, const char *query_id, int64_t batch_id);
 /* Path of a spooled object ("<spool>/<queryId>/<batch20><suffix>"); out holds 4096 bytes. */
 void ws_spool_path(const struct ws_spool *s, const char *query_id, int64_t batch_id,

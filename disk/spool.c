@@ -32,10 +32,15 @@
  * the last seconds (find_inode_bit, recently_deleted: ~0.3 ms of kernel CPU a file at 100+
  * windows/s, measured with perf, for our creations and the object store's on the same disk).
  * A file that another name still links (a file sink's hard link, st_nlink > 1) is never
- * recycled: it is that sink's object. At most SPOOL_NFREE files wait, all empty, and only the
- * spool's owner (the lock below) recycles; .free is skipped by the byte count and by lookups
- * and emptied at every start, and a crash anywhere leaves a file in .free or a .tmp file, both
- * removed at the next start.
+ * recycled: it is that sink's object. At most SPOOL_NFREE files wait, all empty. Only the
+ * spool's owner (the lock below) recycles, and only while no other process shares the spool
+ * (they hold <spool>/.share shared; see release()): an unlinked file stays intact for whoever
+ * still has it open, an emptied one would not. .free is opened once without following links
+ * and must be our own directory, so a symlink there cannot aim the emptying anywhere else; it is
+ * skipped by the byte count and by lookups and emptied at every start, and a crash anywhere
+ * leaves a file in .free or a .tmp file, both removed at the next start. So after
+ * ws_spool_remove a file's bytes may change: no reader keeps a spool path or descriptor past
+ * it, and only a hard link keeps a file as it was.
  *
  * Size bound: the byte count is kept in memory from a scan at open plus what this process
  * writes and removes, so ws_spool_full() costs nothing on the hot path. Crossing the bound is
@@ -96,7 +101,10 @@ struct ws_spool {
     uint64_t nospace_errors;
     uint8_t *pool[SPOOL_NPOOL]; /* staging blocks kept for the next file */
     unsigned npool;
-    bool recycle;                     /* this process owns the spool: files are recycled */
+    bool recycle; /* this process owns the spool and .free is usable: files are recycled */
+    int free_fd;  /* <dir>/.free, opened without following links; -1 */
+    int share_fd; /* <dir>/.share: other processes hold it shared (release()); -1 */
+    pthread_mutex_t recycle_mu;       /* one release() at a time holds .share exclusively */
     uint64_t free_names[SPOOL_NFREE]; /* emptied files in <dir>/.free, by name */
     unsigned nfree;
     uint64_t free_next; /* next name for a file going to .free */
@@ -273,92 +281,164 @@ static uint64_t scan_bytes(const char *dir, bool clean, int depth)
     return total;
 }
 
-static void free_path(const struct ws_spool *s, uint64_t name, char *out)
+static void free_name(uint64_t name, char *out, size_t cap)
 {
-    snprintf(out, PATH_MAX, "%s/" FREE_DIR "/%llu", s->dir, (unsigned long long)name);
+    snprintf(out, cap, "%llu", (unsigned long long)name);
 }
 
-/* The owner's .free: made if missing, emptied of what a previous run left (reuse starts
- * afresh, so nothing found there after a crash is ever trusted). */
+/*
+ * The owner's .free, opened once without following a symlink and only if it is a directory of
+ * ours, then emptied of what a previous run left (reuse starts afresh: nothing found there is
+ * trusted). Any doubt leaves recycling off: files are then created and unlinked as before.
+ */
 static void free_open(struct ws_spool *s)
 {
-    char dir[PATH_MAX], p[PATH_MAX];
+    char dir[PATH_MAX];
     struct dirent *de;
+    struct stat st;
     DIR *d;
+    int fd, dup_fd;
 
     snprintf(dir, sizeof dir, "%s/" FREE_DIR, s->dir);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return; /* no recycling: files are created and unlinked as before */
-    if (!(d = opendir(dir)))
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (dup_fd = dup(fd)) < 0 || !(d = fdopendir(dup_fd))) {
+        close(fd);
+        return;
+    }
     while ((de = readdir(d)))
-        if (de->d_name[0] != '.' && snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p)
-            unlink(p);
+        if (de->d_name[0] != '.')
+            unlinkat(fd, de->d_name, 0); /* a directory there stays, and is never used */
     closedir(d);
+    s->free_fd = fd;
     s->recycle = true;
+}
+
+/* Off for good after an error that will repeat (another filesystem, permissions). */
+static void recycle_off(struct ws_spool *s, int err)
+{
+    if (err != EXDEV && err != EACCES && err != EPERM && err != EROFS)
+        return;
+    spool_lock(s);
+    if (s->recycle)
+        ws_log(WS_LOG_WARN, "spool_recycle_off", "path=\"%s\" reason=\"%s\"", s->dir,
+               strerror(err));
+    s->recycle = false;
+    spool_unlock(s);
+}
+
+/* Open a regular, singly linked file for writing, or -1; O_NONBLOCK so that a FIFO put in our
+ * way cannot hang the open (cleared again for the writes). */
+static int open_regular(const char *path, int flags)
+{
+    struct stat st;
+    int fd = open(path, flags | O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+        close(fd);
+        errno = EEXIST;
+        return -1;
+    }
+    return fd;
 }
 
 /* Create tmp for writing: an emptied file from .free renamed to it, else a new one. */
 static int open_tmp(struct ws_spool *s, const char *tmp)
 {
-    char p[PATH_MAX];
-    uint64_t name = 0;
+    char name[32];
+    uint64_t n = 0;
     bool have = false;
     int fd;
 
     spool_lock(s);
     if (s->recycle && s->nfree > 0) {
-        name = s->free_names[--s->nfree];
+        n = s->free_names[--s->nfree];
         have = true;
     }
     spool_unlock(s);
     if (have) {
-        free_path(s, name, p);
-        if (rename(p, tmp) == 0 &&
-            (fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW)) >= 0)
-            return fd;
-        /* gone or not ours: create as usual (O_CREAT|O_TRUNC takes over a renamed one) */
+        free_name(n, name, sizeof name);
+        if (renameat(s->free_fd, name, AT_FDCWD, tmp) == 0) {
+            if ((fd = open_regular(tmp, O_TRUNC)) >= 0)
+                return fd;
+            unlink(tmp); /* not the file we left there: gone, and a new one made below */
+        } else {
+            recycle_off(s, errno);
+            unlinkat(s->free_fd, name, 0); /* never left behind untracked */
+        }
     }
-    return open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    fd = open_regular(tmp, O_CREAT | O_TRUNC);
+    if (fd < 0 && errno == EEXIST) { /* something other than our file holds the name */
+        unlink(tmp);
+        fd = open_regular(tmp, O_CREAT | O_EXCL);
+    }
+    return fd;
 }
 
 /*
- * A delivered window's file leaves the spool: into .free when it may be reused (regular, no
- * other link, room in .free), else unlinked. Renamed first, then emptied: a crash in between
- * leaves a full file in .free, which the next start removes. 0, or -1 (errno) as unlink.
+ * A delivered window's file leaves the spool: into .free when it may be reused, else unlinked.
+ * Reused only if it is a regular file no other name links (st: lstat by the caller; a file
+ * sink's hard link is that sink's object), .free has room, and no other process shares the
+ * spool: those take the .share lock shared for their life, and the owner recycles only while it
+ * can hold it exclusively (serialized by recycle_mu), so no file another process may be reading
+ * or linking is ever emptied. Renamed first, then checked (same inode, still one link) and
+ * emptied; a crash in between leaves a file in .free, removed at the next start. 0, or -1
+ * (errno) as unlink.
  */
 static int release(struct ws_spool *s, const char *path, const struct stat *st)
 {
-    char p[PATH_MAX];
-    uint64_t name = 0;
-    bool slot = false;
+    char name[32];
+    struct stat now;
+    uint64_t n = 0;
+    bool slot = false, kept = false;
+    int fd, rc = 0;
 
-    if (S_ISREG(st->st_mode) && st->st_nlink == 1) {
+    if (!S_ISREG(st->st_mode) || st->st_nlink != 1)
+        return unlink(path);
+    pthread_mutex_lock(&s->recycle_mu);
+    if (flock(s->share_fd, LOCK_EX | LOCK_NB) == 0) {
         spool_lock(s);
         if (s->recycle && s->nfree < SPOOL_NFREE) {
-            name = s->free_next++;
+            n = s->free_next++;
             slot = true;
         }
         spool_unlock(s);
     }
-    if (!slot)
-        return unlink(path);
-    free_path(s, name, p);
-    if (rename(path, p) < 0)
-        return unlink(path);
-    if (truncate(p, 0) < 0) {
-        unlink(p);
-        return 0; /* out of the spool either way */
+    if (!slot) {
+        rc = unlink(path);
+        goto out;
     }
-    spool_lock(s);
-    if (s->nfree < SPOOL_NFREE)
-        s->free_names[s->nfree++] = name;
-    else
-        name = UINT64_MAX;
-    spool_unlock(s);
-    if (name == UINT64_MAX)
-        unlink(p); /* .free filled up meanwhile */
-    return 0;
+    free_name(n, name, sizeof name);
+    if (renameat(AT_FDCWD, path, s->free_fd, name) < 0) {
+        recycle_off(s, errno);
+        rc = unlink(path);
+        goto out;
+    }
+    fd = openat(s->free_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd >= 0 && fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_ino == st->st_ino &&
+        now.st_dev == st->st_dev && now.st_nlink == 1 && ftruncate(fd, 0) == 0) {
+        spool_lock(s);
+        if (s->nfree < SPOOL_NFREE) {
+            s->free_names[s->nfree++] = n;
+            kept = true;
+        }
+        spool_unlock(s);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (!kept)
+        unlinkat(s->free_fd, name, 0); /* out of the spool either way */
+out:
+    flock(s->share_fd, LOCK_UN);
+    pthread_mutex_unlock(&s->recycle_mu);
+    return rc;
 }
 
 ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_bytes,
@@ -378,7 +458,10 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
         return WS_ERR_NOMEM;
     }
     s->lock_fd = -1;
+    s->free_fd = -1;
+    s->share_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->recycle_mu, NULL);
     while (n > 1 && s->dir[n - 1] == '/')
         s->dir[--n] = '\0';
     if ((err = ws_mkdirs(s->dir, errbuf, errlen)))
@@ -428,8 +511,12 @@ ws_err_t ws_spool_open(const char *path, enum ws_io_mode mode, uint64_t max_byte
                "left alone\"",
                s->dir);
     s->bytes = scan_bytes(s->dir, owner, 0);
-    if (owner)
+    snprintf(lock, sizeof lock, "%s/.share", s->dir);
+    s->share_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (owner && s->share_fd >= 0)
         free_open(s);
+    else if (s->share_fd >= 0)
+        flock(s->share_fd, LOCK_SH); /* for our life: the owner no longer recycles (release()) */
     spool_lock(s);
     note_bytes(s);
     spool_unlock(s);
@@ -450,6 +537,11 @@ void ws_spool_close(struct ws_spool *s)
         free(s->pool[i]);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the lock */
+    if (s->share_fd >= 0)
+        close(s->share_fd);
+    if (s->free_fd >= 0)
+        close(s->free_fd);
+    pthread_mutex_destroy(&s->recycle_mu);
     pthread_mutex_destroy(&s->mu);
     free(s->dir);
     free(s);
@@ -755,7 +847,7 @@ void ws_spool_check(const struct ws_spool *s)
         assert(s->rings[i] && !s->rings[i]->inflight); /* idle rings hold no request */
     assert(!s->uring || s->mode != WS_IO_OFF);         /* io_uring only where allowed */
     assert(s->uring || !s->nrings);
-    assert(s->nfree <= SPOOL_NFREE && (s->recycle || s->nfree == 0));
+    assert(s->nfree <= SPOOL_NFREE && (!s->recycle || (s->free_fd >= 0 && s->share_fd >= 0)));
     for (unsigned i = 0; i < s->nfree; i++)
         assert(s->free_names[i] < s->free_next); /* every waiting name was handed out */
     spool_unlock(s);

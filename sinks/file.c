@@ -14,8 +14,9 @@
  * linkat() when the spool and the directory share a filesystem. The spool fsynced those bytes
  * before renaming them into place, so a link costs no data written and no file fsync, only
  * the directory's fsync (one for the window); a window of gigabytes is not written twice. The
- * spool only ever unlinks its names (a new window is a new file), so the objects never change
- * under their names. Another filesystem (EXDEV) or one without hard links: copies, as below,
+ * spool never writes into a file another name links: it recycles only files with one link
+ * (disk/spool.c, Recycling) and unlinks the rest, so the objects never change under their
+ * names. Another filesystem (EXDEV) or one without hard links: copies, as below,
  * for this sink instance from then on. Evidence first, then envelope, as for copies.
  *
  * Copies: a window's two objects are one write set (write_set): both temporary files written,

@@ -39,10 +39,10 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-# What a delivered window left in the spool: any file but the lock, and any non-empty file in
+# What a delivered window left in the spool: any file but the two lock files, and any non-empty file in
 # .free (a delivered window's files that no sink links are recycled there, emptied: spool.c).
 spool_left() {
-    find "$T/spool" -path "$T/spool/.free" -prune -o -type f ! -name .lock -print
+    find "$T/spool" -path "$T/spool/.free" -prune -o -type f ! -name .lock ! -name .share -print
     find "$T/spool/.free" -type f -size +0 2>/dev/null || true
 }
 check() { # check DESCRIPTION command...

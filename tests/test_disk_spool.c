@@ -15,7 +15,9 @@
  *   - recycling: a delivered window's files go to <spool>/.free emptied, and the next files are
  *     those inodes again with exactly their own bytes; a file a file sink hard-linked is never
  *     recycled (its linked copy keeps its bytes while later windows are written); .free is
- *     emptied at open and not counted;
+ *     emptied at open (a full file left there by a kill too) and not counted; while another
+ *     process shares the spool nothing is emptied (its open file keeps its bytes); a symlink
+ *     put in place of .free is not followed (the directory it names keeps its file);
  *   - spool.io_uring=on when the kernel refuses io_uring (a seccomp filter in a child) is an
  *     error naming io_uring, and auto falls back;
  *   - a 2 MiB tmpfs: ENOSPC becomes WS_ERR_NOSPACE, no partial file, ws_spool_full() reflects
@@ -688,7 +690,7 @@ static void test_recycle(enum ws_io_mode mode)
     char dir[PATH_MAX], fdir[PATH_MAX + 8], path[PATH_MAX], linked[PATH_MAX + 16], errbuf[512];
     uint8_t *big = make_data(300000, 77), *small = make_data(10, 78), *other = make_data(5000, 79);
     struct ws_spool *s = NULL;
-    ino_t a[2], b[2], c[2], d[2];
+    ino_t a[2], b[2], c[2], d[2], e[2];
     uint8_t *got;
     size_t gl;
 
@@ -721,8 +723,8 @@ static void test_recycle(enum ws_io_mode mode)
     ws_spool_remove(s, QID, 3);
     CHECK(count_entries(fdir) == 1); /* the envelope only */
     put_window(s, 4, other, 5000, d);
-    put_window(s, 5, other, 5000, d);
-    CHECK(d[0] != c[0] && d[1] != c[0]);
+    put_window(s, 5, other, 5000, e);
+    CHECK(d[0] != c[0] && d[1] != c[0] && e[0] != c[0] && e[1] != c[0]);
     got = slurp(linked, &gl);
     CHECK(got && gl == 300000 && memcmp(got, big, gl) == 0);
     free(got);
@@ -731,12 +733,79 @@ static void test_recycle(enum ws_io_mode mode)
     ws_spool_check(s);
     ws_spool_close(s);
 
-    /* A new start empties .free: nothing found there is trusted. */
+    /* A new start empties .free: nothing found there is trusted, not even a full file (a kill
+     * between its rename and its truncate), and nothing there is counted. */
+    snprintf(path, sizeof path, "%s/999", fdir);
+    {
+        FILE *fp = fopen(path, "w");
+        CHECK(fp && fwrite(big, 1, 300000, fp) == 300000);
+        if (fp)
+            fclose(fp);
+    }
     CHECK(ws_spool_open(dir, mode, 1ull << 40, &s, errbuf, sizeof errbuf) == WS_OK);
-    if (s) {
+    if (!s)
+        goto out;
+    CHECK(count_entries(fdir) == 0);
+    CHECK(ws_spool_bytes(s) == 5007); /* window 5 */
+
+    /* Another process on the same spool (a second open: not the owner) holds .share: while it
+     * is there the owner empties nothing another reader may hold; both unlink. */
+    {
+        struct ws_spool *s2 = NULL;
+        ino_t f[2];
+        char p5[PATH_MAX];
+        int fd5;
+
+        CHECK(ws_spool_open(dir, mode, 1ull << 40, &s2, errbuf, sizeof errbuf) == WS_OK);
+        ws_spool_path(s, QID, 5, ".evidence.lz4", p5);
+        fd5 = open(p5, O_RDONLY); /* the other process reading window 5 */
+        ws_spool_remove(s, QID, 5);
         CHECK(count_entries(fdir) == 0);
-        CHECK(ws_spool_bytes(s) == 5007); /* window 5 */
-        ws_spool_close(s);
+        got = fd5 >= 0 ? malloc(5000) : NULL;
+        CHECK(got && pread(fd5, got, 5000, 0) == 5000 && memcmp(got, other, 5000) == 0);
+        free(got);
+        if (fd5 >= 0)
+            close(fd5);
+        if (s2) {
+            put_window(s2, 6, small, 10, f);
+            ws_spool_remove(s2, QID, 6);
+            CHECK(count_entries(fdir) == 0);
+            ws_spool_close(s2);
+        }
+        put_window(s, 7, small, 10, f); /* the other one gone: recycling again */
+        ws_spool_remove(s, QID, 7);
+        CHECK(count_entries(fdir) == 2);
+    }
+    ws_spool_check(s);
+    ws_spool_close(s);
+
+    /* .free replaced by a symlink to somebody else's directory: not followed, nothing there
+     * removed or emptied; the spool works without recycling. */
+    {
+        char victim[PATH_MAX + 16], vfile[PATH_MAX + 32];
+        ino_t f[2];
+
+        snprintf(victim, sizeof victim, "%s/victim-%d", base, (int)mode);
+        snprintf(vfile, sizeof vfile, "%s/object", victim);
+        CHECK(mkdir(victim, 0755) == 0);
+        {
+            FILE *fp = fopen(vfile, "w");
+            CHECK(fp && fwrite(small, 1, 10, fp) == 10);
+            if (fp)
+                fclose(fp);
+        }
+        rm_rf(fdir);
+        CHECK(symlink(victim, fdir) == 0);
+        CHECK(ws_spool_open(dir, mode, 1ull << 40, &s, errbuf, sizeof errbuf) == WS_OK);
+        if (s) {
+            put_window(s, 8, other, 5000, f);
+            ws_spool_remove(s, QID, 8);
+            ws_spool_check(s);
+            ws_spool_close(s);
+        }
+        got = slurp(vfile, &gl);
+        CHECK(got && gl == 10 && memcmp(got, small, 10) == 0 && count_entries(victim) == 1);
+        free(got);
     }
 out:
     free(big);

@@ -187,6 +187,21 @@ static int64_t wait_committed(struct rig *r, int64_t want, double timeout_ms)
     return c;
 }
 
+/* Entries of dir (not dot-names); -1 if it cannot be read. */
+static int count_in(const char *dir)
+{
+    struct dirent *de;
+    DIR *d = opendir(dir);
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 /* The spool's .free after windows of a copying sink: some files wait there, all of them empty. */
 static void check_recycled(const struct rig *r)
 {
@@ -424,6 +439,10 @@ static void scenario_slow_build(void)
           "slow build: %llu windows, %llu dead letters, %llu records",
           (unsigned long long)st.windows, (unsigned long long)st.deadlettered,
           (unsigned long long)st.records);
+    /* the rig's file sink links the spool's files: they are its objects, never recycled */
+    snprintf(path, sizeof path, "%s/spool/.free", r.dir);
+    CHECK(count_in(path) == 0, "slow build: %d files in the spool's .free with a linking sink",
+          count_in(path));
 out:
     rig_stop(&r);
     ws_kafka_broker_destroy(b);
