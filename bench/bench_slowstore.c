@@ -31,7 +31,10 @@
  *       start: a fresh engine (new group) with one notification already waiting; time until the
  *       window is attested, against the engine's own group join (its `rebalance` log line, read
  *       from stderr; without it, the bare consumer's first message) and a bare consumer joining
- *       a fresh group on the same broker. 3 runs (--quick: 1), medians.
+ *       a fresh group on the same broker. 3 runs (--quick: 1), medians. Then the first window
+ *       after a rebalance: of two instances of one group, the one owning the window's partition
+ *       leaves (closed with the window waiting); time from the survivor's assignment (its latest
+ *       `rebalance` line) to the window attested (takeover() says how). 3 runs (--quick: 1).
  *
  *   bench_slowstore firstread
  *       Where a first read of a partition goes: a fresh ws_kafka_reader reading partitions it
@@ -579,6 +582,107 @@ static void first_window(struct bench *B, int run, struct first_result *r)
     ws_kafka_producer_destroy(pd);
 }
 
+/*
+ * The first window after a rebalance: two instances of one group (same topics, sink and group,
+ * a spool each) own one notifications partition each; the one owning partition 0 stops polling,
+ * a 1000-record window is posted there, and that instance is closed (ws_engine_destroy: its
+ * commits, then LeaveGroup), as in a rolling restart. The other learns of the rebalance at its
+ * next heartbeat, gives up everything (eager protocol), is assigned both partitions, reloads the
+ * chain heads and attests the window its peer never took. Times from just before the close:
+ * the survivor's latest `rebalance` line (its assignment, the group join of this row), its
+ * `received` line, the window attested. Warm-up rounds (one window of each partition's query
+ * at a time, both instances stepped in 5 ms turns) run until each instance holds a partition.
+ */
+struct takeover_result {
+    double leave_ms, join_ms, received_ms, attested_ms; /* from before the close; 0: not seen */
+    int rounds;                                         /* warm-up rounds until the split */
+};
+
+/* Step both until one more window is attested by either; which one attested it (0 or 1). */
+static int step_pair(struct ws_engine *e[2], double timeout_s)
+{
+    struct ws_engine_stats st[2];
+    uint64_t before;
+    double t0 = bench_now_ms();
+
+    ws_engine_get_stats(e[0], &st[0]);
+    ws_engine_get_stats(e[1], &st[1]);
+    before = st[0].windows + st[1].windows;
+    uint64_t w0 = st[0].windows;
+    do {
+        for (int i = 0; i < 2; i++)
+            if (ws_engine_step(e[i], 5))
+                bench_die("takeover", "step failed");
+        ws_engine_get_stats(e[0], &st[0]);
+        ws_engine_get_stats(e[1], &st[1]);
+        if (st[0].deadlettered || st[1].deadlettered)
+            bench_die("takeover", "a notification was dead-lettered (see the log)");
+    } while (st[0].windows + st[1].windows == before && bench_now_ms() - t0 < timeout_s * 1e3);
+    if (st[0].windows + st[1].windows == before)
+        bench_die("takeover", "warm-up window not attested in time");
+    return st[0].windows > w0 ? 0 : 1;
+}
+
+static void takeover(struct bench *B, int run, struct takeover_result *r)
+{
+    char tag[32], topic[64], sinks[256], json[4096];
+    const char *query[2] = {"takeover-p0", "takeover-p1"};
+    struct ws_kafka_producer *pd = bench_producer(B->boot, true),
+                             *pn = bench_producer(B->boot, false);
+    struct bench_range rg[LAT_PARTS];
+    struct ws_config *cfg[2];
+    struct ws_engine *e[2];
+    struct ws_engine_stats st;
+    static struct bench_tap tp; /* ~200 KiB: not on the stack */
+    int64_t batch[2] = {0, 0};
+    int owner[2] = {0, 0};
+
+    memset(r, 0, sizeof *r);
+    snprintf(tag, sizeof tag, "takeover%d", run);
+    snprintf(topic, sizeof topic, "%s.batches", tag);
+    bench_topic(B, topic, 2);
+    snprintf(sinks, sizeof sinks, "%s.att", tag);
+    bench_topic(B, sinks, 1);
+    snprintf(sinks, sizeof sinks, "[{\"type\":\"file\",\"path\":\"%s/%s.files\"}]", B->dir, tag);
+    e[0] = bench_engine_member(B, tag, "a", sinks, g_props, &cfg[0]);
+    e[1] = bench_engine_member(B, tag, "b", sinks, g_props, &cfg[1]);
+    for (r->rounds = 1; r->rounds <= 40; r->rounds++) {
+        for (int q = 0; q < 2; q++) {
+            lat_data(pd, 1000 / LAT_PARTS, rg);
+            bench_notification(json, sizeof json, query[q], batch[q]++, LAT_DATA, rg, LAT_PARTS);
+            bench_post_to(pn, topic, q, query[q], json);
+            bench_flush(pn);
+            owner[q] = step_pair(e, 60);
+        }
+        if (owner[0] != owner[1])
+            break;
+    }
+    if (owner[0] == owner[1])
+        bench_die("takeover", "the two instances never held a partition each");
+
+    int leaving = owner[0], surv = 1 - owner[0];
+    ws_engine_get_stats(e[surv], &st);
+    lat_data(pd, 1000 / LAT_PARTS, rg);
+    bench_notification(json, sizeof json, query[0], batch[0]++, LAT_DATA, rg, LAT_PARTS);
+    bench_post_to(pn, topic, 0, query[0], json); /* never polled: its owner steps no more */
+    bench_flush(pn);
+    bench_tap_start(&tp, "debug");
+    double t0 = bench_now_ms();
+    ws_engine_destroy(e[leaving]);
+    r->leave_ms = bench_now_ms() - t0;
+    if (!bench_step_until_run(e[surv], st.windows + 1, 60))
+        bench_die("takeover", "the window of the instance that left not attested in 60 s");
+    r->attested_ms = bench_now_ms() - t0;
+    bench_tap_stop(&tp);
+    r->join_ms = tp.last[BENCH_TAP_REBALANCE] ? tp.last[BENCH_TAP_REBALANCE] - t0 : 0;
+    r->received_ms = tp.t[BENCH_TAP_RECEIVED] ? tp.t[BENCH_TAP_RECEIVED] - t0 : 0;
+    ws_engine_destroy(e[surv]);
+    ws_config_free(cfg[0]);
+    ws_config_free(cfg[1]);
+    ws_kafka_producer_destroy(pn);
+    ws_kafka_producer_destroy(pd);
+}
+
 static int cmd_latency(bool quick)
 {
     int nwin = quick ? 30 : 100, nfirst = quick ? 1 : 3;
@@ -589,6 +693,7 @@ static int cmd_latency(bool quick)
     struct feeder f[3];
     struct lat_result idle, busy;
     struct first_result fr[3];
+    struct takeover_result tr[3];
 
     bench_open(&B);
     ws_log_setup("warn", "logfmt");
@@ -640,6 +745,8 @@ static int cmd_latency(bool quick)
     }
     for (int i = 0; i < nfirst; i++)
         first_window(&B, i, &fr[i]);
+    for (int i = 0; i < nfirst; i++)
+        takeover(&B, i, &tr[i]);
     bench_close(&B);
 
     printf("window latency from Kafka's timestamps: attestation CreateTime (attestations topic) - "
@@ -709,6 +816,34 @@ static int cmd_latency(bool quick)
            "first message %.2f s)\t%.2f\t<= 0.5 s beyond the join\t%s\n",
            nfirst, att / 1e3, beyond / 1e3, join / 1e3, bas / 1e3, bmsg / 1e3,
            join > 0 ? att / join : 0, bench_verdict(beyond <= 500));
+
+    printf("\nfirst window after a rebalance: of two instances of one group, the one owning the "
+           "window's partition\nis closed (LeaveGroup) with a 1000-record window waiting; the "
+           "other takes the partition over;\nms from just before the close; the survivor's "
+           "events from its log lines\n\n");
+    printf("%4s %7s %10s %18s %10s %10s %9s\n", "run", "rounds", "close", "assignment (join)",
+           "polled", "attested", "- join");
+    double tv[4][3];
+    for (int i = 0; i < nfirst; i++) {
+        printf("%4d %7d %10.1f %18.1f %10.1f %10.1f %9.1f\n", i, tr[i].rounds, tr[i].leave_ms,
+               tr[i].join_ms, tr[i].received_ms, tr[i].attested_ms,
+               tr[i].join_ms ? tr[i].attested_ms - tr[i].join_ms : 0);
+        tv[0][i] = tr[i].attested_ms;
+        tv[1][i] = tr[i].join_ms;
+        tv[2][i] = tr[i].join_ms ? tr[i].attested_ms - tr[i].join_ms : tr[i].attested_ms;
+        tv[3][i] = tr[i].received_ms && tr[i].join_ms ? tr[i].received_ms - tr[i].join_ms : 0;
+    }
+    double tatt = bench_median(tv[0], nfirst), tjoin = bench_median(tv[1], nfirst),
+           tbeyond = bench_median(tv[2], nfirst);
+    printf("medians: attested %.2f s after the close, join %.2f s, beyond the join %.3f s "
+           "(assignment -> notification polled %.3f s)\n",
+           tatt / 1e3, tjoin / 1e3, tbeyond / 1e3, bench_median(tv[3], nfirst) / 1e3);
+    printf("TABLE\tfirst window after a rebalance (an instance leaves, the other takes its "
+           "partition over), 1000 records waiting (median of %d)\t%.2f s to attested, %.2f s "
+           "beyond the group join\tjoin %.2f s after the close (the survivor's rebalance "
+           "line)\t%.2f\t<= 0.5 s beyond the join\t%s\n",
+           nfirst, tatt / 1e3, tbeyond / 1e3, tjoin / 1e3, tjoin > 0 ? tatt / tjoin : 0,
+           bench_verdict(tjoin > 0 && tbeyond <= 500));
     fflush(stdout);
     for (int i = 0; i < 3; i++) {
         free(f[i].lat);

@@ -98,10 +98,18 @@ void bench_notification(char *json, size_t cap, const char *query, int64_t batch
                         const struct bench_range *rg, int n);
 void bench_post(struct ws_kafka_producer *p, const char *topic, const char *query,
                 const char *json);
+/* The same to one partition of topic (-1: the partitioner's choice, as bench_post). */
+void bench_post_to(struct ws_kafka_producer *p, const char *topic, int partition, const char *query,
+                   const char *json);
 /* An engine on its own notifications topic (<tag>.batches), attestations topic (<tag>.att),
  * group and spool; sinks_json: the `sinks` array; props_json: kafka.properties or NULL. */
 struct ws_engine *bench_engine(struct bench *B, const char *tag, const char *sinks_json,
                                const char *props_json, struct ws_config **cfgp);
+/* One more member of tag's group (same topics and group), with a spool of its own,
+ * <tag>.<member>.spool: instances of one consumer group, as a platform scales windowseal out. */
+struct ws_engine *bench_engine_member(struct bench *B, const char *tag, const char *member,
+                                      const char *sinks_json, const char *props_json,
+                                      struct ws_config **cfgp);
 /* Step e (1 ms polls, p polled too if not NULL) until `windows` windows are attested in all,
  * or a dead letter, or timeout_s; true: all attested. */
 bool bench_step_until(struct ws_engine *e, struct ws_kafka_producer *p, uint64_t windows,
@@ -151,6 +159,8 @@ struct bench_tap {
     int saved, rfd;
     pthread_t th;
     double t[BENCH_TAP_NEV]; /* bench_now_ms() when the first line of each event arrived; 0: none */
+    double
+        last[BENCH_TAP_NEV]; /* ... and when its latest line did (a revoke, then an assignment) */
     /* wall-clock ms (CLOCK_REALTIME, as Kafka's CreateTime) when the engine logged that it
      * received batch b (the first time): 0 none */
     double received_wall[BENCH_TAP_BATCHES];

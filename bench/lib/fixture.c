@@ -76,11 +76,17 @@ void bench_notification(char *json, size_t cap, const char *query, int64_t batch
 
 void bench_post(struct ws_kafka_producer *p, const char *topic, const char *query, const char *json)
 {
+    bench_post_to(p, topic, -1, query, json);
+}
+
+void bench_post_to(struct ws_kafka_producer *p, const char *topic, int partition, const char *query,
+                   const char *json)
+{
     char errbuf[512];
     ws_err_t err;
 
-    while ((err = ws_kafka_produce(p, topic, -1, query, strlen(query), json, strlen(json), NULL, 0,
-                                   NULL, errbuf, sizeof errbuf)) == WS_ERR_AGAIN)
+    while ((err = ws_kafka_produce(p, topic, partition, query, strlen(query), json, strlen(json),
+                                   NULL, 0, NULL, errbuf, sizeof errbuf)) == WS_ERR_AGAIN)
         ws_kafka_producer_poll(p, 1);
     if (err)
         bench_die("notification", errbuf);
@@ -129,6 +135,13 @@ void bench_topic(struct bench *B, const char *name, int partitions)
 struct ws_engine *bench_engine(struct bench *B, const char *tag, const char *sinks_json,
                                const char *props_json, struct ws_config **cfgp)
 {
+    return bench_engine_member(B, tag, NULL, sinks_json, props_json, cfgp);
+}
+
+struct ws_engine *bench_engine_member(struct bench *B, const char *tag, const char *member,
+                                      const char *sinks_json, const char *props_json,
+                                      struct ws_config **cfgp)
+{
     char errbuf[1024], set[16][1200];
     const char *sets[16];
     const char *more = getenv("WS_BENCH_SET"); /* "key=value;key=value": experiments only */
@@ -141,7 +154,8 @@ struct ws_engine *bench_engine(struct bench *B, const char *tag, const char *sin
     snprintf(set[n++], sizeof set[0], "kafka.attestations.topic=%s.att", tag);
     snprintf(set[n++], sizeof set[0], "signing.key=%s", B->key);
     snprintf(set[n++], sizeof set[0], "sinks=%s", sinks_json);
-    snprintf(set[n++], sizeof set[0], "spool.path=%s/%s.spool", B->dir, tag);
+    snprintf(set[n++], sizeof set[0], "spool.path=%s/%s%s%s.spool", B->dir, tag, member ? "." : "",
+             member ? member : "");
     snprintf(set[n++], sizeof set[0], "engine.gap_wait_ms=0");
     if (props_json)
         snprintf(set[n++], sizeof set[0], "kafka.properties=%s", props_json);

@@ -3,8 +3,9 @@
  * without a hook in the engine.
  *
  * bench_tap_start points fd 2 at a pipe and raises ws_log to `level`; a thread reads the pipe
- * and notes, with the monotonic clock, the first line of each event (rebalance: the group join;
- * received: a notification polled, a debug line; window_attested), and, with the wall clock
+ * and notes, with the monotonic clock, the first and the latest line of each event (rebalance:
+ * the group join, or a revoke and then the assignment after it; received: a notification
+ * polled, a debug line; window_attested), and, with the wall clock
  * (comparable with Kafka's CreateTime), when each batch id was first received, and each batch's
  * window_timing line (where the engine's time went, stage by stage). Lines other than
  * debug and info go on to the real stderr, so a warning or an error still shows. bench_tap_stop
@@ -62,8 +63,11 @@ static void *tap_main(void *arg)
             for (int k = 0; k < BENCH_TAP_NEV; k++) {
                 char pat[64];
                 snprintf(pat, sizeof pat, " event=%s ", tap_events[k]);
-                if (!tp->t[k] && strstr(line, pat))
-                    tp->t[k] = t;
+                if (strstr(line, pat)) {
+                    if (!tp->t[k])
+                        tp->t[k] = t;
+                    tp->last[k] = t;
+                }
             }
             if (strstr(line, " event=received ")) {
                 char *b = strstr(line, " batch=");
