@@ -55,6 +55,7 @@
 #define NBUF 4          /* chunks in flight at once on the io_uring path */
 #define MAX_PUTS 3      /* objects in one write set: a window's evidence, envelope, checkpoint */
 #define RING_ENTRIES 16 /* > NBUF + MAX_PUTS: a submission slot is always free */
+#define WB_BYTES (1u << 20) /* a copy's writeback is started every MiB (start_writeback) */
 
 struct file_conf {
     char *path;
@@ -167,8 +168,26 @@ struct put {
     const struct source *src;
     bool replace; /* a mutable object (the checkpoint): renamed over what is there */
     char tmp[PATH_MAX];
-    int fd; /* the temporary file, -1 when not open */
+    int fd;          /* the temporary file, -1 when not open */
+    uint64_t wb_off; /* writeback started for [0, wb_off) of it */
 };
+
+/*
+ * A big copy's bytes would otherwise stay dirty in the page cache until its fsync, which then
+ * writes them all while the window waits: start their writeback every WB_BYTES as they are
+ * written, as the spool does (disk/spool.c, start_writeback, which has the figures).
+ * SYNC_FILE_RANGE_WRITE only starts writing pages already dirty: a write still in flight is
+ * left to the fsync, which alone makes the file durable. A refusal (a filesystem without it)
+ * is no error: the fsync still does everything.
+ */
+static void start_writeback(struct put *p, uint64_t upto)
+{
+    if (upto < p->wb_off + WB_BYTES)
+        return;
+    (void)sync_file_range(p->fd, (off_t)p->wb_off, (off_t)(upto - p->wb_off),
+                          SYNC_FILE_RANGE_WRITE);
+    p->wb_off = upto;
+}
 
 static ws_err_t put_open(struct put *p, char *errbuf, size_t errlen)
 {
@@ -210,6 +229,7 @@ static ws_err_t fill_syscalls(struct put *p, size_t n, char *buf, char *errbuf, 
                 (err = write_all(p[i].fd, chunk, len, p[i].tmp, errbuf, errlen)))
                 return err;
             off += len;
+            start_writeback(&p[i], off);
         }
         if (fsync(p[i].fd) < 0)
             return ws_fail(ws_errno_local(errno), errbuf, errlen, "fsync %s: %s", p[i].tmp,
@@ -327,6 +347,7 @@ static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char 
             io_uring_prep_write(sqe, p[cur].fd, rq[slot].data, (unsigned)len, off);
             io_uring_sqe_set_data64(sqe, slot);
             inflight++;
+            start_writeback(&p[cur], off); /* what was submitted before this chunk */
             off += len;
         }
         if (!inflight)
@@ -400,8 +421,10 @@ static ws_err_t write_set(bool uring, bool once, struct put *p, size_t n, char *
     size_t i;
 
     assert(n >= 1 && n <= MAX_PUTS);
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         p[i].fd = -1;
+        p[i].wb_off = 0;
+    }
     for (i = 0; i < n && !err; i++)
         err = put_open(&p[i], errbuf, errlen);
     if (!err && !(bufs = malloc((ring_ok ? NBUF : 1) * (size_t)CHUNK)))
