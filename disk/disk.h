@@ -38,7 +38,7 @@ struct ws_spool_stats {
     bool full, disk_full, io_uring;
     uint64_t pauses;         /* times the spool became full (intake paused) */
     uint64_t nospace_errors; /* writes the disk refused (ENOSPC/EDQUOT) */
-    uint64_t writebacks;     /* writeback started ahead of an fsync (every 1 MiB of a file) */
+    uint64_t writebacks; /* writebacks the kernel took ahead of an fsync (every MiB of a file) */
 };
 void ws_spool_get_stats(const struct ws_spool *s, struct ws_spool_stats *st);
 /* Asserts the spool's bookkeeping (debug and sanitizer builds; nothing with NDEBUG). */

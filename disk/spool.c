@@ -693,6 +693,14 @@ static void prep_write(struct ws_spool_file *f, int idx, unsigned flags)
     b->inflight = true;
 }
 
+/* A writeback the kernel took (ws_spool_stats.writebacks). */
+static void count_writeback(struct ws_spool_file *f)
+{
+    spool_lock(f->spool);
+    f->spool->writebacks++;
+    spool_unlock(f->spool);
+}
+
 /*
  * One completion of f's ring: a block write (done, a short write's rest resubmitted, or a
  * sticky error) or the fsync. The tag names the file too: asserted to be f (rings are per file).
@@ -716,6 +724,8 @@ static void complete(struct ws_spool_file *f, struct io_uring_cqe *cqe)
          * (a filesystem without sync_file_range) just stops asking */
         if (res < 0)
             f->wb = false;
+        else
+            count_writeback(f);
         return;
     }
     b = &f->blk[idx];
@@ -763,6 +773,11 @@ static void start_writeback(struct ws_spool_file *f, uint64_t upto)
 {
     struct io_uring_sqe *sqe;
 
+    /* a block whose write is still queued is not dirty yet: asked for now it would be skipped
+     * and never asked for again, so the range ends where the first such block begins */
+    for (int i = 0; i < SPOOL_NBUF; i++)
+        if (f->blk[i].inflight && f->blk[i].off < upto)
+            upto = f->blk[i].off;
     if (!f->wb || f->sticky || upto < f->wb_off + SPOOL_WB_BYTES)
         return;
     if (f->ring) {
@@ -775,11 +790,10 @@ static void start_writeback(struct ws_spool_file *f, uint64_t upto)
                                SYNC_FILE_RANGE_WRITE) < 0) {
         f->wb = false; /* EINVAL, ENOSYS, ESPIPE: this filesystem does without */
         return;
+    } else {
+        count_writeback(f);
     }
     f->wb_off = upto;
-    spool_lock(f->spool);
-    f->spool->writebacks++;
-    spool_unlock(f->spool);
 }
 
 static void submit_block(struct ws_spool_file *f, int idx)
@@ -792,9 +806,8 @@ static void submit_block(struct ws_spool_file *f, int idx)
         start_writeback(f, b->off + b->len);
         return;
     }
+    start_writeback(f, b->off); /* up to this block, or the first one still queued */
     prep_write(f, idx, 0);
-    /* everything before this block was submitted earlier: most of it is written by now */
-    start_writeback(f, b->off);
     /* Start it now: the kernel writes this block while the caller compresses the next one. */
     io_uring_submit(&f->ring->ring);
 }
@@ -926,7 +939,9 @@ ws_err_t ws_spool_write(void *opaque, const void *buf, size_t len)
     const uint8_t *p = buf;
 
     assert(file_ok(f));
-    assert(!f->sync_started); /* ws_spool_sync_start: the bytes were complete */
+    /* ws_spool_sync_start: the bytes were complete; after a failed commit the file is dead and
+     * a write only gets its sticky error back (the write error may surface at commit) */
+    assert(!f->sync_started || f->sticky);
     WS_TEST_HOOK("spool_write");
     while (len && !f->sticky) {
         struct block *b;

@@ -76,6 +76,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t what,
         (void)rd_kafka_resume_partitions(rk, c->owned);
     c->paused = false;
     atomic_fetch_add(&c->generation, 1);
+    /* The poll serving this returns now: librdkafka would go on waiting for a message, and the
+     * engine would learn of the assignment only with its first notification (or the poll's
+     * timeout), then reload the chain heads and fetch that notification again. Returning here,
+     * it reloads them while the consumer fetches (rd_kafka_consumer_close ignores a yield). */
+    atomic_store(&c->woken, true);
+    rd_kafka_yield(rk);
 }
 
 struct ws_kafka_consumer *ws_kafka_consumer_new(const struct ws_kafka_conf *conf, const char *topic,

@@ -347,7 +347,6 @@ static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char 
             io_uring_prep_write(sqe, p[cur].fd, rq[slot].data, (unsigned)len, off);
             io_uring_sqe_set_data64(sqe, slot);
             inflight++;
-            start_writeback(&p[cur], off); /* what was submitted before this chunk */
             off += len;
         }
         if (!inflight)
@@ -357,6 +356,14 @@ static ws_err_t fill_uring(struct io_uring *ring, struct put *p, size_t n, char 
             return ws_fail(WS_ERR_IO, errbuf, errlen, "io_uring submit: %s", strerror(-rc));
         }
         err = ring_reap(ring, rq, p, &inflight, err, errbuf, errlen);
+        if (!err && cur < n) {
+            /* the file being written, up to its first chunk still in flight (not dirty yet) */
+            uint64_t upto = off;
+            for (unsigned slot = 0; slot < NBUF; slot++)
+                if (rq[slot].used && rq[slot].put == cur && rq[slot].off < upto)
+                    upto = rq[slot].off;
+            start_writeback(&p[cur], upto);
+        }
     }
     if (err)
         return err;
