@@ -11,6 +11,8 @@
  *   tap.c              a tap on stderr: when the engine's log lines arrive
  *   kafka_times.c      CreateTime of notifications and attestations read back from Kafka, a bare
  *                      consumer as the delivery floor, timed reads and produces
+ *   work.c             the work floor of a window: hashing and LZ4 of the engine's own evidence,
+ *                      one thread each, added to a baseline's CPU over every core
  *
  * Only public headers (engine, config, kafka, sinks, window, disk), as the benches themselves:
  * the figures keep their meaning across a rework of the engine's internals. Every name is
@@ -202,5 +204,23 @@ double bench_t_read(struct ws_kafka_reader *rd, const char *tp, int a, int b, in
 double bench_t_wmarks(struct ws_kafka_reader *rd, const char *tp, int part);
 double bench_t_read_all(struct ws_kafka_reader *rd, const char *tp);
 double bench_t_produce(struct ws_kafka_producer *p, const char *tp, int part);
+
+/* ---- work.c ------------------------------------------------------------------------------ */
+
+/* Thread CPU seconds of the hashing stage and of LZ4 over one window's stream (best of reps). */
+struct bench_work {
+    double hash_s, lz4_s;
+    uint64_t records, stream_bytes, evidence_bytes;
+};
+/* Measure on the evidence archive at `evidence` (the window of topic's ranges rg[0..n)); dies if
+ * the recomputed stream digest differs from the archive's. */
+void bench_work_measure(const char *evidence, const char *topic, const struct bench_range *rg,
+                        int n, int reps, struct bench_work *out);
+/* The least a window can take here: max(baseline wall, (baseline CPU + work) / cores). */
+double bench_work_floor(const struct bench_work *w, double base_cpu_s, double base_wall_s,
+                        long *ncpu);
+/* One line: the work, the floor, and whether `target` (a ratio to the baseline) is in reach. */
+void bench_work_print(const struct bench_work *w, double base_cpu_s, double base_wall_s,
+                      const char *base_name, double target);
 
 #endif
