@@ -27,7 +27,9 @@
  *       (--quick: 30). Baseline in the same run: a bare ws_kafka_consumer (own group, same
  *       topic, consumer defaults) receiving the same notifications — what Kafka delivery alone
  *       costs; also shown: the same windows back to back (no idle time), and the split at the
- *       engine's `received` debug log line (notification polled). Then the first window after
+ *       engine's `received` debug log line (notification polled), and the floor of any attester
+ *       here (lat_floor: delivery + a warm read + one durable file + one produce, medians, summed).
+ *       Then the first window after
  *       start: a fresh engine (new group) with one notification already waiting; time until the
  *       window is attested, against the engine's own group join (its `rebalance` log line, read
  *       from stderr; without it, the bare consumer's first message) and a bare consumer joining
