@@ -13,7 +13,9 @@
  *
  * Timing starts after the client has connected (one metadata round trip, untimed) and ends at
  * the last record. Prints one line:
- *   records=N bytes=B seconds=S
+ *   records=N bytes=B seconds=S cpu=C
+ * C: the process's CPU seconds (user + sys, every thread: librdkafka's included) over the same
+ * span, so that a work floor (bench/lib/work.c) counts what reading costs, not starting up.
  * and exits 0, or 1 if a range could not be read completely (e.g. below the low watermark).
  * A measuring instrument, so it includes rdkafka.h directly.
  */
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 struct range {
@@ -31,6 +34,15 @@ struct range {
     int64_t from, until;
     bool done;
 };
+
+static double cpu_now(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 static double now(void)
 {
@@ -63,7 +75,7 @@ int main(int argc, char **argv)
     char err[512];
     size_t nr, left;
     uint64_t records = 0, bytes = 0;
-    double t0, t1 = 0;
+    double t0, t1 = 0, c0, c1;
     int rc = 0;
 
     if (argc < 4) {
@@ -99,6 +111,7 @@ int main(int argc, char **argv)
         rd_kafka_metadata_destroy(md);
     q = rd_kafka_queue_get_consumer(rk);
 
+    c0 = cpu_now();
     t0 = now();
     tpl = rd_kafka_topic_partition_list_new((int)nr);
     left = 0;
@@ -166,7 +179,9 @@ int main(int argc, char **argv)
     }
     if (!t1)
         t1 = now();
-    printf("records=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f\n", records, bytes, t1 - t0);
+    c1 = cpu_now();
+    printf("records=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f cpu=%.6f\n", records, bytes, t1 - t0,
+           c1 - c0);
     rd_kafka_assign(rk, NULL);
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(rk);

@@ -213,48 +213,6 @@ static double attest(struct ws_engine *e, struct ws_kafka_producer *p, const cha
 /* ------------------------------------------------------------------------------------------ */
 /* e2e                                                                                          */
 
-static double run_baseline(const char *self_dir, const char *bootstrap, const char *topic,
-                           const int64_t from[NPART], const int64_t until[NPART], uint64_t *records)
-{
-    char exe[PATH_MAX], ranges[NPART][64], out[256] = "";
-    char *argv[NPART + 4];
-    posix_spawn_file_actions_t fa;
-    int fds[2], status;
-    double secs = -1;
-    pid_t pid;
-    ssize_t n;
-
-    snprintf(exe, sizeof exe, "%s/bench_baseline_consumer", self_dir);
-    argv[0] = exe;
-    argv[1] = (char *)bootstrap;
-    argv[2] = (char *)topic;
-    for (int i = 0; i < NPART; i++) {
-        snprintf(ranges[i], sizeof ranges[i], "%d:%lld:%lld", i, (long long)from[i],
-                 (long long)until[i]);
-        argv[3 + i] = ranges[i];
-    }
-    argv[3 + NPART] = NULL;
-    if (pipe(fds))
-        die("pipe", "failed");
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    if (posix_spawn(&pid, exe, &fa, NULL, argv, environ) != 0)
-        die(exe, "cannot start (build the bench_baseline_consumer target)");
-    close(fds[1]);
-    n = read(fds[0], out, sizeof out - 1);
-    close(fds[0]);
-    waitpid(pid, &status, 0);
-    posix_spawn_file_actions_destroy(&fa);
-    if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("baseline consumer", "failed");
-    unsigned long long rec, bytes;
-    if (sscanf(out, "records=%llu bytes=%llu seconds=%lf", &rec, &bytes, &secs) != 3)
-        die("baseline consumer output", out);
-    *records = rec;
-    return secs;
-}
-
 static void check_retained(struct ws_kafka_reader *rd, const char *topic, const int64_t from[NPART])
 {
     char errbuf[512];
@@ -503,16 +461,18 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
             bench_threads_snap(&th0);
             double c0 = bench_cpu_seconds(RUSAGE_SELF);
             double te = attest(e, p, "windowseal.batches", "bench", json);
-            double c1 = bench_cpu_seconds(RUSAGE_SELF), k1 = bench_cpu_seconds(RUSAGE_CHILDREN);
+            double c1 = bench_cpu_seconds(RUSAGE_SELF);
             bench_threads_snap(&th1);
             bench_threads_add(&thsum, &th0, &th1);
             free(json);
-            double tb =
-                run_baseline(self_dir, ws_kafka_broker_bootstrap(b), topic, from, next, &got);
+            struct bench_range brg[NPART];
+            for (int i = 0; i < NPART; i++)
+                brg[i] = (struct bench_range){i, from[i], next[i]};
             /* the engine's window: this process (broker, engine, its threads); the baseline's:
-             * the consumer child and this process meanwhile (the broker serving it) */
+             * the consumer child over its timed span and this process meanwhile (the broker) */
+            double tb = bench_bare_read(self_dir, ws_kafka_broker_bootstrap(b), topic, brg, NPART,
+                                        &got, &bcpu[w]);
             ecpu[w] = c1 - c0;
-            bcpu[w] = bench_cpu_seconds(RUSAGE_SELF) - c1 + bench_cpu_seconds(RUSAGE_CHILDREN) - k1;
             btime[w] = tb;
             double bd[4];
             breakdown(rd, ws_kafka_broker_bootstrap(b), topic, from, next, bd);
@@ -547,7 +507,8 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
             double floor_s = ec / (double)(ncpu > 0 ? ncpu : 1);
             printf("         CPU (user+sys, medians): engine window %.0f ms of CPU in %.0f ms "
                    "(%.2f cores busy; broker included), baseline %.0f ms in %.0f ms (%.2f cores; "
-                   "broker + consumer); per record: engine %.0f ns, baseline %.0f ns. With %ld "
+                   "broker + consumer, its timed span); per record: engine %.0f ns, baseline %.0f "
+                   "ns. With %ld "
                    "cores the engine's window takes at least %.0f ms: ratio at most %.2f with "
                    "this CPU cost\n",
                    ec * 1e3, mt * 1e3, ec / mt, bc * 1e3, bt * 1e3, bc / bt,
@@ -558,16 +519,16 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
             printf("\n");
             /* The floor of any attester: the baseline's reading plus hashing and LZ4 of the
              * last window (batch - 1, ranges from..next), measured on the engine's evidence. */
-            char ev[PATH_MAX];
+            char ev[PATH_MAX], name[256];
             struct bench_range brg[NPART];
             struct bench_work wk;
             for (int i = 0; i < NPART; i++)
                 brg[i] = (struct bench_range){i, from[i], next[i]};
-            snprintf(ev, sizeof ev, "%s/att/bench/%020lld.evidence.lz4", s.dir,
-                     (long long)(batch - 1));
+            ws_object_name("bench", batch - 1, ".evidence.lz4", name);
+            snprintf(ev, sizeof ev, "%s/att/%s", s.dir, name);
             bench_work_measure(ev, topic, brg, NPART, 3, &wk);
             printf("         ");
-            bench_work_print(&wk, bc, bt, "the baseline", 0.8);
+            bench_work_print(&wk, bc, bt, "the baseline", bt, 0.8);
             floor_ratio = bt / bench_work_floor(&wk, bc, bt, &ncores);
         }
         snprintf(verdict, sizeof verdict, " (at most %.2f here: work floor on %ld cores)",

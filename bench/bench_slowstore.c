@@ -27,16 +27,16 @@
  *       (--quick: 30). Baseline in the same run: a bare ws_kafka_consumer (own group, same
  *       topic, consumer defaults) receiving the same notifications — what Kafka delivery alone
  *       costs; also shown: the same windows back to back (no idle time), and the split at the
- *       engine's `received` debug log line (notification polled), and the floor of any attester
- *       here (lat_floor: delivery + a warm read + one durable file + one produce, medians, summed).
- *       Then the first window after
- *       start: a fresh engine (new group) with one notification already waiting; time until the
- *       window is attested, against the engine's own group join (its `rebalance` log line, read
- *       from stderr; without it, the bare consumer's first message) and a bare consumer joining
- *       a fresh group on the same broker. 3 runs (--quick: 1), medians. Then the first window
- *       after a rebalance: of two instances of one group, the one owning the window's partition
- *       leaves (closed with the window waiting); time from the survivor's assignment (its latest
- *       `rebalance` line) to the window attested (takeover() says how). 3 runs (--quick: 1).
+ *       engine's `received` debug log line (notification polled), and the floor of an attester
+ *       publishing as this one (lat_floor: delivery + a warm read + one durable file, medians,
+ *       summed). Then the first window after start: a fresh engine (new group) with one
+ *       notification already waiting; time until the window is attested, against the engine's
+ *       own group join (its `rebalance` log line, read from stderr; without it, the bare
+ *       consumer's first message) and a bare consumer joining a fresh group on the same broker.
+ *       3 runs (--quick: 1), medians. Then the first window after a rebalance: of two
+ *       instances of one group, the one owning the window's partition leaves (closed with the
+ *       window waiting); time from the survivor's assignment (its latest `rebalance` line) to
+ *       the window attested (takeover() says how). 3 runs (--quick: 1).
  *
  *   bench_slowstore firstread
  *       Where a first read of a partition goes: a fresh ws_kafka_reader reading partitions it
@@ -693,17 +693,20 @@ static void takeover(struct bench *B, int run, struct takeover_result *r)
 }
 
 /*
- * The idle-latency floor: what any attester reading and writing as these do needs at least for a
+ * The idle-latency floor: what an attester that publishes as this engine does (the object
+ * stores durable before the attestations topic, docs/DESIGN.md) needs at least for a
  * 1000-record window, as a sum of medians measured here after the engine ran: the bare
- * consumer's notification delivery (lat_stats), a read of the last window's ranges by a warm
- * reader of its own 50 ms after its previous read (as an idle engine's reads come), one durable
- * small file (write, fdatasync, rename, directory fsync: the one write a sink needs before the
- * commit, I1) and one acknowledged produce (the attestation). The engine does more (the spool,
- * signing, the head, the commit), so a target below this sum is out of reach here whatever the
- * engine's design.
+ * consumer's notification delivery (lat_stats; less 0.5 ms, since it is a precise receive time
+ * minus a CreateTime cut to the millisecond, where the row's latency subtracts two cut ones), a
+ * read of the last window's ranges by a warm reader of its own 200 ms after its previous read
+ * (as the row's windows come), and one durable small file (write, fdatasync, rename, directory
+ * fsync: the least a store's write costs). The attestation's CreateTime is taken when it is
+ * produced, so its acknowledgement is not counted. The engine does more (the spool, signing,
+ * the checkpoint, hand-offs between threads), so a target below this sum is ruled out here for
+ * that order of publication, whatever the engine's design.
  */
 struct lat_floor {
-    double read_ms, durable_ms, produce_ms;
+    double read_ms, durable_ms;
 };
 
 static double durable_write_ms(const char *dir, int i)
@@ -728,30 +731,24 @@ static void lat_floor(struct bench *B, int reps, struct lat_floor *fl)
     struct ws_kafka_conf kc = {B->boot, NULL, NULL, 0};
     char errbuf[512];
     struct ws_kafka_reader *rd = ws_kafka_reader_new(&kc, errbuf, sizeof errbuf);
-    struct ws_kafka_producer *p = bench_producer(B->boot, false);
-    double rv[64], dv[64], pv[64];
+    double rv[64], dv[64];
     int per = 1000 / LAT_PARTS;
 
     if (!rd)
         bench_die("reader", errbuf);
     if (reps > 64)
         reps = 64;
-    for (int i = 0; i < LAT_PARTS; i++) /* first reads and produce: not the idle case */
-        bench_t_read(rd, LAT_DATA, i, i + 1, g_next[i] - per, g_next[i]);
-    bench_t_produce(p, "lat.floor", 0);
     for (int i = 1; i < LAT_PARTS; i++)
         if (g_next[i] != g_next[0])
             bench_die("floor read", "the partitions' windows differ");
+    bench_t_read(rd, LAT_DATA, 0, LAT_PARTS, g_next[0] - per, g_next[0]); /* a first read */
     for (int r = 0; r < reps; r++) {
-        bench_sleep_ms(50);
+        bench_sleep_ms(200);
         rv[r] = bench_t_read(rd, LAT_DATA, 0, LAT_PARTS, g_next[0] - per, g_next[0]);
         dv[r] = durable_write_ms(B->dir, r);
-        pv[r] = bench_t_produce(p, "lat.floor", 0);
     }
     fl->read_ms = bench_median(rv, reps);
     fl->durable_ms = bench_median(dv, reps);
-    fl->produce_ms = bench_median(pv, reps);
-    ws_kafka_producer_destroy(p);
     ws_kafka_reader_destroy(rd);
 }
 
@@ -774,7 +771,6 @@ static int cmd_latency(bool quick)
     bench_topic(&B, LAT_DATA, LAT_PARTS);
     bench_topic(&B, "lat.batches", 1);
     bench_topic(&B, "lat.att", 1);
-    bench_topic(&B, "lat.floor", 1);
     snprintf(sinks, sizeof sinks, "[{\"type\":\"file\",\"path\":\"%s/lat.files\"}]", B.dir);
     static struct bench_tap tp;
     static struct bench_bare bc;
@@ -853,13 +849,14 @@ static int cmd_latency(bool quick)
            "p99 %.1f ms\n\n",
            idle.bare_p50, idle.bare_p99, busy.bare_p50, busy.bare_p99);
 
-    double floor_ms = idle.bare_p50 + fl.read_ms + fl.durable_ms + fl.produce_ms;
-    printf("idle-latency floor (sum of medians): the bare consumer gets the notification %.1f ms "
+    double delivery = idle.bare_p50 > 0.5 ? idle.bare_p50 - 0.5 : 0;
+    double floor_ms = delivery + fl.read_ms + fl.durable_ms;
+    printf("idle-latency floor (sum of medians), the stores before the topic as here: the bare "
+           "consumer gets the notification %.1f ms (%.1f less the 0.5 ms of CreateTime's cut) "
            "+ a warm reader reads the window's ranges %.2f ms + one durable small file (write, "
-           "fdatasync, rename, directory fsync) %.2f ms + one acknowledged produce %.2f ms = "
-           "%.1f ms: p50 <= 5 ms is %s here for any attester reading and writing as these do\n\n",
-           idle.bare_p50, fl.read_ms, fl.durable_ms, fl.produce_ms, floor_ms,
-           floor_ms <= 5 ? "within reach" : "out of reach");
+           "fdatasync, rename, directory fsync) %.2f ms = %.1f ms: p50 <= 5 ms is %s here\n\n",
+           delivery, idle.bare_p50, fl.read_ms, fl.durable_ms, floor_ms,
+           floor_ms <= 5 ? "not ruled out" : "ruled out");
     snprintf(verdict, sizeof verdict, "%s (floor p50 %.1f ms here)",
              bench_verdict(idle.p50 <= 5 && idle.p99 <= 20), floor_ms);
 

@@ -207,6 +207,11 @@ double bench_t_produce(struct ws_kafka_producer *p, const char *tp, int part);
 
 /* ---- work.c ------------------------------------------------------------------------------ */
 
+/* A bare librdkafka consumer (self_dir/bench_baseline_consumer) reading topic's ranges rg[0..n):
+ * its timed seconds (connected, first assign to last record); *cpu_s its CPU over that span plus
+ * this process's meanwhile (the broker serving it); *records what it read. Dies on failure. */
+double bench_bare_read(const char *self_dir, const char *boot, const char *topic,
+                       const struct bench_range *rg, int n, uint64_t *records, double *cpu_s);
 /* Thread CPU seconds of the hashing stage and of LZ4 over one window's stream (best of reps). */
 struct bench_work {
     double hash_s, lz4_s;
@@ -216,11 +221,13 @@ struct bench_work {
  * the recomputed stream digest differs from the archive's. */
 void bench_work_measure(const char *evidence, const char *topic, const struct bench_range *rg,
                         int n, int reps, struct bench_work *out);
-/* The least a window can take here: max(baseline wall, (baseline CPU + work) / cores). */
-double bench_work_floor(const struct bench_work *w, double base_cpu_s, double base_wall_s,
+/* The least a window can take here: max(read wall, (read CPU + work) / cores), the read being a
+ * bare consumer's (bench_bare_read). */
+double bench_work_floor(const struct bench_work *w, double read_cpu_s, double read_wall_s,
                         long *ncpu);
-/* One line: the work, the floor, and whether `target` (a ratio to the baseline) is in reach. */
-void bench_work_print(const struct bench_work *w, double base_cpu_s, double base_wall_s,
-                      const char *base_name, double target);
+/* One line: the work, the floor, and whether `target` (a ratio to the row's baseline, which
+ * took base_wall_s) is ruled out here. */
+void bench_work_print(const struct bench_work *w, double read_cpu_s, double read_wall_s,
+                      const char *read_name, double base_wall_s, double target);
 
 #endif
