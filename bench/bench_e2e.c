@@ -33,7 +33,6 @@
 #include "kafka/kafka.h"
 #include "sinks/sink.h"
 
-#include <librdkafka/rdkafka.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -238,6 +237,8 @@ static void check_retained(struct ws_kafka_reader *rd, const char *topic, const 
  * concurrently, delivered in window order) with a counting callback, [2] the same
  * feeding ws_window_add (hashing, no evidence, no spool). Engine total minus [2] is the rest:
  * LZ4 + spool fsync + statement + signing + sink + chain head + commit + notification poll.
+ * [3] the minimal pipeline's read of the same window (bench/lib/pipeline.c: what the work takes
+ * with nothing else running; its root must equal [2]'s), [4] its CPU.
  */
 static ws_err_t count_cb(void *o, const struct ws_record *r)
 {
@@ -256,107 +257,8 @@ static ws_err_t window_cb(void *o, const struct ws_record *r)
     return ws_window_add(c->w, r, c->eb, sizeof c->eb);
 }
 
-/*
- * Prototype of the reader change (now ws_kafka_read_ranges, which the engine uses): assign every range
- * of the window at once and drain the partitions' own queues in window order, so partition i+1
- * is fetched while partition i is hashed, instead of watermarks + assign + fetch + unassign one
- * partition after the other. Memory stays bounded by librdkafka's per-partition queue limits.
- * Records go through ws_window_add like the engine's; the root must equal the reader's.
- */
-static rd_kafka_t *proto_rk;
-
-static void proto_read(const char *bootstrap, const char *topic, const int64_t from[NPART],
-                       const int64_t until[NPART], uint8_t root[WS_HASH_LEN])
-{
-    enum { BATCHN = 10000 };
-    static rd_kafka_message_t *msgs[BATCHN];
-    rd_kafka_topic_partition_list_t *tpl;
-    rd_kafka_queue_t *pq[NPART];
-    struct ws_window_result res;
-    struct ws_window *w = ws_window_new(NULL, NULL);
-    char err[512];
-
-    if (!proto_rk) {
-        static const char *const kv[][2] = {
-            {"group.id", "bench-proto"},      {"enable.auto.commit", "false"},
-            {"enable.partition.eof", "true"}, {"auto.offset.reset", "error"},
-            {"fetch.wait.max.ms", "1"},       {"queued.min.messages", "1000000"},
-            {"socket.nagle.disable", "true"}, /* as the engine's reader */
-        };
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
-            if (rd_kafka_conf_set(c, kv[i][0], kv[i][1], err, sizeof err))
-                die("proto conf", err);
-        if (rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err))
-            die("proto conf", err);
-        if (!(proto_rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err)))
-            die("proto", err);
-    }
-    for (int i = 0; i < NPART; i++)
-        if (ws_window_add_source(w, topic, i, from[i], until[i]))
-            die("add_source", "failed");
-    tpl = rd_kafka_topic_partition_list_new(NPART);
-    for (int i = 0; i < NPART; i++)
-        rd_kafka_topic_partition_list_add(tpl, topic, i)->offset = from[i];
-    if (rd_kafka_assign(proto_rk, tpl))
-        die("proto", "assign");
-    rd_kafka_topic_partition_list_destroy(tpl);
-    for (int i = 0; i < NPART; i++) { /* each partition's messages stay in its own queue */
-        if (!(pq[i] = rd_kafka_queue_get_partition(proto_rk, topic, i)))
-            die("proto", "no partition queue");
-        rd_kafka_queue_forward(pq[i], NULL);
-    }
-    for (int i = 0; i < NPART; i++) {
-        int64_t last = from[i] - 1;
-        bool done = from[i] == until[i];
-        while (!done) {
-            /* a batch call waits for BATCHN messages or the timeout: keep the timeout short */
-            ssize_t n = rd_kafka_consume_batch_queue(pq[i], 1, msgs, BATCHN);
-            if (n < 0)
-                die("proto", "partition queue failed");
-            for (ssize_t k = 0; k < n; k++) {
-                rd_kafka_message_t *m = msgs[k];
-                rd_kafka_timestamp_type_t tt;
-                char eb[256];
-                if (!done && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    done = m->offset >= until[i];
-                } else if (!done && m->err) {
-                    die("proto", rd_kafka_message_errstr(m));
-                } else if (!done && m->offset > last && m->offset < until[i]) {
-                    struct ws_record r = {.topic = topic,
-                                          .topic_len = (uint16_t)strlen(topic),
-                                          .partition = i,
-                                          .offset = m->offset,
-                                          .key = m->key,
-                                          .key_len = m->key ? (int32_t)m->key_len : -1,
-                                          .value = m->payload,
-                                          .value_len = m->payload ? (int32_t)m->len : -1};
-                    r.timestamp = rd_kafka_message_timestamp(m, &tt);
-                    r.ts_type = tt == RD_KAFKA_TIMESTAMP_CREATE_TIME       ? 1
-                                : tt == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? 2
-                                                                           : 0;
-                    if (!r.ts_type)
-                        r.timestamp = -1;
-                    if (ws_window_add(w, &r, eb, sizeof eb))
-                        die("proto window", eb);
-                    last = m->offset;
-                    done = last == until[i] - 1;
-                }
-                rd_kafka_message_destroy(m);
-            }
-        }
-    }
-    for (int i = 0; i < NPART; i++)
-        rd_kafka_queue_destroy(pq[i]);
-    rd_kafka_assign(proto_rk, NULL);
-    if (ws_window_finish(w, &res))
-        die("proto", "finish");
-    memcpy(root, res.root, WS_HASH_LEN);
-    ws_window_destroy(w);
-}
-
-static void breakdown(struct ws_kafka_reader *rd, const char *bootstrap, const char *topic,
-                      const int64_t from[NPART], const int64_t until[NPART], double out[4])
+static void breakdown(struct ws_kafka_reader *rd, struct bench_pipe *pipe, const char *topic,
+                      const int64_t from[NPART], const int64_t until[NPART], double out[5])
 {
     char errbuf[512];
     uint64_t cnt = 0;
@@ -388,12 +290,18 @@ static void breakdown(struct ws_kafka_reader *rd, const char *bootstrap, const c
         die("finish", "failed");
     ws_window_destroy(c.w);
     out[2] = now() - t;
-    uint8_t proot[WS_HASH_LEN];
-    t = now();
-    proto_read(bootstrap, topic, from, until, proot);
-    out[3] = now() - t;
-    if (memcmp(proot, res.root, WS_HASH_LEN) != 0)
-        die("prototype reader", "root differs from the engine reader's");
+    struct bench_range brg[NPART];
+    struct bench_pipe_result pr;
+    static bool pipe_warm; /* its first read connects and looks the topics up: not counted */
+    for (int i = 0; i < NPART; i++)
+        brg[i] = (struct bench_range){i, from[i], until[i]};
+    if (!pipe_warm)
+        (void)bench_pipe_read(pipe, topic, brg, NPART, &pr);
+    pipe_warm = true;
+    out[3] = bench_pipe_read(pipe, topic, brg, NPART, &pr);
+    out[4] = pr.cpu_s;
+    if (memcmp(pr.root, res.root, WS_HASH_LEN) != 0)
+        die("minimal pipeline", "root differs from the engine reader's");
 }
 
 static int cmd_e2e(int argc, char **argv, const char *self_dir)
@@ -409,6 +317,7 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
     struct ws_kafka_broker *b;
     struct ws_kafka_producer *p;
     struct ws_kafka_reader *rd;
+    struct bench_pipe *pipe;
     struct ws_engine *e;
     struct setup s;
     int64_t batch = 0;
@@ -427,6 +336,7 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
         if (!(rd = ws_kafka_reader_new(&kc, errbuf, sizeof errbuf)))
             die("reader", errbuf);
     }
+    pipe = bench_pipe_new(ws_kafka_broker_bootstrap(b));
     if (ws_engine_new(s.cfg, &e, errbuf, sizeof errbuf))
         die("engine", errbuf);
     /* Warm-up: the first window pays for the consumer group join (~3 s on the mock broker). */
@@ -443,11 +353,11 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
     for (int z = 0; z < 2; z++) {
         char topic[32];
         int64_t next[NPART] = {0}, from[NPART];
-        double er[16], br[16], eng_best = 0, parts[4][16], tot[16], ecpu[16], bcpu[16], btime[16];
+        double er[16], br[16], eng_best = 0, parts[5][16], tot[16], ecpu[16], bcpu[16], btime[16];
         int nw = sizes[z].windows;
         /* CPU by thread over the engine's windows: before and after one, the sum, a zero */
         static struct bench_threads th0, th1, thsum, thnone;
-        char verdict[96];
+        char verdict[160];
         double floor_ratio;
         long ncores;
 
@@ -474,9 +384,9 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
                                         &got, &bcpu[w]);
             ecpu[w] = c1 - c0;
             btime[w] = tb;
-            double bd[4];
-            breakdown(rd, ws_kafka_broker_bootstrap(b), topic, from, next, bd);
-            for (int k = 0; k < 4; k++)
+            double bd[5];
+            breakdown(rd, pipe, topic, from, next, bd);
+            for (int k = 0; k < 5; k++)
                 parts[k][w] = bd[k];
             tot[w] = te;
             check_retained(rd, topic, from);
@@ -496,9 +406,11 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
                "watermark queries %.0f ms, rest of the reads %.0f ms, hashing %.0f ms, "
                "evidence+spool+sign+sinks+commit %.0f ms\n",
                mt * 1e3, m0 * 1e3, (m1 - m0) * 1e3, (m2 - m1) * 1e3, (mt - m2) * 1e3);
-        printf("         prototype reader (all ranges assigned at once, unbounded prefetch) "
-               "read+hash: %.0f ms vs ws_kafka_read_ranges' %.0f ms\n",
-               median(parts[3], nw) * 1e3, m2 * 1e3);
+        double mp = median(parts[3], nw), bt_m = median(btime, nw);
+        printf("         minimal pipeline (bench/lib/pipeline.c: a bare consumer, every range at "
+               "once and unbounded prefetch, feeding a hashing and an LZ4 thread; nothing else): "
+               "%.0f ms, %.0f ms of CPU, ratio %.2f; the engine's window takes %.2fx its time\n",
+               mp * 1e3, median(parts[4], nw) * 1e3, bt_m / mp, mt / mp);
         {
             /* The floor: the engine's window needs its CPU seconds spread over every core at
              * best, so it cannot be faster than cpu / cores whatever the overlap. */
@@ -531,8 +443,9 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
             bench_work_print(&wk, bc, bt, "the baseline", bt, 0.8);
             floor_ratio = bt / bench_work_floor(&wk, bc, bt, &ncores);
         }
-        snprintf(verdict, sizeof verdict, " (at most %.2f here: work floor on %ld cores)",
-                 floor_ratio, ncores);
+        snprintf(verdict, sizeof verdict,
+                 " (at most %.2f here: work floor on %ld cores; minimal pipeline %.2f)",
+                 floor_ratio, ncores, median(btime, nw) / median(parts[3], nw));
         if (z == 0)
             printf("TABLE\tend-to-end, %llu-record windows x 64 partitions, 100 B\t%.2f M rec/s\t"
                    "%.2f M rec/s (bare librdkafka batch consumer)\t%.2f\t>= 0.8; >= 1.5 M rec/s"
@@ -549,10 +462,7 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
     ws_engine_destroy(e);
     ws_kafka_reader_destroy(rd);
     ws_kafka_producer_destroy(p);
-    if (proto_rk) {
-        rd_kafka_consumer_close(proto_rk);
-        rd_kafka_destroy(proto_rk);
-    }
+    bench_pipe_destroy(pipe);
     cleanup(&s);
     ws_kafka_broker_destroy(b);
     return 0;

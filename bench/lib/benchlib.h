@@ -13,6 +13,8 @@
  *                      consumer as the delivery floor, timed reads and produces
  *   work.c             the work floor of a window: hashing and LZ4 of the engine's own evidence,
  *                      one thread each, added to a baseline's CPU over every core
+ *   pipeline.c         a minimal attester's read: a bare consumer feeding a hashing and an LZ4
+ *                      thread, nothing else: what the work takes when only the work runs
  *
  * Only public headers (engine, config, kafka, sinks, window, disk), as the benches themselves:
  * the figures keep their meaning across a rework of the engine's internals. Every name is
@@ -216,6 +218,7 @@ double bench_bare_read(const char *self_dir, const char *boot, const char *topic
 struct bench_work {
     double hash_s, lz4_s;
     uint64_t records, stream_bytes, evidence_bytes;
+    uint8_t stream_digest[32]; /* the archive's, recomputed and checked */
 };
 /* Measure on the evidence archive at `evidence` (the window of topic's ranges rg[0..n)); dies if
  * the recomputed stream digest differs from the archive's. */
@@ -229,5 +232,20 @@ double bench_work_floor(const struct bench_work *w, double read_cpu_s, double re
  * took base_wall_s) is ruled out here. */
 void bench_work_print(const struct bench_work *w, double read_cpu_s, double read_wall_s,
                       const char *read_name, double base_wall_s, double target);
+
+/* ---- pipeline.c -------------------------------------------------------------------------- */
+
+struct bench_pipe; /* one consumer of its own, a hashing and an LZ4 thread */
+struct bench_pipe_result {
+    uint64_t records, evidence_bytes;
+    double cpu_s; /* this process's CPU over the read (the embedded broker's included) */
+    uint8_t stream_digest[32], root[32];
+};
+struct bench_pipe *bench_pipe_new(const char *boot);
+void bench_pipe_destroy(struct bench_pipe *p);
+/* Seconds for one window of topic's ranges rg[0..n) (ascending partitions: window order), from
+ * the assign to the last record hashed and compressed; dies on any failure. */
+double bench_pipe_read(struct bench_pipe *p, const char *topic, const struct bench_range *rg, int n,
+                       struct bench_pipe_result *out);
 
 #endif

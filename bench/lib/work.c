@@ -236,6 +236,7 @@ void bench_work_measure(const char *evidence, const char *topic, const struct be
     }
     out->stream_bytes = len;
     out->evidence_bytes = zbytes;
+    memcpy(out->stream_digest, digest, sizeof out->stream_digest);
     free(s);
 }
 
