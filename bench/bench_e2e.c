@@ -407,10 +407,11 @@ static int cmd_e2e(int argc, char **argv, const char *self_dir)
                "evidence+spool+sign+sinks+commit %.0f ms\n",
                mt * 1e3, m0 * 1e3, (m1 - m0) * 1e3, (m2 - m1) * 1e3, (mt - m2) * 1e3);
         double mp = median(parts[3], nw), bt_m = median(btime, nw);
-        printf("         minimal pipeline (bench/lib/pipeline.c: a bare consumer, every range at "
-               "once and unbounded prefetch, feeding a hashing and an LZ4 thread; nothing else): "
-               "%.0f ms, %.0f ms of CPU, ratio %.2f; the engine's window takes %.2fx its time\n",
-               mp * 1e3, median(parts[4], nw) * 1e3, bt_m / mp, mt / mp);
+        printf(
+            "         minimal pipeline (bench/lib/pipeline.c: two bare consumers, every range at "
+            "once and unbounded prefetch, feeding a hashing and an LZ4 thread; nothing else): "
+            "%.0f ms, %.0f ms of CPU, ratio %.2f; the engine's window takes %.2fx its time\n",
+            mp * 1e3, median(parts[4], nw) * 1e3, bt_m / mp, mt / mp);
         {
             /* The floor: the engine's window needs its CPU seconds spread over every core at
              * best, so it cannot be faster than cpu / cores whatever the overlap. */

@@ -250,11 +250,12 @@ int main(int argc, char **argv)
         /* the last window's pipeline read hashed what the engine attested */
         if (memcmp(pr.stream_digest, wk.stream_digest, sizeof pr.stream_digest) != 0)
             bench_die("minimal pipeline", "its stream digest differs from the engine's evidence");
-        printf("minimal pipeline (bench/lib/pipeline.c: a bare consumer, every range at once and "
-               "unbounded prefetch, feeding a hashing and an LZ4 thread; no notification, "
-               "watermarks, spool, signing, sinks or commit): %.0f ms, %.0f ms of CPU (%.2f cores "
-               "busy), ratio %.2f; the engine's window takes %.2fx its time\n",
-               mp * 1e3, bench_median(cp, nw) * 1e3, bench_median(cp, nw) / mp, mk / mp, me / mp);
+        printf(
+            "minimal pipeline (bench/lib/pipeline.c: two bare consumers, every range at once and "
+            "unbounded prefetch, feeding a hashing and an LZ4 thread; no notification, "
+            "watermarks, spool, signing, sinks or commit): %.0f ms, %.0f ms of CPU (%.2f cores "
+            "busy), ratio %.2f; the engine's window takes %.2fx its time\n",
+            mp * 1e3, bench_median(cp, nw) * 1e3, bench_median(cp, nw) / mp, mk / mp, me / mp);
         snprintf(verdict, sizeof verdict,
                  "%s (at most %.2f here: work floor on %ld cores; minimal pipeline %.2f)",
                  bench_verdict(mk / me >= 0.8), floor_ratio, ncpu, mk / mp);
