@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     double te[8], tk[8], ce[8], ck[8], tp[8], cp[8], floor_ratio;
     struct bench_pipe *pipe;
     struct bench_pipe_result pr;
-    char verdict[160];
+    char verdict[224];
     int nw;
 
     bench_prog = "bench_window";
@@ -258,7 +258,8 @@ int main(int argc, char **argv)
             mp * 1e3, bench_median(cp, nw) * 1e3, bench_median(cp, nw) / mp, mk / mp, me / mp);
         snprintf(verdict, sizeof verdict,
                  "%s (at most %.2f here: work floor on %ld cores; minimal pipeline %.2f)",
-                 bench_verdict(mk / me >= 0.8), floor_ratio, ncpu, mk / mp);
+                 bench_floor_verdict(mk / me >= 0.8, mk / me, floor_ratio), floor_ratio, ncpu,
+                 mk / mp);
     }
     printf("TABLE\tone %d k-record window over %d partitions, notification -> attestation\t"
            "%.3f s\tkcat reading the same ranges %.3f s\t%.2f\t>= 0.8\t%s\n",

@@ -232,6 +232,8 @@ double bench_work_floor(const struct bench_work *w, double read_cpu_s, double re
  * took base_wall_s) is ruled out here. */
 void bench_work_print(const struct bench_work *w, double read_cpu_s, double read_wall_s,
                       const char *read_name, double base_wall_s, double target);
+/* "met" / "MISSED", or "DISTURBED ..." when ratio is above floor_ratio (beyond 2%): no result. */
+const char *bench_floor_verdict(bool met, double ratio, double floor_ratio);
 
 /* ---- pipeline.c -------------------------------------------------------------------------- */
 
