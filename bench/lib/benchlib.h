@@ -13,8 +13,8 @@
  *                      consumer as the delivery floor, timed reads and produces
  *   work.c             the work floor of a window: hashing and LZ4 of the engine's own evidence,
  *                      one thread each, added to a baseline's CPU over every core
- *   pipeline.c         a minimal attester's read: a bare consumer feeding a hashing and an LZ4
- *                      thread, nothing else: what the work takes when only the work runs
+ *   pipeline.c         a minimal attester's read: two bare consumers feeding a hashing and an
+ *                      LZ4 thread, nothing else: what the work takes when only the work runs
  *
  * Only public headers (engine, config, kafka, sinks, window, disk), as the benches themselves:
  * the figures keep their meaning across a rework of the engine's internals. Every name is
@@ -232,12 +232,10 @@ double bench_work_floor(const struct bench_work *w, double read_cpu_s, double re
  * took base_wall_s) is ruled out here. */
 void bench_work_print(const struct bench_work *w, double read_cpu_s, double read_wall_s,
                       const char *read_name, double base_wall_s, double target);
-/* "met" / "MISSED", or "DISTURBED ..." when ratio is above floor_ratio (beyond 2%): no result. */
-const char *bench_floor_verdict(bool met, double ratio, double floor_ratio);
 
 /* ---- pipeline.c -------------------------------------------------------------------------- */
 
-struct bench_pipe; /* one consumer of its own, a hashing and an LZ4 thread */
+struct bench_pipe; /* two consumers of its own, a hashing and an LZ4 thread */
 struct bench_pipe_result {
     uint64_t records, evidence_bytes;
     double cpu_s; /* this process's CPU over the read (the embedded broker's included) */

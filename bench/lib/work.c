@@ -269,13 +269,3 @@ void bench_work_print(const struct bench_work *w, double read_cpu_s, double read
            (read_cpu_s + w->hash_s + w->lz4_s) * 1e3, ncpu, floor_s * 1e3, best, target,
            best >= target ? "not ruled out" : "ruled out");
 }
-
-/* The engine cannot beat the floor: when its ratio does, a baseline or the work was disturbed
- * while it was timed (a 1 KiB end-to-end run read 1.05 against a floor of 0.95, its bare read
- * twice as slow as in the runs around it), and the row is no result either way. */
-const char *bench_floor_verdict(bool met, double ratio, double floor_ratio)
-{
-    if (ratio > floor_ratio * 1.02)
-        return "DISTURBED (above the work floor: a baseline was disturbed; run again)";
-    return bench_verdict(met);
-}
