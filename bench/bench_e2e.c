@@ -721,6 +721,24 @@ static void reader_child(const char *bootstrap, const int64_t from[NPART],
     _exit(0);
 }
 
+static double median_long(const long *v, int n)
+{
+    double d[8];
+
+    for (int i = 0; i < n; i++)
+        d[i] = (double)v[i];
+    return median(d, n);
+}
+
+/*
+ * Peak RSS varies by about 1 MiB from one engine process to the next with the same window (six
+ * runs of one build, alternated with another: 0.98-1.15 as a ratio, where the target is <= 1.1),
+ * so each size runs MEM_REPS times, the sizes alternating, and the row takes the medians. Each
+ * repetition is a query of its own (batch 0 of "small<r>", "large<r>") read by a new engine
+ * process of the size's group, which resumes after the windows already attested.
+ */
+#define MEM_REPS 3
+
 static int cmd_memory(int argc, char **argv)
 {
     uint64_t sizes[2] = {argc > 2 ? strtoull(argv[2], NULL, 10) : 10000,
@@ -730,51 +748,60 @@ static int cmd_memory(int argc, char **argv)
     const char *topics[2] = {"mem.small", "mem.large"};
     char bootstrap[128];
     int64_t next[NPART] = {0}, from[NPART];
-    long rss[2], rdr[2];
-    double secs[2], rsecs[2];
+    long rss[2][MEM_REPS], rdr[2][MEM_REPS];
+    double secs, rsecs, m[2];
     int keep;
     pid_t broker = broker_child(bootstrap, sizeof bootstrap, &keep);
 
     printf("memory: peak RSS (ru_maxrss) of an engine process attesting one window of 100 B "
-           "records over %d partitions;\nthe broker and the producer run in other processes.\n\n",
-           NPART);
-    printf("%12s %14s %8s %10s %22s %10s\n", "records", "peak RSS MiB", "ratio", "engine s",
+           "records over %d partitions;\nthe broker and the producer run in other processes; "
+           "%d engine processes a size, alternating, medians.\n\n",
+           NPART, MEM_REPS);
+    printf("%4s %12s %14s %10s %22s %10s\n", "run", "records", "peak RSS MiB", "engine s",
            "its range reader alone", "reader s");
-    for (int z = 0; z < 2; z++) {
-        struct rusage ru;
-        pid_t pid;
+    for (int r = 0; r < MEM_REPS; r++)
+        for (int z = 0; z < 2; z++) {
+            struct rusage ru;
+            char query[32];
+            pid_t pid;
 
-        if ((pid = fork()) == 0)
-            producer_child(bootstrap, sizes[z], next, topics[z], z ? "large" : "small");
-        if (wait_child(pid, &ru) != 0)
-            die("producer child", "failed");
-        for (int i = 0; i < NPART; i++) /* what the child produced, for the next window */
-            next[i] += (int64_t)(sizes[z] / NPART + ((uint64_t)i < sizes[z] % NPART));
-        secs[z] = now(); /* process start to exit: includes the ~3 s group join */
-        if ((pid = fork()) == 0)
-            engine_child(bootstrap, topics[z]);
-        if (wait_child(pid, &ru) != 0)
-            die("engine child", "window not attested");
-        secs[z] = now() - secs[z];
-        rss[z] = ru.ru_maxrss; /* KiB */
-        for (int i = 0; i < NPART; i++)
-            from[i] = next[i] - (int64_t)(sizes[z] / NPART + ((uint64_t)i < sizes[z] % NPART));
-        rsecs[z] = now();
-        if ((pid = fork()) == 0)
-            reader_child(bootstrap, from, next);
-        if (wait_child(pid, &ru) != 0)
-            die("reader child", "failed");
-        rsecs[z] = now() - rsecs[z];
-        rdr[z] = ru.ru_maxrss;
-        printf("%12llu %14.1f %7.2fx %10.2f %22.1f %10.2f\n", (unsigned long long)sizes[z],
-               rss[z] / 1024.0, (double)rss[z] / (double)rss[0], secs[z], rdr[z] / 1024.0,
-               rsecs[z]);
-    }
-    printf("TABLE\tmemory: peak RSS of the engine, %llu-record window\t%.1f MiB\t%.1f MiB "
-           "(%llu-record window)\t%.2f\t<= 1.1\t%s\n",
-           (unsigned long long)sizes[1], rss[1] / 1024.0, rss[0] / 1024.0,
-           (unsigned long long)sizes[0], (double)rss[1] / rss[0],
-           (double)rss[1] / rss[0] <= 1.1 ? "met" : "MISSED");
+            snprintf(query, sizeof query, "%s%d", z ? "large" : "small", r);
+            if ((pid = fork()) == 0)
+                producer_child(bootstrap, sizes[z], next, topics[z], query);
+            if (wait_child(pid, &ru) != 0)
+                die("producer child", "failed");
+            for (int i = 0; i < NPART; i++) /* what the child produced, for the next window */
+                next[i] += (int64_t)(sizes[z] / NPART + ((uint64_t)i < sizes[z] % NPART));
+            secs = now(); /* process start to exit: includes the ~3 s group join */
+            if ((pid = fork()) == 0)
+                engine_child(bootstrap, topics[z]);
+            if (wait_child(pid, &ru) != 0)
+                die("engine child", "window not attested");
+            secs = now() - secs;
+            rss[z][r] = ru.ru_maxrss; /* KiB */
+            for (int i = 0; i < NPART; i++)
+                from[i] = next[i] - (int64_t)(sizes[z] / NPART + ((uint64_t)i < sizes[z] % NPART));
+            rsecs = now();
+            if ((pid = fork()) == 0)
+                reader_child(bootstrap, from, next);
+            if (wait_child(pid, &ru) != 0)
+                die("reader child", "failed");
+            rsecs = now() - rsecs;
+            rdr[z][r] = ru.ru_maxrss;
+            printf("%4d %12llu %14.1f %10.2f %22.1f %10.2f\n", r + 1, (unsigned long long)sizes[z],
+                   rss[z][r] / 1024.0, secs, rdr[z][r] / 1024.0, rsecs);
+        }
+    m[0] = median_long(rss[0], MEM_REPS);
+    m[1] = median_long(rss[1], MEM_REPS);
+    printf("medians: %.1f MiB (%llu records), %.1f MiB (%llu records), ratio %.2f; the reader "
+           "alone %.1f and %.1f MiB\n",
+           m[0] / 1024.0, (unsigned long long)sizes[0], m[1] / 1024.0, (unsigned long long)sizes[1],
+           m[1] / m[0], median_long(rdr[0], MEM_REPS) / 1024.0,
+           median_long(rdr[1], MEM_REPS) / 1024.0);
+    printf("TABLE\tmemory: peak RSS of the engine, %llu-record window (median of %d)\t%.1f MiB"
+           "\t%.1f MiB (%llu-record window)\t%.2f\t<= 1.1\t%s\n",
+           (unsigned long long)sizes[1], MEM_REPS, m[1] / 1024.0, m[0] / 1024.0,
+           (unsigned long long)sizes[0], m[1] / m[0], bench_verdict(m[1] / m[0] <= 1.1));
     close(keep);
     waitpid(broker, NULL, 0);
     return 0;
