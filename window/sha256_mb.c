@@ -302,7 +302,7 @@ static inline __attribute__((always_inline)) void lane_end(struct lane *ln, cons
 /*
  * One run over the jobs with nlanes = LANES SHA-NI lanes; each lane takes the next job when its
  * own ends. BLOCK builds a lane's next block, X1..X3 compress 1..3 busy lanes. Instantiated twice
- * (RUN_NI below): with byte-wise block assembly, and on CPUs with AVX-512VL+BW with the
+ * (RUN_NI below): with blocks assembled by SSE loads and whole-vector stores, and on CPUs with AVX-512VL+BW with the
  * assembled blocks built by masked loads.
  */
 #define RUN_NI(NAME, ATTR, BLOCK, X1, X2, X3)                                                      \
@@ -352,7 +352,64 @@ static inline __attribute__((always_inline)) void lane_end(struct lane *ln, cons
         }                                                                                          \
     }
 
-RUN_NI(run_ni, , lane_block, compress_x1, compress_x2, compress_x3)
+/*
+ * lane_block without AVX-512: the blocks to assemble are built as four 16-byte vectors, each
+ * from in-bounds 16-byte loads, and stored whole to the lane buffer, so that each 16-byte load
+ * of the compression is forwarded from one store. lane_block's memcpy, byte stores and memset
+ * make loads that span several stores, which do not forward. On a Zen 3 VM (no AVX-512) leaf
+ * jobs of 150 bytes went from 30.7 to 29.2 ns a block (medians of 10 alternating runs of 15;
+ * in-place 256-block runs: 25.4). A vector holding the message's last bytes comes from the
+ * load of the message's last 16 bytes, slid down by a byte shuffle whose control is read from a
+ * table at an offset (out-of-range lanes zeroed); the 0x80 byte from a second table the same
+ * way. Messages shorter than 16 bytes (none in a window: leaves are longer, nodes 64 bytes) take
+ * lane_block.
+ */
+static const int8_t SLIDE[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+static const uint8_t END80[32] = {[16] = 0x80};
+
+/* Bytes [vk, vk + 16) of the lane's virtual message (prefix || data || 0x80 || zeros). */
+static inline __attribute__((always_inline)) TGT __m128i chunk_sse(const struct ws_sha256_job *j,
+                                                                   uint64_t plen, uint64_t total,
+                                                                   uint64_t vk)
+{
+    if (vk >= total) /* past the message: zeros, the 0x80 first if it starts here */
+        return vk == total ? _mm_cvtsi32_si128(0x80) : _mm_setzero_si128();
+    if (vk < plen) /* vk 0 of a prefixed message (len >= 16): prefix || data[0, 15) */
+        return _mm_insert_epi8(_mm_slli_si128(_mm_loadu_si128((const void *)j->data), 1), j->prefix,
+                               0);
+    if (vk + 16 <= total)
+        return _mm_loadu_si128((const void *)(j->data + (vk - plen)));
+    /* the message ends inside: its last c bytes, slid from the load of the last 16 */
+    unsigned c = (unsigned)(total - vk);
+    __m128i last = _mm_loadu_si128((const void *)(j->data + j->len - 16));
+
+    last = _mm_shuffle_epi8(last, _mm_loadu_si128((const void *)(SLIDE + 16 - c)));
+    return _mm_or_si128(last, _mm_loadu_si128((const void *)(END80 + 16 - c)));
+}
+
+static inline __attribute__((always_inline)) TGT const uint8_t *lane_block_sse(struct lane *ln)
+{
+    const struct ws_sha256_job *j = ln->job;
+    uint64_t v0 = (uint64_t)ln->blk * 64;
+
+    if (!j->out)
+        return j->data + v0;
+    if (v0 >= ln->plen && v0 + 64 <= ln->total)
+        return j->data + v0 - ln->plen; /* plain message bytes: in place */
+    if (j->len < 16)
+        return lane_block(ln);
+    for (int k = 0; k < 4; k++) {
+        __m128i c = chunk_sse(j, ln->plen, ln->total, v0 + 16 * (unsigned)k);
+
+        if (k == 3 && ln->blk == ln->nblk - 1)
+            c = _mm_insert_epi64(c, (long long)__builtin_bswap64(ln->total * 8), 1);
+        _mm_store_si128((__m128i *)(void *)(ln->buf + 16 * k), c);
+    }
+    return ln->buf;
+}
+
+RUN_NI(run_ni, TGT, lane_block_sse, compress_x1, compress_x2, compress_x3)
 
 /*
  * The same lanes where AVX-512VL and BW are there too (Zen 4 and later, Intel since Skylake-SP):

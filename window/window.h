@@ -152,7 +152,7 @@ bool ws_sha256_mb_available(void);
  * everywhere, windows included. Returns the previous setting. */
 bool ws_sha256_mb_enable(bool on);
 /* SHA-NI lanes assemble padded blocks by AVX-512VL masked loads where the CPU has them (default
- * on); off: byte-wise, as on CPUs without. Same digests either way; for tests and benches.
+ * on); off: by 16-byte SSE loads and stores, as on CPUs without. Same digests either way; for tests and benches.
  * Returns whether the vector assembly was in use before. */
 bool ws_sha256_mb_ni_vector(bool on);
 /* A streaming digest kept as a raw state: init to the IV, advance with block jobs, then final
