@@ -302,8 +302,8 @@ static inline __attribute__((always_inline)) void lane_end(struct lane *ln, cons
 /*
  * One run over the jobs with nlanes = LANES SHA-NI lanes; each lane takes the next job when its
  * own ends. BLOCK builds a lane's next block, X1..X3 compress 1..3 busy lanes. Instantiated twice
- * (RUN_NI below): with blocks assembled by SSE loads and whole-vector stores, and on CPUs with AVX-512VL+BW with the
- * assembled blocks built by masked loads.
+ * (RUN_NI below): with blocks assembled by SSE loads and whole-vector stores, and on CPUs with
+ * AVX-512VL+BW with the assembled blocks built by masked loads.
  */
 #define RUN_NI(NAME, ATTR, BLOCK, X1, X2, X3)                                                      \
     static ATTR void NAME(struct ws_sha256_job *jobs, size_t n)                                    \
@@ -418,8 +418,10 @@ RUN_NI(run_ni, TGT, lane_block_sse, compress_x1, compress_x2, compress_x3)
  * the compression loads from, so every load is forwarded from one store. lane_block's memcpy,
  * byte stores and memset make loads that span several stores, which do not forward: on a Zen 4
  * the masked loads made a 100-byte window 1.13-1.29x faster, 1 KiB 1.04x (same process,
- * alternating; thread CPU time). Only 128-bit registers: the SHA-NI code
- * around it is SSE, and dirty upper zmm state would cost it a transition.
+ * alternating; thread CPU time). That was against the byte-wise lane_block; against
+ * lane_block_sse, which came later on a CPU without AVX-512, it is not measured. Only 128-bit
+ * registers: the SHA-NI code around it is SSE, and dirty upper zmm state would cost it a
+ * transition.
  */
 #define TGTVL __attribute__((target("sha,sse4.1,ssse3,avx512f,avx512bw,avx512vl,bmi2")))
 

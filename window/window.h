@@ -152,8 +152,8 @@ bool ws_sha256_mb_available(void);
  * everywhere, windows included. Returns the previous setting. */
 bool ws_sha256_mb_enable(bool on);
 /* SHA-NI lanes assemble padded blocks by AVX-512VL masked loads where the CPU has them (default
- * on); off: by 16-byte SSE loads and stores, as on CPUs without. Same digests either way; for tests and benches.
- * Returns whether the vector assembly was in use before. */
+ * on); off: by 16-byte SSE loads and stores (byte-wise below 16 bytes), as on CPUs without. Same
+ * digests either way; for tests and benches. Returns whether the vector assembly was in use. */
 bool ws_sha256_mb_ni_vector(bool on);
 /* A streaming digest kept as a raw state: init to the IV, advance with block jobs, then final
  * over the tail_len < 64 bytes after the last full block; total_len counts every byte. */
